@@ -1,0 +1,162 @@
+"""Build stage: ONNX -> Relax -> a runnable VM, untuned or with tuning records.
+
+The honest untuned baseline. TVM 0.27 has no default CPU schedules, and a
+plain ``tvm.compile`` does not even fuse, so we build both variants from the
+same prepared module: the ``static_shape_tuning`` pipeline's own pre-tuning
+passes (DecomposeOpsForInference, CanonicalizeBindings, the ``zero`` pipeline:
+legalize, fold, fuse). Untuned compiles that module as is, which is exactly
+what the pipeline produces with ``total_trials=0`` and an empty database;
+tuned applies the MetaSchedule database to the *same* module first, so the
+structural hashes of its kernels match the tuned tasks.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import BuildError, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bench.model import LoadedModel
+    from bench.target import ResolvedTarget
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The fused Relax module both variants are compiled from."""
+
+    mod: Any = field(repr=False)
+    import_s: float
+    kernels: int
+
+
+@dataclass(frozen=True)
+class Built:
+    """A compiled model: ``run`` is one inference, the callable that gets timed."""
+
+    run: Callable[[], Any] = field(repr=False)
+    outputs: list[np.ndarray] = field(repr=False)
+    compile_s: float
+    scheduled: int
+    kernels: int
+
+
+def _failing_node(tb: Any) -> Any:
+    """The ONNX node the importer was converting when it raised, if any."""
+    node = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_construct_nodes":
+            node = tb.tb_frame.f_locals.get("node", node)
+        tb = tb.tb_next
+    return node
+
+
+def import_onnx(model: LoadedModel, where: str, key: str) -> Any:
+    """ONNX -> Relax with weights bound as constants; errors name the op and node."""
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+    from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
+
+    proto = onnx.load(str(model.path))
+    supported = set(_get_convert_map()) | {"If", "Constant"}
+    for node in proto.graph.node:
+        if node.op_type not in supported:
+            raise ModelError(f"model {model.name!r}: operator {node.op_type!r} (node {node.name!r}) is not "
+                             "supported by TVM's ONNX importer", where, key)
+    try:
+        return from_onnx(proto, shape_dict=model.shapes,
+                         dtype_dict={k: str(v.dtype) for k, v in model.inputs.items()})
+    except Exception as err:  # the importer raises anything; name where it happened
+        node = _failing_node(sys.exc_info()[2])
+        at = f"operator {node.op_type!r} (node {node.name!r})" if node is not None else "import"
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ModelError(f"model {model.name!r}: TVM failed at {at}: {reason}", where, key) from None
+
+
+def prim_funcs(mod: Any) -> list[Any]:
+    import tvm
+
+    return [f for _, f in mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc)]
+
+
+def count_scheduled(mod: Any) -> int:
+    """Kernels carrying ``tirx.is_scheduled``: the proof that tuning records applied."""
+    return sum(1 for f in prim_funcs(mod) if f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled", False)))
+
+
+def prepare(model: LoadedModel, target: ResolvedTarget, where: str, key: str) -> Prepared:
+    import tvm
+    from tvm import relax
+
+    start = time.perf_counter()
+    mod = import_onnx(model, where, key)
+    try:
+        with target.tvm():
+            mod = tvm.transform.Sequential([
+                relax.transform.DecomposeOpsForInference(),
+                relax.transform.CanonicalizeBindings(),
+                relax.get_pipeline("zero"),
+            ])(mod)
+    except Exception as err:  # TVM pass failures surface as many exception types
+        raise BuildError(f"model {model.name!r}: lowering for {target.name} failed: {_last_line(err)}",
+                         where, key) from None
+    return Prepared(mod, time.perf_counter() - start, len(prim_funcs(mod)))
+
+
+def _last_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[-1] if text else type(err).__name__
+
+
+def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
+                   work_dir: Path | None = None) -> Built:
+    """Compile (applying the database in ``work_dir`` if given), load and run once."""
+    import tvm
+    from tvm import relax
+
+    start = time.perf_counter()
+    mod = prepared.mod
+    try:
+        tgt = target.tvm()
+        if work_dir is not None:
+            with tgt:
+                mod = relax.transform.MetaScheduleApplyDatabase(str(work_dir))(mod)
+        executable = tvm.compile(mod, target=tgt)
+    except Exception as err:  # noqa: BLE001 - reported with its message, one line
+        raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {_last_line(err)}",
+                         where, key) from None
+    compile_s = time.perf_counter() - start
+    dev = tvm.device(tgt.get_target_device_type(), 0)
+    vm = relax.VirtualMachine(executable, dev)
+    main = vm["main"]
+    args = [tvm.runtime.tensor(v, dev) for v in model.inputs.values()]
+    sync = dev.sync if target.is_gpu else None  # CPU calls return when done
+
+    def run() -> Any:
+        out = main(*args)
+        if sync is not None:
+            sync()
+        return out
+
+    outputs = _to_numpy(run())
+    return Built(run, outputs, compile_s, count_scheduled(mod), len(prim_funcs(mod)))
+
+
+def _to_numpy(out: Any) -> list[np.ndarray]:
+    if hasattr(out, "numpy"):
+        return [out.numpy()]
+    return [o.numpy() for o in out]
+
+
+def device_present(target: ResolvedTarget) -> bool:
+    import tvm
+
+    tgt = target.tvm()
+    return bool(tvm.device(tgt.get_target_device_type(), 0).exist)

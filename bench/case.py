@@ -1,0 +1,119 @@
+"""Suite -> cases: the matrix expanded, targets resolved, one case per variant.
+
+A case id reads ``resnet50-llvm_core-avx2-b256-tuned`` so ``-k`` selects by
+model, target, budget or variant. Untuned comes before tuned so the tuned item
+can report its speedup over an untuned item measured in the same session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+from typing import Literal
+
+from bench.errors import SuiteError
+from bench.suite import BudgetSpec, CheckSpec, MatrixEntry, ModelSpec, Suite, TargetSpec, TimingSpec, TuningSpec
+from bench.target import ResolvedTarget, resolve
+
+Variant = Literal["untuned", "tuned"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One pytest item: a model on a target with a budget, in one variant."""
+
+    suite: Suite
+    model_index: int
+    model: ModelSpec
+    target: ResolvedTarget
+    budget: BudgetSpec
+    variant: Variant
+    timing: TimingSpec
+    check: CheckSpec
+    tuning: TuningSpec
+
+    @property
+    def id(self) -> str:
+        if self.variant == "untuned":  # one untuned item serves every budget
+            return f"{self.model.name}-{self.target.name}-untuned"
+        return f"{self.model.name}-{self.target.name}-{self.budget.id}-{self.variant}"
+
+    @property
+    def model_key(self) -> tuple[str, str]:
+        """Identifies the model (and so its untuned build) within a session."""
+        return (str(self.suite.path), self.model.name)
+
+    @property
+    def untuned_key(self) -> tuple[str, str, str]:
+        return (*self.model_key, self.target.json)
+
+    @property
+    def tuned_key(self) -> tuple[str, str, str, int, int | None]:
+        return (*self.untuned_key, self.budget.trials, self.budget.max_trials_per_task)
+
+
+def resolve_targets(suite: Suite) -> list[ResolvedTarget]:
+    out: list[ResolvedTarget] = []
+    for i, entry in enumerate(suite.spec.targets):
+        spec = entry if isinstance(entry, TargetSpec) else TargetSpec(target=entry)
+        try:
+            out.append(resolve(spec.target, spec.name))
+        except ValueError as err:
+            key = f"targets[{i}]" + (".target" if isinstance(entry, TargetSpec) else "")
+            raise SuiteError(str(err), suite.where, key) from None
+    names = [t.name for t in out]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise SuiteError(f"two targets have the id {name!r}; give one a 'name'", suite.where, f"targets[{i}]")
+    return out
+
+
+def _matches(entry: MatrixEntry, model: str, target: str, budget: str) -> bool:
+    return all(want is None or want == got for want, got in
+               ((entry.model, model), (entry.target, target), (entry.budget, budget)))
+
+
+def expand(suite: Suite) -> list[Case]:
+    """All cases of a suite in a stable order; raises SuiteError on bad references."""
+    spec = suite.spec
+    targets = resolve_targets(suite)
+    budgets = [b for b in spec.budgets if isinstance(b, BudgetSpec)]
+    names = {"model": [m.name for m in spec.models], "target": [t.name for t in targets],
+             "budget": [b.id for b in budgets]}
+    for section in ("include", "exclude"):
+        for i, entry in enumerate(getattr(spec.matrix, section)):
+            for field in ("model", "target", "budget"):
+                value = getattr(entry, field)
+                if value is not None and value not in names[field]:
+                    raise SuiteError(f"unknown {field} {value!r}; known: {', '.join(names[field])}",
+                                     suite.where, f"matrix.{section}[{i}].{field}")
+            if section == "include" and None in (entry.model, entry.target, entry.budget):
+                raise SuiteError("an include entry names a model, a target and a budget", suite.where,
+                                 f"matrix.include[{i}]")
+    combos: list[tuple[int, int, int]] = []
+    if spec.matrix.cross:
+        combos = list(product(range(len(spec.models)), range(len(targets)), range(len(budgets))))
+    combos = [c for c in combos if not any(
+        _matches(e, spec.models[c[0]].name, targets[c[1]].name, budgets[c[2]].id) for e in spec.matrix.exclude)]
+    for entry in spec.matrix.include:
+        combo = (names["model"].index(entry.model), names["target"].index(entry.target),  # type: ignore[arg-type]
+                 names["budget"].index(entry.budget))  # type: ignore[arg-type]
+        if combo not in combos:
+            combos.append(combo)
+    cases: list[Case] = []
+    for mi, ti, bi in combos:
+        budget = budgets[bi]
+        variants: list[Variant] = ["untuned", "tuned"] if budget.trials > 0 else ["untuned"]
+        for variant in variants:
+            cases.append(Case(suite, mi, spec.models[mi], targets[ti], budget, variant,
+                              suite.model_timing(mi), suite.model_check(mi), spec.tuning))
+    # With several budgets the untuned item would repeat per budget: keep the first.
+    seen: set[tuple[str, str, str]] = set()
+    unique: list[Case] = []
+    for case in cases:
+        if case.variant == "untuned":
+            if case.untuned_key in seen:
+                continue
+            seen.add(case.untuned_key)
+        unique.append(case)
+    return unique

@@ -1,0 +1,33 @@
+"""One error type for everything the user can fix, printed as one line."""
+
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """A problem with the user's input or environment, worded as a fix.
+
+    ``where`` names the file (and ``key`` the dotted key path inside it) so the
+    message reads ``suites/x.yaml: models[2].source.sha256: expected ...``.
+    """
+
+    def __init__(self, message: str, where: str | None = None, key: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        self.key = key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.where, self.key) if p]
+        return ": ".join([*parts, self.message])
+
+
+class SuiteError(BenchError):
+    """A suite file that does not validate; nothing of it runs."""
+
+
+class ModelError(BenchError):
+    """A model that cannot be loaded, frozen or imported."""
+
+
+class BuildError(BenchError):
+    """TVM could not compile, tune or apply records for a case."""

@@ -1,0 +1,51 @@
+"""Measure stage: fit pytest-benchmark's pedantic settings into a time cap.
+
+An untuned CPU build under TVM 0.27 can take seconds per inference (ResNet-50
+about 4 s on 2 cores), so a fixed 10 x 10 would take minutes per item. One
+probe call estimates the cost; iterations drop first (rounds are what the
+statistics are computed over), then rounds, never below ``min_rounds``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.suite import TimingSpec
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    rounds: int
+    iterations: int
+    warmup_rounds: int
+    probe_s: float
+    capped: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None) -> TimingPlan:
+    """Choose rounds/iterations so the timed part stays near ``max_time`` seconds."""
+    cap = spec.max_time if max_time is None else max_time
+    per_call = max(probe_s, 1e-9)
+    rounds, iterations = spec.rounds, spec.iterations
+    if rounds * iterations * per_call > cap:
+        iterations = max(1, min(iterations, math.floor(cap / (rounds * per_call))))
+        if rounds * iterations * per_call > cap:
+            rounds = max(spec.min_rounds, min(rounds, math.floor(cap / per_call)))
+    warmup = spec.warmup_rounds if per_call * iterations * spec.warmup_rounds <= cap / 4 else min(1, spec.warmup_rounds)
+    capped = (rounds, iterations, warmup) != (spec.rounds, spec.iterations, spec.warmup_rounds)
+    return TimingPlan(rounds, iterations, warmup, probe_s, capped)
+
+
+def probe(run: Callable[[], Any]) -> float:
+    """Seconds for one call, after one call to warm caches and lazy initialisation."""
+    run()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start

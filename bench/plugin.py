@@ -1,0 +1,201 @@
+"""The pytest layer: suites become ordinary pytest-benchmark test items.
+
+pytest gives fixtures only to ordinary test functions, so a suite file is
+collected as a ``pytest.Module`` whose Python object is ``bench.testcase``
+(one test function) and whose cases parametrize that function. Node ids read
+``suites/smoke.yaml::test_case[tiny_cnn-llvm-b32-tuned]``, and every pytest
+and pytest-benchmark option works unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.errors import BenchError
+
+_SESSION_KEY = pytest.StashKey["Any"]()
+
+
+def _positive_float(value: str) -> float:
+    try:
+        out = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if out <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return out
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tvm-bench", "TVM benchmark suites (bench)")
+    group.addoption("--bench-cache-dir", metavar="PATH", default=None,
+                    help="cache for generated models, downloads and tuning databases "
+                         "(default: $TVM_BENCH_CACHE or ~/.cache/tvm-bench)")
+    group.addoption("--retune", "--bench-retune", dest="bench_retune", action="store_true",
+                    help="tune again even when the tuning cache has a database for the case")
+    group.addoption("--bench-max-time", metavar="SECONDS", type=_positive_float, default=None,
+                    help="cap on the timed part of each item, overriding the suites' timing.max_time")
+    group.addoption("--bench-no-reference", action="store_true",
+                    help="do not compare with ONNX Runtime (the tuned-vs-untuned check still runs)")
+    group.addoption("--bench-all-suites", action="store_true",
+                    help="also collect suites marked 'default: false' (e.g. nightly) from directories")
+    parser.addini("bench_suite_dirs", type="args", default=["suites"],
+                  help="directories whose *.yaml files are suites (others must be named explicitly)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "bench_suite: an item generated from a YAML benchmark suite")
+
+
+def _explicit_paths(config: pytest.Config) -> set[Path]:
+    return {(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args}
+
+
+def _is_suite(config: pytest.Config, path: Path) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    if path.resolve() in _explicit_paths(config):
+        return True
+    dirs = [(config.rootpath / d).resolve() for d in config.getini("bench_suite_dirs")]
+    return path.resolve().parent in dirs
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_suite(parent.config, file_path):
+        return SuiteModule.from_parent(parent, path=file_path)
+    return None
+
+
+class SuiteModule(pytest.Module):
+    """A YAML suite collected as if it were a test module of ``bench.testcase``."""
+
+    cases: list[Any]
+
+    def _getobj(self) -> Any:
+        import bench.testcase
+
+        return bench.testcase
+
+    def collect(self) -> Any:
+        from bench.case import expand
+        from bench.suite import load_suite
+
+        try:
+            suite = load_suite(self.path)
+            explicit = self.path.resolve() in _explicit_paths(self.config)
+            if not (suite.spec.default or explicit or self.config.getoption("bench_all_suites")):
+                self.config.stash.setdefault(_SKIPPED_SUITES, []).append(suite.where)
+                return []
+            self.cases = expand(suite)
+        except BenchError as err:
+            return [SuiteErrorItem.from_parent(self, name="suite", error=err)]
+        return super().collect()
+
+
+_SKIPPED_SUITES = pytest.StashKey[list[str]]()
+
+
+class SuiteErrorItem(pytest.Item):
+    """Stands in for a suite that does not validate, so the other suites still run."""
+
+    def __init__(self, *, error: BenchError, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise self.error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"suite {self.path.name}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.definition.parent
+    if isinstance(module, SuiteModule) and "bench_case" in metafunc.fixturenames:
+        metafunc.parametrize("bench_case", module.cases, ids=[c.id for c in module.cases])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item.parent, SuiteModule):
+            item.add_marker(pytest.mark.bench_suite)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    skipped = config.stash.get(_SKIPPED_SUITES, [])
+    return [f"bench: not collected (default: false; name the file or pass --bench-all-suites): {s}"
+            for s in skipped]
+
+
+@pytest.fixture(scope="session")
+def bench_session(pytestconfig: pytest.Config) -> Any:
+    """The session-wide harness state: models, builds and tuning done once per key."""
+    from bench.cache import cache_root
+    from bench.session import BenchSession
+
+    tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
+
+    def progress(message: str) -> None:
+        if tr is None or capman is None:
+            print(message)
+            return
+        with capman.global_and_fixture_disabled():
+            tr.ensure_newline()
+            tr.write_line(message)
+
+    session = BenchSession(
+        cache_root(pytestconfig.getoption("bench_cache_dir")),
+        retune=pytestconfig.getoption("bench_retune"),
+        max_time=pytestconfig.getoption("bench_max_time"),
+        use_reference=not pytestconfig.getoption("bench_no_reference"),
+        progress=progress,
+    )
+    pytestconfig.stash[_SESSION_KEY] = session
+    return session
+
+
+def run_case(case: Any, benchmark: Any, session: Any) -> None:
+    """Body of every suite item: build, time with pedantic, record, check."""
+    from bench.session import CaseSkipped
+
+    def timer(run: Any, plan: Any) -> dict[str, float]:
+        benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
+        benchmark.pedantic(run, rounds=plan.rounds, iterations=plan.iterations,
+                           warmup_rounds=plan.warmup_rounds)
+        st = benchmark.stats.stats
+        return {"median": st.median, "mean": st.mean, "stddev": st.stddev, "min": st.min,
+                "max": st.max, "rounds": st.rounds}
+
+    try:
+        result = session.run(case, timer)
+    except CaseSkipped as err:
+        pytest.skip(str(err))
+    except BenchError as err:
+        pytest.fail(str(err), pytrace=False)
+    benchmark.extra_info.update(result.info)
+    if result.failures:
+        pytest.fail("\n".join(result.failures), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None or not session.results:
+        return
+    tr = terminalreporter
+    tr.section("tvm-bench: untuned vs tuned (medians)")
+    tr.write_line(f"{'case':<48} {'median ms':>10} {'mean ms':>10} {'std ms':>9} {'speedup':>8} "
+                  f"{'kernels':>8} {'check':>6}")
+    for r in session.results:
+        speed = r.info.get("speedup_median")
+        tr.write_line(
+            f"{r.case.id:<48} {r.stats['median'] * 1e3:>10.3f} {r.stats['mean'] * 1e3:>10.3f} "
+            f"{r.stats['stddev'] * 1e3:>9.3f} {f'{speed:.2f}x' if speed else '-':>8} "
+            f"{r.info['kernels_scheduled']:>3}/{r.info['kernels']:<4} {'ok' if not r.failures else 'FAIL':>6}")

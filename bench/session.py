@@ -1,0 +1,141 @@
+"""Per-session state: each model, build and tuning happens once, whatever the item count.
+
+This is the harness core without pytest: ``BenchSession.run`` takes a case and
+a ``timer`` (pytest-benchmark's pedantic in the plugin, anything in tests)
+and returns what was measured and what the checks said. Failures are cached
+too, so a model that fails to import fails its untuned and tuned items with
+the same message instead of being imported twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench import build, check, reference
+from bench.case import Case
+from bench.errors import BenchError, BuildError
+from bench.measure import TimingPlan, plan_timing, probe
+from bench.model import LoadedModel, load_model
+from bench.record import extra_info
+from bench.tune import Progress, Tuned, tune
+
+T = TypeVar("T")
+#: Times ``run`` with the plan; returns stats with at least ``median`` and ``mean`` in seconds.
+Timer = Callable[[Callable[[], Any], TimingPlan], dict[str, float]]
+
+
+class CaseSkipped(BenchError):
+    """The case cannot run here (e.g. its device is absent); not a failure."""
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    info: dict[str, Any]
+    stats: dict[str, float]
+    failures: list[str] = field(default_factory=list)
+
+
+class BenchSession:
+    def __init__(self, cache_dir: Path, *, retune: bool = False, max_time: float | None = None,
+                 use_reference: bool = True, progress: Progress = print) -> None:
+        self.cache_dir = cache_dir
+        self.retune = retune
+        self.max_time = max_time
+        self.use_reference = use_reference
+        self.progress = progress
+        self._memo_store: dict[tuple[Any, ...], Any] = {}
+        self.untuned_stats: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.results: list[CaseResult] = []
+
+    def _memo(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        if key in self._memo_store:
+            value = self._memo_store[key]
+            if isinstance(value, BenchError):
+                raise value
+            return value  # type: ignore[no-any-return]
+        try:
+            value = make()
+        except BenchError as err:
+            self._memo_store[key] = err
+            raise
+        self._memo_store[key] = value
+        return value
+
+    def model(self, case: Case) -> LoadedModel:
+        return self._memo(("model", *case.model_key), lambda: load_model(case, self.cache_dir))
+
+    def prepared(self, case: Case, model: LoadedModel) -> build.Prepared:
+        key = f"models[{case.model_index}]"
+        return self._memo(("prepared", *case.untuned_key),
+                          lambda: build.prepare(model, case.target, case.suite.where, key))
+
+    def untuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Built:
+        key = f"models[{case.model_index}]"
+        return self._memo(("untuned", *case.untuned_key),
+                          lambda: build.compile_module(prepared, model, case.target, case.suite.where, key))
+
+    def tuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Built]:
+        def make() -> tuple[Tuned, build.Built]:
+            tuned = tune(prepared, case, model, self.cache_dir, retune=self.retune, progress=self.progress)
+            built = build.compile_module(prepared, model, case.target, case.suite.where,
+                                         f"models[{case.model_index}]", work_dir=tuned.work_dir)
+            if built.scheduled * 2 <= built.kernels:
+                raise BuildError(
+                    f"tuning records applied to only {built.scheduled} of {built.kernels} kernels "
+                    f"({tuned.tasks} tuning tasks, {tuned.trials} trials): this build is not tuned. "
+                    f"Raise the budget to at least {tuned.tasks * 4} trials or rerun with --retune",
+                    case.suite.where, f"budgets ({case.budget.id})")
+            return tuned, built
+
+        return self._memo(("tuned", *case.tuned_key), make)
+
+    def reference_output(self, case: Case, model: LoadedModel) -> Any:
+        threads = case.target.spec.get("num-cores")
+        return self._memo(("reference", *case.model_key), lambda: reference.run_reference(model, threads))
+
+    def run(self, case: Case, timer: Timer) -> CaseResult:
+        if case.target.is_gpu and not build.device_present(case.target):
+            raise CaseSkipped(f"no {case.target.kind} device on this machine", case.suite.where)
+        model = self.model(case)
+        prepared = self.prepared(case, model)
+        untuned = self.untuned(case, model, prepared)
+        tuned: Tuned | None = None
+        built = untuned
+        if case.variant == "tuned":
+            tuned, built = self.tuned(case, model, prepared)
+
+        plan = plan_timing(case.timing, probe(built.run), self.max_time)
+        output = built.outputs[model.output_index]
+        info = extra_info(case, model, prepared, built, plan,
+                          check.summary_topk(output, case.check, model.labels), tuned)
+        stats = timer(built.run, plan)
+        failures = self._check(case, model, output, untuned, info)
+        if case.variant == "untuned":
+            self.untuned_stats[case.untuned_key] = stats
+        else:
+            base = self.untuned_stats.get(case.untuned_key)
+            info["speedup_median"] = round(base["median"] / stats["median"], 4) if base else None
+            info["speedup_mean"] = round(base["mean"] / stats["mean"], 4) if base else None
+            info["untuned_median_s"] = base["median"] if base else None
+        result = CaseResult(case, info, stats, failures)
+        self.results.append(result)
+        return result
+
+    def _check(self, case: Case, model: LoadedModel, output: Any, untuned: build.Built,
+               info: dict[str, Any]) -> list[str]:
+        verdicts: dict[str, check.Verdict] = {}
+        if case.variant == "tuned":
+            verdicts["untuned"] = check.compare(output, untuned.outputs[model.output_index], case.check,
+                                                ("tuned", "untuned"), model.labels)
+        if self.use_reference and case.check.reference == "onnxruntime" and reference.available():
+            ref = self.reference_output(case, model)[model.output_index]
+            verdicts["onnxruntime"] = check.compare(output, ref, case.check, (case.variant, "onnxruntime"),
+                                                    model.labels)
+            info["reference_topk"] = check.summary_topk(ref, case.check, model.labels)
+        info["check"] = {name: ("pass" if v.ok else "fail") for name, v in verdicts.items()}
+        info["check_ok"] = all(v.ok for v in verdicts.values())
+        return [v.message for v in verdicts.values() if not v.ok]

@@ -1,0 +1,327 @@
+"""Suite YAML -> validated, frozen specs. Nothing downstream sees raw dicts.
+
+Validation happens once, here, and every failure is one line naming the file
+and the key path: ``suites/x.yaml: models[2].source.sha256: expected 64 hex
+characters (got 'abc')``. pydantic does the type checking (``extra=forbid``
+catches misspelt keys); this module adds the checks that need the file system
+or TVM (files exist, targets resolve, shapes are possible).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import SuiteError
+from bench.generators import GENERATORS
+
+SCHEMA_VERSION = 1
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
+
+
+class Source(_Spec):
+    """Exactly one of: a built-in generator, a file next to the suite, a pinned URL."""
+
+    generator: str | None = None
+    seed: int = 0
+    options: dict[str, int] = Field(default_factory=dict)
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    max_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        given = [k for k in ("generator", "path", "url") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of 'generator', 'path' or 'url' (got {given or 'none'})")
+        if self.generator is not None and self.generator not in GENERATORS:
+            raise ValueError(f"unknown generator {self.generator!r}; known: {', '.join(sorted(GENERATORS))}")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url must be http(s) (got {self.url!r})")
+            if self.sha256 is None:
+                raise ValueError("a url source needs 'sha256' so the download can be verified")
+        if self.sha256 is not None and not _SHA256.match(self.sha256):
+            raise ValueError(f"sha256: expected 64 lowercase hex characters (got {self.sha256!r})")
+        if self.options and self.generator is None:
+            raise ValueError("'options' only applies to a generator source")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "generator" if self.generator else "path" if self.path else "url"
+
+
+class ImageInput(_Spec):
+    image: str
+    preprocess: Literal["imagenet", "none"] = "imagenet"
+
+
+class InputSpec(_Spec):
+    """One model input; ``data`` is ``random`` (seeded normal) or an image file."""
+
+    name: str
+    shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    dtype: Literal[_DTYPES] = "float32"  # type: ignore[valid-type]
+    data: Literal["random"] | ImageInput = "random"
+    seed: int = 0
+
+
+class TimingSpec(_Spec):
+    """pytest-benchmark pedantic settings plus a cap for very slow builds.
+
+    ``max_time`` bounds the timed part of one item; when rounds x iterations
+    would exceed it, iterations drop first, then rounds, but never below
+    ``min_rounds``. The tutorial's timeit used number=10, repeat=10.
+    """
+
+    warmup_rounds: int = Field(default=1, ge=0)
+    iterations: int = Field(default=10, ge=1)
+    rounds: int = Field(default=10, ge=1)
+    min_rounds: int = Field(default=3, ge=1)
+    max_time: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _rounds(self) -> TimingSpec:
+        if self.min_rounds > self.rounds:
+            raise ValueError(f"min_rounds ({self.min_rounds}) exceeds rounds ({self.rounds})")
+        return self
+
+
+class CheckSpec(_Spec):
+    """How the tuned output is compared with the untuned build and the reference."""
+
+    mode: Literal["topk", "allclose"] = "topk"
+    top_k: int = Field(default=5, ge=1)
+    #: Probabilities within this of the k-th largest may swap places (near-ties).
+    tolerance: float = Field(default=1e-4, ge=0)
+    softmax: bool = True
+    rtol: float = Field(default=1e-4, ge=0)
+    atol: float = Field(default=1e-4, ge=0)
+    reference: Literal["onnxruntime", "none"] = "onnxruntime"
+
+
+class TuningSpec(_Spec):
+    """MetaSchedule search settings; the defaults are about 5x cheaper than TVM's."""
+
+    trials_per_iter: int = Field(default=16, ge=1)
+    population: int = Field(default=64, ge=2)
+    genetic_iters: int = Field(default=1, ge=0)
+    init_min_unmeasured: int = Field(default=16, ge=1)
+    seed: int = 0
+    builder_timeout: float = Field(default=30.0, gt=0)
+    runner_timeout: float = Field(default=30.0, gt=0)
+
+
+class ModelSpec(_Spec):
+    name: Name
+    source: Source
+    inputs: list[InputSpec] | None = None
+    #: The output whose classes (or values) are checked: index or name.
+    output: int | str = 0
+    labels: str | list[str] | None = None
+    check: dict[str, Any] | None = None
+    timing: dict[str, Any] | None = None
+
+
+class TargetSpec(_Spec):
+    name: Name | None = None
+    target: str | dict[str, Any]
+
+
+class BudgetSpec(_Spec):
+    name: Name | None = None
+    trials: int = Field(ge=0)
+    max_trials_per_task: int | None = Field(default=None, gt=0)
+
+    @property
+    def id(self) -> str:
+        return self.name or f"b{self.trials}"
+
+
+class MatrixEntry(_Spec):
+    model: str | None = None
+    target: str | None = None
+    budget: str | None = None
+
+
+class MatrixSpec(_Spec):
+    """The cross product of models x targets x budgets, minus ``exclude``, plus ``include``."""
+
+    cross: bool = True
+    include: list[MatrixEntry] = Field(default_factory=list)
+    exclude: list[MatrixEntry] = Field(default_factory=list)
+
+
+class SuiteSpec(_Spec):
+    version: Literal[1] = 1
+    name: Name | None = None
+    description: str = ""
+    #: ``false``: only run when the file is named on the command line (nightly suites).
+    default: bool = True
+    models: list[ModelSpec] = Field(min_length=1)
+    targets: list[Annotated[str | TargetSpec | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
+        min_length=1)
+    budgets: list[Annotated[int | BudgetSpec, Field(union_mode="left_to_right")]] = Field(
+        default_factory=lambda: [0], min_length=1)
+    matrix: MatrixSpec = Field(default_factory=MatrixSpec)
+    timing: TimingSpec = Field(default_factory=TimingSpec)
+    check: CheckSpec = Field(default_factory=CheckSpec)
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
+
+    @field_validator("budgets", mode="after")
+    @classmethod
+    def _budget_objects(cls, value: list[int | BudgetSpec]) -> list[int | BudgetSpec]:
+        return [BudgetSpec(trials=v) if isinstance(v, int) else v for v in value]
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """``('models', 2, 'source', 'sha256')`` -> ``models[2].source.sha256``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "BudgetSpec", "ImageInput",
+                      "literal['random']", "function-after[_budget_objects(), list[union[int,BudgetSpec]]]"):
+            continue  # pydantic's union-branch labels are noise to a user
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _first_error(err: ValidationError) -> tuple[str, str]:
+    """The most useful single error: prefer one not caused by trying another union branch."""
+    errors = err.errors(include_url=False)
+    best = min(errors, key=lambda e: (e["type"] in ("string_type", "int_type", "dict_type", "model_type"),
+                                      len(e["loc"])))
+    msg = best["msg"].removeprefix("Value error, ")
+    if best["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see README 'Suite format')"
+    elif best["type"] not in ("value_error", "missing") and "input" in best:
+        msg = f"{msg} (got {best['input']!r})"
+    more = len({tuple(e["loc"]) for e in errors}) - 1
+    if more > 0:
+        msg += f" (+{more} more problem{'s' if more > 1 else ''})"
+    return format_loc(tuple(best["loc"])), msg
+
+
+def _merge(base: BaseModel, override: dict[str, Any] | None, where: str, key: str) -> Any:
+    if not override:
+        return base
+    try:
+        return type(base).model_validate({**base.model_dump(), **override})
+    except ValidationError as err:
+        sub, msg = _first_error(err)
+        raise SuiteError(msg, where, f"{key}.{sub}" if sub else key) from None
+
+
+class Suite:
+    """A validated suite: the spec, its file, and resolved per-model settings."""
+
+    def __init__(self, path: Path, spec: SuiteSpec) -> None:
+        self.path = path
+        self.spec = spec
+        self.name = spec.name or path.stem
+
+    @property
+    def where(self) -> str:
+        return _display(self.path)
+
+    def model_timing(self, index: int) -> TimingSpec:
+        return _merge(self.spec.timing, self.spec.models[index].timing, self.where, f"models[{index}].timing")
+
+    def model_check(self, index: int) -> CheckSpec:
+        return _merge(self.spec.check, self.spec.models[index].check, self.where, f"models[{index}].check")
+
+    def resolve_file(self, relative: str) -> Path:
+        """Paths in a suite are relative to the suite file, not the working directory."""
+        return (self.path.parent / relative).resolve() if not Path(relative).is_absolute() else Path(relative)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def load_suite(path: Path) -> Suite:
+    """Parse and validate a suite file; raise SuiteError naming file and key."""
+    import yaml
+
+    where = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SuiteError(f"cannot read suite file: {err.strerror}", where) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SuiteError(f"{pos}invalid YAML: {problem}", where) from None
+    if not isinstance(raw, dict):
+        raise SuiteError(f"a suite is a mapping with 'models' and 'targets' (got {type(raw).__name__})", where)
+    try:
+        spec = SuiteSpec.model_validate(raw)
+    except ValidationError as err:
+        key, msg = _first_error(err)
+        raise SuiteError(msg, where, key or None) from None
+    suite = Suite(path, spec)
+    _check_references(suite)
+    return suite
+
+
+def _unique(names: list[str], where: str, key: str) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise SuiteError(f"duplicate name {name!r}; names must be unique", where, f"{key}[{i}]")
+        seen.add(name)
+
+
+def _check_references(suite: Suite) -> None:
+    """Checks that need more than one field: files, names, matrix references, overrides."""
+    spec, where = suite.spec, suite.where
+    _unique([m.name for m in spec.models], where, "models")
+    _unique([b.id for b in spec.budgets if isinstance(b, BudgetSpec)], where, "budgets")
+    for i, model in enumerate(spec.models):
+        key = f"models[{i}]"
+        if model.source.path is not None and not suite.resolve_file(model.source.path).is_file():
+            raise SuiteError(f"model file not found: {model.source.path} (paths are relative to the suite file)",
+                             where, f"{key}.source.path")
+        if isinstance(model.labels, str) and not suite.resolve_file(model.labels).is_file():
+            raise SuiteError(f"labels file not found: {model.labels}", where, f"{key}.labels")
+        for j, inp in enumerate(model.inputs or []):
+            if isinstance(inp.data, ImageInput):
+                if not suite.resolve_file(inp.data.image).is_file():
+                    raise SuiteError(f"image file not found: {inp.data.image}", where,
+                                     f"{key}.inputs[{j}].data.image")
+                if inp.data.preprocess == "imagenet" and (len(inp.shape) != 4 or inp.shape[1] != 3):
+                    raise SuiteError(f"imagenet preprocessing makes NCHW with 3 channels; shape {inp.shape} "
+                                     "is impossible", where, f"{key}.inputs[{j}].shape")
+        if model.source.generator is not None:
+            import inspect
+
+            params = inspect.signature(GENERATORS[model.source.generator]).parameters
+            for opt in model.source.options:
+                if opt not in params or opt == "seed":
+                    allowed = [p for p in params if p != "seed"]
+                    raise SuiteError(f"generator {model.source.generator!r} has no option {opt!r} "
+                                     f"(options: {', '.join(allowed)})", where, f"{key}.source.options.{opt}")
+        suite.model_check(i)
+        suite.model_timing(i)

@@ -1,0 +1,191 @@
+"""Tune stage: MetaSchedule with the XGBoost cost model, cached per key.
+
+TVM's defaults cost 2-3 s per trial on a 2-core machine; these settings cost a
+fraction of that at equal quality (measured figures in README "Tuning cost"):
+
+* the builder skips ``import tvm.s_tir.tensor_intrin`` (about 16 s in every
+  fresh builder worker) by building with a function of our own;
+* evolutionary search with a small population and one genetic iteration;
+* the runner measures each candidate once during search: the real timing is
+  pytest-benchmark's, on the final build;
+* a few trials per iteration so every task gets trials within the budget.
+
+The database lives in ``<cache>/tuning/<model>-<target>-<budget>-<key>/work``
+where the key covers the model's content, the resolved target JSON, the
+budget, the search settings and the TVM version: records are not checked
+against the target by TVM, so a key that ignored the target would silently
+apply a database tuned for another CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.cache import atomic_write, key_of
+from bench.errors import BuildError
+
+if TYPE_CHECKING:
+    from bench.build import Prepared
+    from bench.case import Case
+    from bench.model import LoadedModel
+
+#: Stamped into meta.json; a mismatch means the entry is retuned, not misread.
+TUNING_SCHEMA = 1
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A finished tuning database and what it cost."""
+
+    work_dir: Path
+    trials: int
+    tasks: int
+    tuning_s: float
+    cached: bool
+    key: str
+
+    @property
+    def seconds_per_trial(self) -> float | None:
+        return self.tuning_s / self.trials if self.trials else None
+
+
+def tuning_key(case: Case, model: LoadedModel) -> str:
+    import tvm
+
+    return key_of(TUNING_SCHEMA, model.sha256, case.target.json, case.budget.trials,
+                  case.budget.max_trials_per_task, case.tuning.model_dump(), tvm.__version__)
+
+
+def entry_dir(case: Case, model: LoadedModel, cache_dir: Path) -> tuple[Path, str]:
+    key = tuning_key(case, model)
+    return cache_dir / "tuning" / f"{case.model.name}-{case.target.name}-{case.budget.id}-{key[:12]}", key
+
+
+def _read_meta(entry: Path, key: str) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("schema") != TUNING_SCHEMA or meta.get("key") != key:
+        return None
+    if not (entry / "work" / "database_tuning_record.json").is_file():
+        return None
+    return meta
+
+
+def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's default_build minus the 16 s tensor_intrin import per worker."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+
+def _progress_callback(label: str, budget: int, weights: list[float], names: list[str],
+                       progress: Progress) -> Any:
+    """A MeasureCallback that reports trials done and the best model latency so far."""
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+    from tvm.ir.utils import derived_object
+
+    @derived_object
+    class _Report(PyMeasureCallback):
+        def __init__(self) -> None:
+            self.trials = 0
+            self.best: dict[int, float] = {}
+            self.started = time.perf_counter()
+
+        def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any,
+                  builder_results: Any, runner_results: Any) -> None:
+            self.trials += len(measure_candidates)
+            for res in runner_results:
+                if res.error_msg is None and res.run_secs:
+                    sec = sum(float(s) for s in res.run_secs) / len(res.run_secs)
+                    self.best[task_id] = min(self.best.get(task_id, math.inf), sec)
+            est = sum(weights[i] * s for i, s in self.best.items())
+            elapsed = time.perf_counter() - self.started
+            progress(f"[tune] {label}: {self.trials}/{budget} trials, {len(self.best)}/{len(weights)} tasks "
+                     f"measured, best est. latency {est * 1e3:.3f} ms (sum of tuned kernels), "
+                     f"{elapsed:.0f} s, last task {names[task_id]}")
+
+    return _Report()
+
+
+def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
+         progress: Progress) -> Tuned:
+    """Return the case's tuning database, tuning now only if the cache has none."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    entry, key = entry_dir(case, model, cache_dir)
+    meta = None if retune else _read_meta(entry, key)
+    if meta is not None:
+        progress(f"[tune] {case.id}: reusing {meta['trials']} trials from {entry}")
+        return Tuned(entry / "work", meta["trials"], meta["tasks"], meta["tuning_s"], True, key)
+
+    settings, budget = case.tuning, case.budget
+    target = case.target.tvm()
+    tasks = ms.relax_integration.extract_tasks(prepared.mod, target, {})
+    if not tasks:
+        raise BuildError("MetaSchedule extracted no tasks to tune", case.suite.where,
+                         f"models[{case.model_index}]")
+    per_iter = max(1, min(settings.trials_per_iter, budget.trials // len(tasks)))
+    # Tune into work.partial and rename when done: "work" only ever holds a finished database.
+    partial = entry / "work.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        tasks, work_dir=str(partial), seed=settings.seed,
+        strategy=ms.search_strategy.EvolutionarySearch(
+            population_size=settings.population, genetic_num_iters=settings.genetic_iters,
+            init_min_unmeasured=min(settings.init_min_unmeasured, settings.population)),
+    )
+    names = [t.task_name for t in tasks]
+    report = _progress_callback(case.id, budget.trials, list(weights), names, progress)
+    progress(f"[tune] {case.id}: {len(tasks)} tasks, budget {budget.trials} trials, {per_iter} per iteration")
+    start = time.perf_counter()
+    try:
+        ms.tune.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(partial),
+            max_trials_global=budget.trials,
+            max_trials_per_task=budget.max_trials_per_task,
+            num_trials_per_iter=per_iter,
+            builder=ms.builder.LocalBuilder(f_build=_fast_build, timeout_sec=settings.builder_timeout),
+            runner=ms.runner.LocalRunner(
+                timeout_sec=settings.runner_timeout,
+                evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)),
+            cost_model="xgb",
+            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                               report],
+        )
+    except Exception as err:  # noqa: BLE001 - MetaSchedule failures come as TVM errors of many kinds
+        raise BuildError(f"tuning {case.id} failed: {str(err).strip().splitlines()[-1]}", case.suite.where,
+                         f"budgets ({case.budget.id})") from None
+    tuning_s = time.perf_counter() - start
+    trials = int(report.trials)
+    work = entry / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    partial.rename(work)
+    meta = {"schema": TUNING_SCHEMA, "key": key, "model": case.model.name, "model_sha256": model.sha256,
+            "target": json.loads(case.target.json), "budget": asdict_budget(case), "tuning": settings.model_dump(),
+            "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
+            "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time()}
+    atomic_write(entry / "meta.json", json.dumps(meta, indent=1))
+    progress(f"[tune] {case.id}: {trials} trials in {tuning_s:.1f} s "
+             f"({tuning_s / max(trials, 1):.2f} s/trial), database {work}")
+    return Tuned(work, trials, len(tasks), tuning_s, False, key)
+
+
+def asdict_budget(case: Case) -> dict[str, Any]:
+    return {"name": case.budget.id, "trials": case.budget.trials,
+            "max_trials_per_task": case.budget.max_trials_per_task}
