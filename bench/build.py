@@ -129,7 +129,7 @@ def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarge
             with tgt:
                 mod = relax.transform.MetaScheduleApplyDatabase(str(work_dir))(mod)
         executable = tvm.compile(mod, target=tgt)
-    except Exception as err:  # noqa: BLE001 - reported with its message, one line
+    except Exception as err:
         raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {_last_line(err)}",
                          where, key) from None
     compile_s = time.perf_counter() - start

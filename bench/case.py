@@ -77,7 +77,7 @@ def expand(suite: Suite) -> list[Case]:
     """All cases of a suite in a stable order; raises SuiteError on bad references."""
     spec = suite.spec
     targets = resolve_targets(suite)
-    budgets = [b for b in spec.budgets if isinstance(b, BudgetSpec)]
+    budgets = spec.budgets
     names = {"model": [m.name for m in spec.models], "target": [t.name for t in targets],
              "budget": [b.id for b in budgets]}
     for section in ("include", "exclude"):

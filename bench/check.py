@@ -29,12 +29,12 @@ class Ranked:
 
     def as_list(self) -> list[dict[str, Any]]:
         return [{"class": c, "prob": round(p, 6), **({"label": self.labels[i]} if self.labels else {})}
-                for i, (c, p) in enumerate(zip(self.classes, self.probs))]
+                for i, (c, p) in enumerate(zip(self.classes, self.probs, strict=True))]
 
     def describe(self) -> str:
         names = self.labels or [str(c) for c in self.classes]
         return ", ".join(f"{c}:{n}={p:.5f}" if self.labels else f"{c}={p:.5f}"
-                         for c, n, p in zip(self.classes, names, self.probs))
+                         for c, n, p in zip(self.classes, names, self.probs, strict=True))
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class Verdict:
 def softmax(x: np.ndarray) -> np.ndarray:
     z = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return out
 
 
 def as_rows(output: np.ndarray, spec: CheckSpec) -> np.ndarray:

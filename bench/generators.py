@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 #: Bump when any generator's output changes: it is part of the model cache key.
 GENERATOR_VERSION = 1
@@ -28,8 +32,8 @@ class _Builder:
     """Accumulates ONNX nodes and seeded initializers."""
 
     seed: int
-    nodes: list = field(default_factory=list)
-    inits: list = field(default_factory=list)
+    nodes: list[Any] = field(default_factory=list)
+    inits: list[Any] = field(default_factory=list)
     count: int = 0
 
     def __post_init__(self) -> None:
@@ -46,7 +50,7 @@ class _Builder:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> str:
         from onnx import helper
 
         outs = [self.name(op.lower()) for _ in range(n_out)]
@@ -99,7 +103,7 @@ class _Builder:
         return self.node("LayerNormalization", [logits, scale, bias], axis=-1, epsilon=1e-5)
 
     def model(self, name: str, inputs: list[tuple[str, list[int | str]]],
-              outputs: list[tuple[str, list[int | str]]]):
+              outputs: list[tuple[str, list[int | str]]]) -> onnx.ModelProto:
         from onnx import TensorProto, helper
 
         graph = helper.make_graph(
@@ -122,7 +126,7 @@ def _rename_output(b: _Builder, tensor: str, name: str) -> None:
         node.input[:] = [name if i == tensor else i for i in node.input]
 
 
-def tiny_cnn(seed: int = 0, size: int = 64, classes: int = 10):
+def tiny_cnn(seed: int = 0, size: int = 64, classes: int = 10) -> onnx.ModelProto:
     """Three conv layers and a classifier: the model the harness's own tests tune."""
     b = _Builder(seed)
     x = b.conv_bn("data", 3, 16, 3, stride=2)
@@ -133,7 +137,7 @@ def tiny_cnn(seed: int = 0, size: int = 64, classes: int = 10):
     return b.model("tiny_cnn", [("data", [1, 3, size, size])], [("logits", [1, classes])])
 
 
-def _resnet(blocks: list[int], bottleneck: bool, seed: int, classes: int, name: str):
+def _resnet(blocks: list[int], bottleneck: bool, seed: int, classes: int, name: str) -> onnx.ModelProto:
     b = _Builder(seed)
     x = b.conv_bn("data", 3, 64, 7, stride=2)
     x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
@@ -161,17 +165,17 @@ def _resnet(blocks: list[int], bottleneck: bool, seed: int, classes: int, name: 
     return b.model(name, [("data", [1, 3, 224, 224])], [("logits", [1, classes])])
 
 
-def resnet18(seed: int = 0, classes: int = 1000):
+def resnet18(seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
     """ResNet-18 (He et al. 2015) with torchvision's layer shapes."""
     return _resnet([2, 2, 2, 2], False, seed, classes, "resnet18")
 
 
-def resnet50(seed: int = 0, classes: int = 1000):
+def resnet50(seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
     """ResNet-50 v1.5 (stride on the 3x3), the classic TVM tutorial's model."""
     return _resnet([3, 4, 6, 3], True, seed, classes, "resnet50")
 
 
-def mobilenet_v2(seed: int = 0, classes: int = 1000):
+def mobilenet_v2(seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
     """MobileNetV2 (Sandler et al. 2018), width 1.0, torchvision's layer table."""
     b = _Builder(seed)
     x = b.conv_bn("data", 3, 32, 3, stride=2, act="relu6")
@@ -200,7 +204,7 @@ def _dynamic_flatten(b: _Builder, x: str) -> str:
     return b.node("Reshape", [x, target])
 
 
-def dynamic_cnn(seed: int = 0, size: int = 32, classes: int = 10):
+def dynamic_cnn(seed: int = 0, size: int = 32, classes: int = 10) -> onnx.ModelProto:
     """Symbolic batch and a run-time Reshape target: what torch.onnx/paddle2onnx emit."""
     b = _Builder(seed)
     x = b.conv_bn("x", 3, 8, 3, stride=2)
@@ -216,7 +220,7 @@ def dynamic_cnn(seed: int = 0, size: int = 32, classes: int = 10):
     return b.model("dynamic_cnn", [("x", ["batch", 3, size, size])], [("logits", ["batch", classes])])
 
 
-def two_tower(seed: int = 0, size: int = 32, classes: int = 10):
+def two_tower(seed: int = 0, size: int = 32, classes: int = 10) -> onnx.ModelProto:
     """Two inputs, two outputs (logits and an embedding), dynamic batch: multi-I/O models."""
     b = _Builder(seed)
     a = b.conv_bn("image", 3, 8, 3, stride=2)
@@ -235,7 +239,7 @@ def two_tower(seed: int = 0, size: int = 32, classes: int = 10):
 
 
 #: name -> generator; each accepts ``seed`` plus the keyword arguments shown in its signature.
-GENERATORS: dict[str, Callable] = {
+GENERATORS: dict[str, Callable[..., onnx.ModelProto]] = {
     "tiny_cnn": tiny_cnn,
     "resnet18": resnet18,
     "resnet50": resnet50,

@@ -111,7 +111,7 @@ def _input_specs(case: Case, model: onnx.ModelProto) -> list[InputSpec]:
             if not all(isinstance(d, int) and d > 0 for d in dims):
                 raise ModelError(f"input {name!r} has symbolic shape {dims}: declare 'inputs' with a static shape",
                                  where, key)
-            specs.append(InputSpec(name=name, shape=[int(d) for d in dims], dtype=dtype))  # type: ignore[arg-type]
+            specs.append(InputSpec(name=name, shape=[int(d) for d in dims], dtype=dtype))
         return specs
     declared = {s.name: (i, s) for i, s in enumerate(case.model.inputs)}
     graph_names = [g[0] for g in graph]
@@ -126,7 +126,7 @@ def _input_specs(case: Case, model: onnx.ModelProto) -> list[InputSpec]:
                              where, key)
         i, spec = declared[name]
         if len(spec.shape) != len(dims) or any(isinstance(d, int) and d > 0 and d != s
-                                               for d, s in zip(dims, spec.shape)):
+                                               for d, s in zip(dims, spec.shape, strict=True)):
             raise ModelError(f"shape {spec.shape} does not match the model's input {name!r} {dims}",
                              where, f"{key}[{i}].shape")
         specs.append(spec)
@@ -145,7 +145,8 @@ def _freeze(model: onnx.ModelProto, specs: list[InputSpec], where: str, key: str
 
     shapes = [f"{s.name}:{','.join(str(d) for d in s.shape)}" for s in specs]
     try:
-        return onnxslim.slim(model, input_shapes=shapes)
+        frozen: onnx.ModelProto = onnxslim.slim(model, input_shapes=shapes)
+        return frozen
     except Exception as err:  # onnxslim raises many types; the user needs the reason, once
         raise ModelError(f"freezing input shapes {shapes} with onnxslim failed: {err}", where, key) from None
 
@@ -174,7 +175,8 @@ def _image_input(case: Case, spec: InputSpec, image: ImageInput, index: int) -> 
         img = Image.open(path).convert("RGB")
     except (OSError, UnidentifiedImageError) as err:
         raise ModelError(f"cannot read image {image.image}: {err}", case.suite.where, key) from None
-    n, c, h, w = spec.shape
+    n, _, h, w = spec.shape
+    arr: np.ndarray
     if image.preprocess == "imagenet":
         scale = 256 / min(img.size) * max(h, w) / 224
         img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))),

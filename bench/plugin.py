@@ -49,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench_suite: an item generated from a YAML benchmark suite")
+    # pytest-benchmark opens --benchmark-json only at the very end and does not
+    # create its folder: a missing folder would throw away the whole run.
+    out = config.getoption("benchmark_json", None)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _explicit_paths(config: pytest.Config) -> set[Path]:

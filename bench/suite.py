@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -175,17 +175,19 @@ class SuiteSpec(_Spec):
     models: list[ModelSpec] = Field(min_length=1)
     targets: list[Annotated[str | TargetSpec | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
         min_length=1)
-    budgets: list[Annotated[int | BudgetSpec, Field(union_mode="left_to_right")]] = Field(
-        default_factory=lambda: [0], min_length=1)
+    budgets: list[BudgetSpec] = Field(default_factory=lambda: [BudgetSpec(trials=0)], min_length=1)
     matrix: MatrixSpec = Field(default_factory=MatrixSpec)
     timing: TimingSpec = Field(default_factory=TimingSpec)
     check: CheckSpec = Field(default_factory=CheckSpec)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
 
-    @field_validator("budgets", mode="after")
+    @field_validator("budgets", mode="before")
     @classmethod
-    def _budget_objects(cls, value: list[int | BudgetSpec]) -> list[int | BudgetSpec]:
-        return [BudgetSpec(trials=v) if isinstance(v, int) else v for v in value]
+    def _budget_shorthand(cls, value: Any) -> Any:
+        """``budgets: [0, 64]`` is shorthand for ``[{trials: 0}, {trials: 64}]``."""
+        if isinstance(value, list):
+            return [{"trials": v} if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -194,8 +196,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "BudgetSpec", "ImageInput",
-                      "literal['random']", "function-after[_budget_objects(), list[union[int,BudgetSpec]]]"):
+        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "ImageInput", "literal['random']"):
             continue  # pydantic's union-branch labels are noise to a user
         else:
             out += f".{part}" if out else str(part)
@@ -218,7 +219,10 @@ def _first_error(err: ValidationError) -> tuple[str, str]:
     return format_loc(tuple(best["loc"])), msg
 
 
-def _merge(base: BaseModel, override: dict[str, Any] | None, where: str, key: str) -> Any:
+M = TypeVar("M", bound=BaseModel)
+
+
+def _merge(base: M, override: dict[str, Any] | None, where: str, key: str) -> M:
     if not override:
         return base
     try:
@@ -298,7 +302,7 @@ def _check_references(suite: Suite) -> None:
     """Checks that need more than one field: files, names, matrix references, overrides."""
     spec, where = suite.spec, suite.where
     _unique([m.name for m in spec.models], where, "models")
-    _unique([b.id for b in spec.budgets if isinstance(b, BudgetSpec)], where, "budgets")
+    _unique([b.id for b in spec.budgets], where, "budgets")
     for i, model in enumerate(spec.models):
         key = f"models[{i}]"
         if model.source.path is not None and not suite.resolve_file(model.source.path).is_file():

@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bench.errors import SuiteError
-
 _NUMBER = re.compile(r"^-?\d+$")
 #: Options that TVM takes as lists; a comma-separated string becomes a list.
 _LIST_OPTIONS = {"mattr", "keys", "libs"}
@@ -86,7 +84,6 @@ def resolve(value: str | dict[str, Any], name: str | None = None) -> ResolvedTar
 
     Raises ValueError with TVM's reason; SuiteError wrapping happens in suite.py.
     """
-    import tvm
     from tvm.target import codegen
 
     if isinstance(value, str):

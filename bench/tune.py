@@ -79,7 +79,7 @@ def _read_meta(entry: Path, key: str) -> dict[str, Any] | None:
         return None
     if not (entry / "work" / "database_tuning_record.json").is_file():
         return None
-    return meta
+    return dict(meta)
 
 
 def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
@@ -93,11 +93,11 @@ def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
 def _progress_callback(label: str, budget: int, weights: list[float], names: list[str],
                        progress: Progress) -> Any:
     """A MeasureCallback that reports trials done and the best model latency so far."""
-    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
     from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
     @derived_object
-    class _Report(PyMeasureCallback):
+    class _Report(PyMeasureCallback):  # type: ignore[misc]
         def __init__(self) -> None:
             self.trials = 0
             self.best: dict[int, float] = {}
@@ -117,6 +117,22 @@ def _progress_callback(label: str, budget: int, weights: list[float], names: lis
                      f"{elapsed:.0f} s, last task {names[task_id]}")
 
     return _Report()
+
+
+def _reset_meta_schedule_logger() -> None:
+    """Drop handlers a previous tuning left on MetaSchedule's logger.
+
+    MetaSchedule's logging setup lists the logger's current handlers by name in
+    a dictConfig; the second tuning in one process finds an unnamed one and
+    crashes (AttributeError in ``_parameterize_config``). dictConfig recreates
+    its own console and file handlers, so removing them loses nothing.
+    """
+    import logging
+
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
@@ -143,6 +159,7 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
+    _reset_meta_schedule_logger()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         tasks, work_dir=str(partial), seed=settings.seed,
         strategy=ms.search_strategy.EvolutionarySearch(
@@ -167,7 +184,7 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                report],
         )
-    except Exception as err:  # noqa: BLE001 - MetaSchedule failures come as TVM errors of many kinds
+    except Exception as err:
         raise BuildError(f"tuning {case.id} failed: {str(err).strip().splitlines()[-1]}", case.suite.where,
                          f"budgets ({case.budget.id})") from None
     tuning_s = time.perf_counter() - start

@@ -1,0 +1,126 @@
+"""End to end: `pytest <suite> --benchmark-json` in a subprocess, asserting on the JSON it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """
+name: e2e
+models:
+  - name: tiny
+    source: {generator: tiny_cnn}
+targets:
+  - {name: cpu, target: "llvm -num-cores=2"}
+  - {name: gpu, target: {kind: cuda, arch: sm_80, host: llvm}}
+budgets: [{name: b16, trials: 16}]
+timing: {rounds: 5, iterations: 5, min_rounds: 3, max_time: 2}
+"""
+
+BROKEN = """
+models:
+  - name: tiny
+    source: {generator: tiny_cnn, colour: red}
+targets: [llvm]
+"""
+
+pytestmark = [pytest.mark.slow, pytest.mark.tvm]
+
+
+def run_pytest(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "pytest", "-p", "bench.plugin", "-p", "no:cacheprovider",
+           "-c", str(REPO / "pyproject.toml"), "--rootdir", str(cwd), *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+
+
+def by_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["name"]: b for b in data["benchmarks"]}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], dict]:
+    work = tmp_path_factory.mktemp("e2e")
+    (work / "tiny.yaml").write_text(TINY)
+    (work / "broken.yaml").write_text(BROKEN)
+    proc = run_pytest("tiny.yaml", "broken.yaml", "--benchmark-json", "out.json", "--bench-cache-dir", "cache",
+                      "-rA", cwd=work)
+    assert (work / "out.json").is_file(), proc.stdout + proc.stderr
+    return work, proc, json.loads((work / "out.json").read_text())
+
+
+def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict]) -> None:
+    """The JSON holds an untuned and a tuned item with consistent statistics."""
+    _, _, data = first_run
+    items = by_name(data)
+    assert set(items) == {"test_case[tiny-cpu-untuned]", "test_case[tiny-cpu-b16-tuned]"}
+    for item in items.values():
+        st = item["stats"]
+        assert 0 < st["min"] <= st["median"] <= st["max"]
+        assert st["rounds"] >= 3
+        info = item["extra_info"]
+        assert info["model"] == "tiny" and info["target"]["kind"] == "llvm" and info["target"]["num-cores"] == 2
+        assert info["tvm_version"].startswith("0.27")
+        assert info["compile_s"] > 0 and info["timing"]["rounds"] == st["rounds"]
+
+
+def test_tuned_item_records_tuning_and_speedup(first_run: tuple[Path, Any, dict]) -> None:
+    """The tuned item ran trials, applied them to most kernels, and is faster than untuned."""
+    _, _, data = first_run
+    tuned = by_name(data)["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
+    assert tuned["variant"] == "tuned" and tuned["budget"] == "b16" and tuned["budget_trials"] == 16
+    assert tuned["tuning_s"] > 0 and tuned["trials"] >= 8 and tuned["tuning_cached"] is False
+    assert tuned["kernels_scheduled"] * 2 > tuned["kernels"]
+    assert tuned["speedup_median"] > 1.0 and tuned["speedup_mean"] > 1.0
+    untuned = by_name(data)["test_case[tiny-cpu-untuned]"]["extra_info"]
+    assert untuned["kernels_scheduled"] == 0
+
+
+def test_top5_present_and_matching(first_run: tuple[Path, Any, dict]) -> None:
+    """Both variants record a top-5 that agrees with each other and with ONNX Runtime."""
+    _, _, data = first_run
+    items = by_name(data)
+    tuned = items["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
+    untuned = items["test_case[tiny-cpu-untuned]"]["extra_info"]
+    assert len(tuned["topk"]) == 5
+    assert {c["class"] for c in tuned["topk"]} == {c["class"] for c in untuned["topk"]}
+    assert {c["class"] for c in tuned["topk"]} == {c["class"] for c in tuned["reference_topk"]}
+    assert tuned["check"] == {"untuned": "pass", "onnxruntime": "pass"} and tuned["check_ok"] is True
+
+
+def test_absent_gpu_skips_and_broken_suite_fails_alone(first_run: tuple[Path, Any, dict]) -> None:
+    """The CUDA cases skip with a reason; the broken suite is one failure naming file and key."""
+    _, proc, _ = first_run
+    assert proc.returncode == 1
+    assert "SKIPPED" in proc.stdout and "no cuda device on this machine" in proc.stdout
+    assert "broken.yaml: models[0].source.colour: unknown key" in proc.stdout
+    assert "2 passed" in proc.stdout and "1 failed" in proc.stdout
+
+
+def test_second_run_reuses_the_tuning_cache(first_run: tuple[Path, Any, dict]) -> None:
+    """A second session measures again but does not tune: the database comes from the cache."""
+    work, _, data = first_run
+    proc = run_pytest("tiny.yaml", "-k", "cpu", "--benchmark-json", "again.json", "--bench-cache-dir", "cache",
+                      cwd=work)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    again = by_name(json.loads((work / "again.json").read_text()))["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
+    first = by_name(data)["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
+    assert again["tuning_cached"] is True
+    assert again["tuning_key"] == first["tuning_key"] and again["trials"] == first["trials"]
+    assert "reusing" in proc.stdout
+    assert again["check_ok"] is True
+
+
+def test_help_lists_the_harness_options() -> None:
+    """`pytest --help` documents the options the harness adds."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    for option in ("--bench-cache-dir", "--retune", "--bench-max-time", "--bench-no-reference",
+                   "--bench-all-suites"):
+        assert option in proc.stdout

@@ -1,0 +1,33 @@
+"""Timing plans fit pytest-benchmark's rounds x iterations into the per-item cap."""
+
+from __future__ import annotations
+
+from bench.measure import plan_timing
+from bench.suite import TimingSpec
+
+SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, max_time=10.0)
+
+
+def test_fast_model_keeps_requested_settings() -> None:
+    """1 ms x 100 calls is well inside 10 s: nothing changes."""
+    plan = plan_timing(SPEC, 0.001)
+    assert (plan.rounds, plan.iterations, plan.warmup_rounds, plan.capped) == (10, 10, 1, False)
+
+
+def test_iterations_drop_before_rounds() -> None:
+    """200 ms: 10 x 10 would take 20 s; 10 rounds of 5 iterations fit in 10 s."""
+    plan = plan_timing(SPEC, 0.2)
+    assert (plan.rounds, plan.iterations, plan.capped) == (10, 5, True)
+
+
+def test_rounds_drop_but_not_below_minimum() -> None:
+    """2 s per call: 5 rounds of 1 fit; 4 s per call still gets min_rounds=3."""
+    assert (plan_timing(SPEC, 2.0).rounds, plan_timing(SPEC, 2.0).iterations) == (5, 1)
+    slow = plan_timing(SPEC, 4.0)
+    assert (slow.rounds, slow.iterations, slow.warmup_rounds) == (3, 1, 1)
+
+
+def test_command_line_cap_overrides_suite() -> None:
+    """--bench-max-time replaces the suite's max_time."""
+    assert plan_timing(SPEC, 0.05).iterations == 10
+    assert plan_timing(SPEC, 0.05, max_time=1.0).iterations == 2

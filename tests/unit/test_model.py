@@ -1,0 +1,190 @@
+"""Model stage: generators, shape freezing of converter-style exports, inputs and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from bench.case import expand
+from bench.errors import ModelError
+from bench.generators import GENERATORS
+from bench.model import load_model
+from bench.suite import load_suite
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "classes"),
+    [("tiny_cnn", [1, 3, 64, 64], 10), ("resnet18", [1, 3, 224, 224], 1000),
+     ("resnet50", [1, 3, 224, 224], 1000), ("mobilenet_v2", [1, 3, 224, 224], 1000)],
+)
+def test_generators_make_valid_deterministic_models(name: str, shape: list[int], classes: int) -> None:
+    """Each built-in passes the ONNX checker, has the standard shapes and is seed-deterministic."""
+    model = GENERATORS[name](seed=0)
+    onnx.checker.check_model(model)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == shape
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [1, classes]
+    assert model.SerializeToString() == GENERATORS[name](seed=0).SerializeToString()
+    assert model.SerializeToString() != GENERATORS[name](seed=1).SerializeToString()
+
+
+def test_resnet50_has_the_published_parameter_count() -> None:
+    """ResNet-50 has 25.5 M parameters (plus BN statistics), as in torchvision."""
+    model = GENERATORS["resnet50"](seed=0)
+    params = sum(int(np.prod(i.dims)) for i in model.graph.initializer if len(i.dims) in (2, 4))
+    assert 25.4e6 < params < 25.6e6
+
+
+def test_logits_are_spread() -> None:
+    """Generated classifiers give a spread softmax, so the top-5 check is meaningful."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(GENERATORS["mobilenet_v2"](seed=0).SerializeToString())
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    p = np.exp(sess.run(None, {"data": x})[0][0])
+    p /= p.sum()
+    top = np.sort(p)[::-1]
+    assert 0.05 < top[0] < 0.95 and top[4] > 1e-3
+
+
+def suite_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(body)
+    return path
+
+
+def first_case(path: Path):
+    return expand(load_suite(path))[0]
+
+
+def test_dynamic_export_is_frozen_and_imports(tmp_path: Path) -> None:
+    """A symbolic batch with a run-time Reshape target is frozen so TVM can import it."""
+    from bench.build import import_onnx
+
+    path = suite_file(tmp_path, """
+models:
+  - name: dyn
+    source: {generator: dynamic_cnn}
+    inputs: [{name: x, shape: [2, 3, 32, 32]}]
+targets: [llvm]
+""")
+    model = load_model(first_case(path), tmp_path / "cache")
+    assert model.path.name.startswith("frozen-")
+    frozen = onnx.load(str(model.path))
+    assert not any(n.op_type == "Shape" for n in frozen.graph.node)
+    assert model.inputs["x"].shape == (2, 3, 32, 32)
+    import_onnx(model, "s.yaml", "models[0]")
+
+
+def test_symbolic_input_without_declaration_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Symbolic dims need a declared shape; the error says which input and what to add."""
+    monkeypatch.chdir(tmp_path)
+    path = suite_file(tmp_path, "models: [{name: dyn, source: {generator: dynamic_cnn}}]\ntargets: [llvm]\n")
+    with pytest.raises(ModelError) as info:
+        load_model(first_case(path), tmp_path / "cache")
+    assert str(info.value) == ("s.yaml: models[0].inputs: input 'x' has symbolic shape ['batch', 3, 32, 32]: "
+                               "declare 'inputs' with a static shape")
+
+
+def test_multi_input_multi_output_selects_output_by_name(tmp_path: Path) -> None:
+    """Models with several inputs and outputs work; the suite picks the checked output."""
+    path = suite_file(tmp_path, """
+models:
+  - name: tt
+    source: {generator: two_tower}
+    inputs: [{name: image, shape: [1, 3, 32, 32]}, {name: meta, shape: [1, 4], seed: 7}]
+    output: embedding
+targets: [llvm]
+""")
+    model = load_model(first_case(path), tmp_path / "cache")
+    assert (model.output_index, model.output_name) == (1, "embedding")
+    assert list(model.inputs) == ["image", "meta"]
+    assert np.array_equal(model.inputs["meta"], np.random.default_rng(7).standard_normal((1, 4)).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "output", "message"),
+    [
+        ("[{name: picture, shape: [1, 3, 32, 32]}]", "0",
+         "s.yaml: models[0].inputs[0].name: the model has no input 'picture' (inputs: image, meta)"),
+        ("[{name: image, shape: [1, 3, 32, 32]}]", "0",
+         "s.yaml: models[0].inputs: model input 'meta' is not declared"),
+        ("[{name: image, shape: [1, 1, 32, 32]}, {name: meta, shape: [1, 4]}]", "0",
+         "s.yaml: models[0].inputs[0].shape: shape [1, 1, 32, 32] does not match the model's input 'image'"),
+        ("[{name: image, shape: [1, 3, 32, 32]}, {name: meta, shape: [1, 4]}]", "probs",
+         "s.yaml: models[0].output: the model has no output 'probs' (outputs: logits, embedding)"),
+        ("[{name: image, shape: [1, 3, 32, 32]}, {name: meta, shape: [1, 4]}]", "5",
+         "s.yaml: models[0].output: output index 5 out of range"),
+    ],
+)
+def test_input_and_output_mismatches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: str, output: str,
+                                     message: str) -> None:
+    """Declared inputs and outputs are checked against the graph, with file and key."""
+    monkeypatch.chdir(tmp_path)
+    path = suite_file(tmp_path, f"""
+models:
+  - name: tt
+    source: {{generator: two_tower}}
+    inputs: {inputs}
+    output: {output}
+targets: [llvm]
+""")
+    with pytest.raises(ModelError) as info:
+        load_model(first_case(path), tmp_path / "cache")
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\x00\x01garbage", "is not a valid ONNX file"),
+    (b"", "has an empty graph"),
+])
+def test_broken_model_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, message: str) -> None:
+    """A file that is not ONNX is reported with the suite file and key."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.onnx").write_bytes(content)
+    path = suite_file(tmp_path, "models: [{name: m, source: {path: m.onnx}}]\ntargets: [llvm]\n")
+    with pytest.raises(ModelError) as info:
+        load_model(first_case(path), tmp_path / "cache")
+    assert str(info.value).startswith("s.yaml: models[0].source: m.onnx ")
+    assert message in str(info.value)
+
+
+def test_unsupported_operator_named_with_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator TVM's importer lacks is named, with the node, before anything is built."""
+    from onnx import TensorProto, helper
+
+    from bench.build import import_onnx
+
+    monkeypatch.chdir(tmp_path)
+    node = helper.make_node("DFT", ["x"], ["y"], name="spectrum")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "dft.onnx")
+    path = suite_file(tmp_path, "models: [{name: fft, source: {path: dft.onnx}}]\ntargets: [llvm]\n")
+    model = load_model(first_case(path), tmp_path / "cache")
+    with pytest.raises(ModelError) as info:
+        import_onnx(model, "s.yaml", "models[0]")
+    assert str(info.value) == ("s.yaml: models[0]: model 'fft': operator 'DFT' (node 'spectrum') is not "
+                               "supported by TVM's ONNX importer")
+
+
+def test_tuning_key_tracks_model_target_and_budget(tmp_path: Path) -> None:
+    """The tuning cache key changes with the model bytes, the resolved target and the budget."""
+    from bench.tune import tuning_key
+
+    path = suite_file(tmp_path, """
+models: [{name: t, source: {generator: tiny_cnn}}]
+targets: ["llvm -mcpu=core-avx2", "llvm -mcpu=skylake", {name: same, target: {kind: llvm, mcpu: core-avx2}}]
+budgets: [8, 16]
+""")
+    cases = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
+    model = load_model(cases[0], tmp_path / "cache")
+    keys = {c.id: tuning_key(c, model) for c in cases}
+    assert keys["t-llvm_core-avx2-b8-tuned"] == keys["t-same-b8-tuned"]  # same target, two spellings
+    assert len({keys["t-llvm_core-avx2-b8-tuned"], keys["t-llvm_skylake-b8-tuned"],
+                keys["t-llvm_core-avx2-b16-tuned"]}) == 3
+    other = type(model)(model.name, model.path, "0" * 64, model.inputs, 0, "logits")
+    assert tuning_key(cases[0], other) != keys[cases[0].id]

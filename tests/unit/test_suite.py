@@ -1,0 +1,138 @@
+"""Suite validation: every bad input gets one line naming the file and the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.errors import SuiteError
+from bench.suite import load_suite
+
+GOOD = """
+models:
+  - name: tiny
+    source: {generator: tiny_cnn}
+targets: [llvm]
+budgets: [0, {name: small, trials: 8}]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages show paths relative to the working directory, as users run them."""
+    monkeypatch.chdir(tmp_path)
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(SuiteError) as info:
+        load_suite(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_good_suite_loads_with_defaults(tmp_path: Path) -> None:
+    """A minimal suite validates and gets the documented defaults."""
+    suite = load_suite(write(tmp_path, GOOD))
+    assert suite.name == "s"
+    assert suite.spec.timing.rounds == 10 and suite.spec.timing.iterations == 10
+    assert suite.spec.check.top_k == 5
+    assert [b.trials for b in suite.spec.budgets] == [0, 8]
+    assert [b.id for b in suite.spec.budgets] == ["b0", "small"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("models: [\n  - name: a\n", "s.yaml: line 2, column 3: invalid YAML: expected the node content"),
+        ("- just\n- a list\n", "s.yaml: a suite is a mapping"),
+        (GOOD + "colour: blue\n", "s.yaml: colour: unknown key"),
+        (GOOD.replace("source:", "sauce: {}\n    source:"), "s.yaml: models[0].sauce: unknown key"),
+        (GOOD.replace("{generator: tiny_cnn}", "{generator: vgg99}"),
+         "s.yaml: models[0].source: unknown generator 'vgg99'"),
+        (GOOD.replace("{generator: tiny_cnn}", "{path: missing.onnx}"),
+         "s.yaml: models[0].source.path: model file not found: missing.onnx"),
+        (GOOD.replace("{generator: tiny_cnn}", "{url: 'https://example.invalid/m.onnx', sha256: abc}"),
+         "s.yaml: models[0].source: sha256: expected 64 lowercase hex characters (got 'abc')"),
+        (GOOD.replace("{generator: tiny_cnn}", "{url: 'https://example.invalid/m.onnx'}"),
+         "s.yaml: models[0].source: a url source needs 'sha256'"),
+        (GOOD.replace("{generator: tiny_cnn}", "{url: 'ftp://x/m.onnx', sha256: '" + "0" * 64 + "'}"),
+         "s.yaml: models[0].source: url must be http(s)"),
+        (GOOD.replace("{generator: tiny_cnn}", "{generator: tiny_cnn, path: x.onnx}"),
+         "s.yaml: models[0].source: give exactly one of"),
+        (GOOD.replace("{generator: tiny_cnn}", "{generator: tiny_cnn, options: {depth: 3}}"),
+         "s.yaml: models[0].source.options.depth: generator 'tiny_cnn' has no option 'depth'"),
+        (GOOD + "timing: {rounds: many}\n", "s.yaml: timing.rounds: Input should be a valid integer"),
+        (GOOD + "timing: {rounds: 2, min_rounds: 5}\n",
+         "s.yaml: timing: min_rounds (5) exceeds rounds (2)"),
+        (GOOD + "check: {mode: fuzzy}\n", "s.yaml: check.mode: Input should be 'topk' or 'allclose'"),
+        (GOOD.replace("budgets: [0,", "budgets: [-1,"),
+         "s.yaml: budgets[0].trials: Input should be greater than or equal to 0 (got -1)"),
+        (GOOD.replace("name: tiny", "name: 'bad name'"), "s.yaml: models[0].name: String should match pattern"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: data, shape: [1, 0, 8]}]"),
+         "s.yaml: models[0].inputs[0].shape[1]: Input should be greater than 0"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    check: {top_k: 0}"),
+         "s.yaml: models[0].check.top_k: Input should be greater than or equal to 1"),
+        ("targets: [llvm]\n", "s.yaml: models: Field required"),
+    ],
+)
+def test_bad_input_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    """Each malformed suite is rejected with a one-line message starting with file and key."""
+    assert error_of(tmp_path, text).startswith(expected)
+
+
+def test_duplicate_model_names_rejected(tmp_path: Path) -> None:
+    """Two models with one name would give colliding ids and caches."""
+    text = GOOD.replace("targets:", "  - name: tiny\n    source: {generator: resnet18}\ntargets:")
+    assert error_of(tmp_path, text) == "s.yaml: models[1]: duplicate name 'tiny'; names must be unique"
+
+
+def test_impossible_image_shape_rejected(tmp_path: Path) -> None:
+    """ImageNet preprocessing yields NCHW with 3 channels; another shape cannot be fed."""
+    (tmp_path / "cat.png").write_bytes(b"not really a png")
+    text = GOOD.replace(
+        "    source: {generator: tiny_cnn}",
+        "    source: {generator: tiny_cnn}\n    inputs: [{name: data, shape: [1, 64, 64], data: {image: cat.png}}]",
+    )
+    assert error_of(tmp_path, text).startswith("s.yaml: models[0].inputs[0].shape: imagenet preprocessing")
+
+
+def test_missing_image_rejected(tmp_path: Path) -> None:
+    """An image input must exist relative to the suite file."""
+    text = GOOD.replace(
+        "    source: {generator: tiny_cnn}",
+        "    source: {generator: tiny_cnn}\n    inputs: [{name: data, shape: [1, 3, 8, 8], data: {image: no.png}}]",
+    )
+    assert error_of(tmp_path, text) == "s.yaml: models[0].inputs[0].data.image: image file not found: no.png"
+
+
+def test_paths_are_relative_to_the_suite_file(tmp_path: Path) -> None:
+    """A model path resolves next to the suite, not the working directory."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "m.onnx").write_bytes(b"x")
+    suite = load_suite(write(tmp_path, GOOD.replace("{generator: tiny_cnn}", "{path: sub/m.onnx}")))
+    assert suite.resolve_file("sub/m.onnx") == (tmp_path / "sub" / "m.onnx").resolve()
+
+
+def test_model_level_overrides_merge_with_suite_settings(tmp_path: Path) -> None:
+    """A model's check/timing override only the keys it sets."""
+    override = "\n    check: {mode: allclose}\n    timing: {rounds: 3, min_rounds: 2}"
+    text = GOOD.replace("    source: {generator: tiny_cnn}", "    source: {generator: tiny_cnn}" + override)
+    suite = load_suite(write(tmp_path, text + "check: {top_k: 3}\n"))
+    assert suite.model_check(0).mode == "allclose" and suite.model_check(0).top_k == 3
+    assert suite.model_timing(0).rounds == 3 and suite.model_timing(0).iterations == 10
+
+
+def test_shipped_suites_validate() -> None:
+    """The suites in suites/ are valid."""
+    for path in sorted(Path(__file__).resolve().parents[2].joinpath("suites").glob("*.yaml")):
+        load_suite(path)
