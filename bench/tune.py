@@ -4,7 +4,8 @@ TVM's defaults cost 2-3 s per trial on a 2-core machine; these settings cost a
 fraction of that at equal quality (measured figures in README "Tuning cost"):
 
 * the builder skips ``import tvm.s_tir.tensor_intrin`` (about 16 s in every
-  fresh builder worker) by building with a function of our own;
+  fresh builder worker) by building with a function of our own, and keeps its
+  worker processes across batches instead of starting new ones per batch;
 * evolutionary search with a small population and one genetic iteration;
 * the runner measures each candidate once during search: the real timing is
   pytest-benchmark's, on the final build;
@@ -90,6 +91,43 @@ def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
     return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
 
 
+def _pooled_builder(max_workers: int, timeout_sec: float, max_uses: int = 64) -> Any:
+    """A builder whose worker processes live across batches.
+
+    MetaSchedule's LocalBuilder starts fresh workers for every batch (each
+    pays the TVM import); with a few candidates per batch that start-up is
+    most of the builder's time. Workers here are recycled after ``max_uses``
+    builds instead, which bounds the leak LocalBuilder restarts for.
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
+    from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+    @derived_object
+    class _Pooled(PyBuilder):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.pool = PopenPoolExecutor(max_workers=max_workers, timeout=timeout_sec,
+                                          maximum_process_uses=max_uses)
+
+        def build(self, build_inputs: list[Any]) -> list[Any]:
+            results = []
+            args = [(_fast_build, None, b.mod, b.target, _serialize_params(b.params)) for b in build_inputs]
+            for res in self.pool.map_with_error_catching(lambda x: _worker_func(*x), args):
+                if res.status == StatusKind.COMPLETE:
+                    results.append(BuilderResult(res.value, None))
+                elif res.status == StatusKind.TIMEOUT:
+                    results.append(BuilderResult(None, f"builder timeout after {timeout_sec} s"))
+                else:
+                    results.append(BuilderResult(None, f"build failed:\n{res.value}"))
+            return results
+
+        def close(self) -> None:
+            self.pool.shutdown()
+
+    return _Pooled()
+
+
 def _progress_callback(label: str, budget: int, weights: list[float], names: list[str],
                        progress: Progress) -> Any:
     """A MeasureCallback that reports trials done and the best model latency so far."""
@@ -169,6 +207,9 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
     names = [t.task_name for t in tasks]
     report = _progress_callback(case.id, budget.trials, list(weights), names, progress)
     progress(f"[tune] {case.id}: {len(tasks)} tasks, budget {budget.trials} trials, {per_iter} per iteration")
+    import psutil
+
+    builder = _pooled_builder(psutil.cpu_count(logical=False) or 1, settings.builder_timeout)
     start = time.perf_counter()
     try:
         ms.tune.tune_tasks(
@@ -176,7 +217,7 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
             max_trials_global=budget.trials,
             max_trials_per_task=budget.max_trials_per_task,
             num_trials_per_iter=per_iter,
-            builder=ms.builder.LocalBuilder(f_build=_fast_build, timeout_sec=settings.builder_timeout),
+            builder=builder,
             runner=ms.runner.LocalRunner(
                 timeout_sec=settings.runner_timeout,
                 evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)),
@@ -187,6 +228,8 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
     except Exception as err:
         raise BuildError(f"tuning {case.id} failed: {str(err).strip().splitlines()[-1]}", case.suite.where,
                          f"budgets ({case.budget.id})") from None
+    finally:
+        builder.close()
     tuning_s = time.perf_counter() - start
     trials = int(report.trials)
     work = entry / "work"

@@ -188,3 +188,43 @@ budgets: [8, 16]
                 keys["t-llvm_core-avx2-b16-tuned"]}) == 3
     other = type(model)(model.name, model.path, "0" * 64, model.inputs, 0, "logits")
     assert tuning_key(cases[0], other) != keys[cases[0].id]
+
+
+def test_image_input_with_imagenet_preprocessing_and_labels(tmp_path: Path) -> None:
+    """An image is resized, center-cropped, normalised to NCHW; labels come from a file."""
+    from PIL import Image
+
+    from bench.model import IMAGENET_MEAN, IMAGENET_STD
+
+    Image.new("RGB", (320, 240), (255, 0, 128)).save(tmp_path / "pink.png")
+    (tmp_path / "labels.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
+    path = suite_file(tmp_path, """
+models:
+  - name: t
+    source: {generator: tiny_cnn}
+    inputs: [{name: data, shape: [1, 3, 64, 64], data: {image: pink.png}}]
+    labels: labels.txt
+targets: [llvm]
+""")
+    model = load_model(first_case(path), tmp_path / "cache")
+    x = model.inputs["data"]
+    assert x.shape == (1, 3, 64, 64) and x.dtype == np.float32
+    expected = [(v / 255 - m) / s for v, m, s in zip((255, 0, 128), IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+    np.testing.assert_allclose(x[0, :, 32, 32], expected, rtol=1e-5)
+    assert model.labels is not None and model.labels[3] == "class3" and len(model.labels) == 10
+
+
+def test_unreadable_image_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image file that is not an image names the file and key."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    path = suite_file(tmp_path, """
+models:
+  - name: t
+    source: {generator: tiny_cnn}
+    inputs: [{name: data, shape: [1, 3, 64, 64], data: {image: bad.png}}]
+targets: [llvm]
+""")
+    with pytest.raises(ModelError) as info:
+        load_model(first_case(path), tmp_path / "cache")
+    assert str(info.value).startswith("s.yaml: models[0].inputs[0].data.image: cannot read image bad.png")
