@@ -171,13 +171,13 @@ def run_case(case: Any, benchmark: Any, session: Any) -> None:
     """Body of every suite item: build, time with pedantic, record, check."""
     from bench.session import CaseSkipped
 
-    def timer(run: Any, plan: Any) -> dict[str, float]:
+    def timer(run: Any, plan: Any) -> dict[str, Any]:
         benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
         benchmark.pedantic(run, rounds=plan.rounds, iterations=plan.iterations,
                            warmup_rounds=plan.warmup_rounds)
         st = benchmark.stats.stats
         return {"median": st.median, "mean": st.mean, "stddev": st.stddev, "min": st.min,
-                "max": st.max, "rounds": st.rounds}
+                "max": st.max, "rounds": st.rounds, "data": list(st.data)}
 
     try:
         result = session.run(case, timer)
@@ -188,6 +188,42 @@ def run_case(case: Any, benchmark: Any, session: Any) -> None:
     benchmark.extra_info.update(result.info)
     if result.failures:
         pytest.fail("\n".join(result.failures), pytrace=False)
+
+
+_OUTCOMES = pytest.StashKey[list[dict[str, Any]]]()
+#: Version of the ``tvm_bench`` block added to the benchmark JSON.
+OUTCOMES_SCHEMA = 1
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember every suite item's outcome, including failures before timing and skips."""
+    report = yield
+    if not isinstance(item.parent, SuiteModule):
+        return report
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        entry: dict[str, Any] = {"nodeid": item.nodeid, "outcome": report.outcome, "when": report.when,
+                                 "duration_s": round(report.duration, 3), "suite_file": str(item.path.name)}
+        case = getattr(getattr(item, "callspec", None), "params", {}).get("bench_case")
+        if case is not None:
+            entry.update({"case": case.id, "suite": case.suite.name, "model": case.model.name,
+                          "target_name": case.target.name, "variant": case.variant,
+                          "budget": case.budget.id if case.variant == "tuned" else None})
+        else:
+            entry.update({"case": item.name, "suite": item.path.stem})
+        if not report.passed:
+            if report.skipped and isinstance(report.longrepr, tuple):
+                message = str(report.longrepr[2])
+            else:
+                message = str(getattr(report, "longreprtext", "") or report.longrepr)
+            entry["message"] = message.removeprefix("Skipped: ")[-4000:]
+        item.config.stash.setdefault(_OUTCOMES, []).append(entry)
+    return report
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    """Add every suite item's outcome to the benchmark JSON, so failures and skips are on record."""
+    output_json["tvm_bench"] = {"schema": OUTCOMES_SCHEMA, "outcomes": config.stash.get(_OUTCOMES, [])}
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

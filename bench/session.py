@@ -23,8 +23,9 @@ from bench.record import extra_info
 from bench.tune import Progress, Tuned, tune
 
 T = TypeVar("T")
-#: Times ``run`` with the plan; returns stats with at least ``median`` and ``mean`` in seconds.
-Timer = Callable[[Callable[[], Any], TimingPlan], dict[str, float]]
+#: Times ``run`` with the plan; returns stats with at least ``median`` and ``mean`` in seconds,
+#: and optionally ``data``: the per-round times.
+Timer = Callable[[Callable[[], Any], TimingPlan], dict[str, Any]]
 
 
 class CaseSkipped(BenchError):
@@ -35,7 +36,7 @@ class CaseSkipped(BenchError):
 class CaseResult:
     case: Case
     info: dict[str, Any]
-    stats: dict[str, float]
+    stats: dict[str, Any]
     failures: list[str] = field(default_factory=list)
 
 
@@ -48,7 +49,7 @@ class BenchSession:
         self.use_reference = use_reference
         self.progress = progress
         self._memo_store: dict[tuple[Any, ...], Any] = {}
-        self.untuned_stats: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.untuned_stats: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.results: list[CaseResult] = []
 
     def _memo(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
@@ -113,6 +114,8 @@ class BenchSession:
         info = extra_info(case, model, prepared, built, plan,
                           check.summary_topk(output, case.check, model.labels), tuned)
         stats = timer(built.run, plan)
+        # Per-round seconds: the gate's significance test needs the samples, not just the summary.
+        info["samples_s"] = [float(x) for x in stats.pop("data", [])]
         failures = self._check(case, model, output, untuned, info)
         if case.variant == "untuned":
             self.untuned_stats[case.untuned_key] = stats

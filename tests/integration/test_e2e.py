@@ -124,3 +124,17 @@ def test_help_lists_the_harness_options() -> None:
     for option in ("--bench-cache-dir", "--retune", "--bench-max-time", "--bench-no-reference",
                    "--bench-all-suites"):
         assert option in proc.stdout
+
+
+def test_outcomes_and_samples_on_record(first_run: tuple[Path, Any, dict]) -> None:
+    """The JSON lists every item's outcome (skips and suite errors too) and per-round samples."""
+    _, _, data = first_run
+    outcomes = {o["case"]: o for o in data["tvm_bench"]["outcomes"]}
+    assert outcomes["tiny-cpu-b16-tuned"]["outcome"] == "passed"
+    assert outcomes["tiny-gpu-untuned"]["outcome"] == "skipped"
+    assert "no cuda device" in outcomes["tiny-gpu-untuned"]["message"]
+    assert outcomes["suite"]["outcome"] == "failed" and "unknown key" in outcomes["suite"]["message"]
+    for bench in data["benchmarks"]:
+        samples = bench["extra_info"]["samples_s"]
+        assert len(samples) == bench["stats"]["rounds"]
+        assert min(samples) == pytest.approx(bench["stats"]["min"])

@@ -1,0 +1,169 @@
+"""History stage: every benchmark JSON ever written, as tidy pandas frames.
+
+Accepts any mix of ``--benchmark-json`` files, folders of them, and
+pytest-benchmark storage (``.benchmarks/<machine>/NNNN_*.json``). A file that
+is not JSON, is truncated, or is a foreign pytest-benchmark file (no
+tvm-bench ``extra_info``) is reported in ``problems`` and skipped; the rest
+still loads. Runs are keyed by a machine fingerprint so trend lines never mix
+machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Stats copied from pytest-benchmark's per-item ``stats`` block.
+STAT_FIELDS = ("min", "max", "mean", "median", "stddev", "iqr", "rounds", "ops")
+#: extra_info fields copied as columns (missing ones become NaN/None).
+INFO_FIELDS = ("suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version",
+               "model_sha256", "import_s", "compile_s", "kernels", "kernels_scheduled", "tuning_s", "trials",
+               "tasks", "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok",
+               "samples_s", "topk")
+
+
+class HistoryError(Exception):
+    """One results file that cannot be used; the message says why."""
+
+
+def machine_fingerprint(machine_info: dict[str, Any]) -> str:
+    """Same CPU model, core count, architecture and OS -> same fingerprint.
+
+    The host name is left out on purpose: CI runners get new names every run
+    but are the same machine for the purposes of a trend line.
+    """
+    cpu = machine_info.get("cpu") or {}
+    parts = [cpu.get("brand_raw") or machine_info.get("processor"), cpu.get("count"),
+             machine_info.get("machine"), machine_info.get("system")]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
+
+
+def machine_description(machine_info: dict[str, Any]) -> str:
+    cpu = machine_info.get("cpu") or {}
+    return f"{cpu.get('brand_raw') or machine_info.get('processor') or '?'} x{cpu.get('count', '?')}"
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """Expand folders into their ``*.json`` files (recursively), in a stable order."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, problems
+
+
+@dataclass
+class Run:
+    path: Path
+    run_id: str
+    time: datetime
+    commit: str | None
+    dirty: bool | None
+    branch: str | None
+    machine: str
+    machine_desc: str
+    node: str | None
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_run(path: Path) -> Run:
+    """Parse one benchmark JSON; raise HistoryError with the reason if unusable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise HistoryError(f"{path}: not a text file") from None
+    except json.JSONDecodeError as err:
+        raise HistoryError(f"{path}: not valid JSON (truncated?) at line {err.lineno}: {err.msg}") from None
+    except OSError as err:
+        raise HistoryError(f"{path}: cannot read: {err.strerror}") from None
+    if not isinstance(data, dict) or "benchmarks" not in data or "machine_info" not in data:
+        raise HistoryError(f"{path}: not a pytest-benchmark results file (no 'benchmarks'/'machine_info')")
+    benches = [b for b in data["benchmarks"] if isinstance(b, dict)
+               and isinstance(b.get("extra_info"), dict) and "bench_schema" in b["extra_info"]]
+    block = data["tvm_bench"] if isinstance(data.get("tvm_bench"), dict) else {}
+    outcomes = [o for o in block.get("outcomes", []) if isinstance(o, dict)]
+    if not benches and not outcomes:
+        raise HistoryError(f"{path}: a pytest-benchmark file without tvm-bench extra_info (foreign); skipped")
+    try:
+        when = datetime.fromisoformat(str(data["datetime"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        raise HistoryError(f"{path}: missing or bad 'datetime'") from None
+    if when.tzinfo is not None:
+        when = when.replace(tzinfo=None)
+    commit = data.get("commit_info") or {}
+    machine = data["machine_info"] if isinstance(data["machine_info"], dict) else {}
+    return Run(path=path, run_id=f"{when:%Y%m%dT%H%M%S}-{path.stem}", time=when, commit=commit.get("id"),
+               dirty=commit.get("dirty"), branch=commit.get("branch"), machine=machine_fingerprint(machine),
+               machine_desc=machine_description(machine), node=machine.get("node"), benchmarks=benches,
+               outcomes=outcomes)
+
+
+@dataclass
+class History:
+    """Tidy frames: ``results`` one row per (run, case); ``outcomes`` per (run, item); ``runs`` per run."""
+
+    results: pd.DataFrame
+    outcomes: pd.DataFrame
+    runs: pd.DataFrame
+    problems: list[str]
+
+
+def _run_columns(run: Run) -> dict[str, Any]:
+    return {"run_id": run.run_id, "run_time": run.time, "commit": run.commit, "dirty": run.dirty,
+            "branch": run.branch, "machine": run.machine, "machine_desc": run.machine_desc, "node": run.node,
+            "file": str(run.path)}
+
+
+def load_history(paths: Iterable[str | Path]) -> History:
+    """Load every usable run under ``paths``; unusable files go to ``problems``."""
+    import pandas as pd
+
+    files, problems = discover(paths)
+    runs: list[Run] = []
+    for path in files:
+        try:
+            runs.append(read_run(path))
+        except HistoryError as err:
+            problems.append(str(err))
+    result_rows: list[dict[str, Any]] = []
+    outcome_rows: list[dict[str, Any]] = []
+    for run in runs:
+        base = _run_columns(run)
+        for bench in run.benchmarks:
+            info, stats = bench["extra_info"], bench.get("stats") or {}
+            row = {**base, "name": bench.get("name"), "fullname": bench.get("fullname")}
+            row.update({k: stats.get(k) for k in STAT_FIELDS})
+            row.update({k: info.get(k) for k in INFO_FIELDS})
+            row["check_failed"] = [k for k, v in (info.get("check") or {}).items() if v != "pass"]
+            result_rows.append(row)
+        for outcome in run.outcomes:
+            outcome_rows.append({**base, **{k: outcome.get(k) for k in (
+                "case", "suite", "model", "target_name", "variant", "budget", "outcome", "message", "nodeid")}})
+    results = pd.DataFrame(result_rows, columns=[*_run_columns_names(), "name", "fullname", *STAT_FIELDS,
+                                                 *INFO_FIELDS, "check_failed"])
+    outcomes = pd.DataFrame(outcome_rows, columns=[*_run_columns_names(), "case", "suite", "model", "target_name",
+                                                   "variant", "budget", "outcome", "message", "nodeid"])
+    run_frame = pd.DataFrame([_run_columns(r) for r in runs], columns=_run_columns_names())
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values(["run_time", "run_id"], kind="stable").reset_index(drop=True)
+
+    return History(ordered(results), ordered(outcomes), ordered(run_frame), problems)
+
+
+def _run_columns_names() -> list[str]:
+    return ["run_id", "run_time", "commit", "dirty", "branch", "machine", "machine_desc", "node", "file"]

@@ -1,0 +1,69 @@
+"""History ingestion: good, truncated, foreign, mixed-machine and storage-folder inputs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from bench.history import load_history, machine_fingerprint
+from tests.helpers import CPU_A, CPU_B, bench_entry, run_file, synthetic_history
+
+WHEN = datetime(2026, 11, 1, 3, 0)
+
+
+def test_good_files_become_one_row_per_run_and_case(tmp_path: Path) -> None:
+    """Each run contributes one row per measured item, with stats and extra_info as columns."""
+    synthetic_history(tmp_path, runs=3, cases=2)
+    h = load_history([tmp_path])
+    assert h.problems == []
+    assert len(h.runs) == 3 and len(h.results) == 3 * 4
+    row = h.results.iloc[1]
+    assert row["variant"] == "tuned" and row["model"] == "model0" and row["rounds"] == 10
+    assert row["speedup_median"] > 1 and len(row["samples_s"]) == 10
+    assert list(h.results["run_time"]) == sorted(h.results["run_time"])
+
+
+def test_truncated_and_foreign_files_are_reported_and_skipped(tmp_path: Path) -> None:
+    """A truncated file and a foreign pytest-benchmark file are problems; the good one loads."""
+    good = run_file(tmp_path / "good.json", WHEN, [bench_entry("m-native-untuned", "m", "untuned", [1.0, 1.1])])
+    text = good.read_text()
+    (tmp_path / "truncated.json").write_text(text[: len(text) // 2])
+    foreign = json.loads(text)
+    foreign["benchmarks"][0]["extra_info"] = {}
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    h = load_history([tmp_path])
+    assert len(h.results) == 1 and h.results.iloc[0]["file"].endswith("good.json")
+    problems = "\n".join(h.problems)
+    assert "foreign.json: a pytest-benchmark file without tvm-bench extra_info" in problems
+    assert "truncated.json: not valid JSON (truncated?)" in problems
+    assert "other.json: not a pytest-benchmark results file" in problems
+
+
+def test_machines_are_told_apart_but_host_names_are_not(tmp_path: Path) -> None:
+    """Different CPUs give different fingerprints; a renamed CI host with the same CPU does not."""
+    a = {"node": "ci-1", "machine": "x86_64", "system": "Linux", "cpu": CPU_A}
+    assert machine_fingerprint(a) == machine_fingerprint({**a, "node": "ci-2"})
+    assert machine_fingerprint(a) != machine_fingerprint({**a, "cpu": CPU_B})
+    run_file(tmp_path / "a.json", WHEN, [bench_entry("m-native-untuned", "m", "untuned", [1.0])], cpu=CPU_A)
+    run_file(tmp_path / "b.json", WHEN, [bench_entry("m-native-untuned", "m", "untuned", [1.0])], cpu=CPU_B)
+    h = load_history([tmp_path])
+    assert h.results["machine"].nunique() == 2
+
+
+def test_storage_folders_and_outcomes(tmp_path: Path) -> None:
+    """pytest-benchmark autosave folders load recursively, with the harness's outcome block."""
+    storage = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
+    outcomes = [{"case": "m-native-b64-tuned", "outcome": "failed", "message": "tuning failed"}]
+    run_file(storage / "0001_abc_20261101_030000.json", WHEN,
+             [bench_entry("m-native-untuned", "m", "untuned", [1.0, 1.2])], outcomes=outcomes)
+    h = load_history([tmp_path / ".benchmarks"])
+    assert len(h.results) == 1
+    assert h.outcomes.iloc[0]["outcome"] == "failed" and h.outcomes.iloc[0]["message"] == "tuning failed"
+
+
+def test_missing_paths_are_problems(tmp_path: Path) -> None:
+    """A path that does not exist is reported, not fatal."""
+    h = load_history([tmp_path / "nope"])
+    assert h.results.empty and h.problems == [f"{tmp_path / 'nope'}: no such file or folder"]
