@@ -1,0 +1,99 @@
+"""The HTML report: summary numbers, highlighting, escaping, and the page in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bench.history import load_history
+from bench.report import build_report, render_html, write_report
+from tests.helpers import bench_entry, run_file, synthetic_history
+
+
+def test_summary_of_a_steady_history(tmp_path: Path) -> None:
+    """Thirty steady runs: every case is in the summary, no regressions, checks pass."""
+    synthetic_history(tmp_path, runs=30, cases=2)
+    data = build_report(load_history([tmp_path]), charts=False)
+    assert data.runs == 30 and len(data.sections) == 1
+    rows = {r["case"]: r for r in data.sections[0].rows}
+    assert set(rows) == {"model0-native-untuned", "model0-native-b64-tuned", "model1-native-untuned",
+                         "model1-native-b64-tuned"}
+    assert all(r["status"] == "" and r["check"] == "pass" for r in rows.values())
+    assert rows["model0-native-b64-tuned"]["speedup"].endswith("x")
+    assert data.sections[0].problems == []
+
+
+def test_slowdown_is_highlighted(tmp_path: Path) -> None:
+    """A 15% slowdown in the tuned builds of the last run is flagged against the baseline."""
+    synthetic_history(tmp_path, runs=12, cases=1, slowdown_at=11)
+    rows = {r["case"]: r for r in build_report(load_history([tmp_path]), charts=False).sections[0].rows}
+    assert rows["model0-native-b64-tuned"]["status"] == "regression"
+    assert rows["model0-native-b64-tuned"]["vs_base"].startswith("+1")
+    assert rows["model0-native-untuned"]["status"] == ""
+
+
+def test_failed_skipped_and_missing_cases_listed(tmp_path: Path) -> None:
+    """Non-passing outcomes of the latest run and cases that vanished are listed with reasons."""
+    synthetic_history(tmp_path, runs=2, cases=2)
+    outcomes = [{"case": "model1-native-b64-tuned", "outcome": "failed", "message": "tuning records applied to 0"},
+                {"case": "m-gpu-untuned", "outcome": "skipped", "message": "no cuda device on this machine"}]
+    run_file(tmp_path / "run9999.json", datetime(2027, 1, 1),
+             [bench_entry("model0-native-untuned", "model0", "untuned", [0.01, 0.0101])], outcomes=outcomes)
+    problems = {p["case"]: p for p in build_report(load_history([tmp_path]), charts=False).sections[0].problems}
+    assert problems["model1-native-b64-tuned"]["outcome"] == "failed"
+    assert problems["m-gpu-untuned"]["message"] == "no cuda device on this machine"
+    assert problems["model0-native-b64-tuned"]["outcome"] == "missing"
+
+
+def test_hostile_names_render_as_text(tmp_path: Path) -> None:
+    """A model name or error message with markup is escaped, never executed."""
+    evil = '<script>alert("x")</script>'
+    run_file(tmp_path / "a.json", datetime(2026, 11, 1),
+             [bench_entry(f"{evil}-native-untuned", evil, "untuned", [0.01, 0.011], target=evil)],
+             outcomes=[{"case": evil, "outcome": "failed", "message": f"<img src=x onerror=alert(1)> {evil}"}])
+    html = render_html(build_report(load_history([tmp_path])))
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert html.count("<script>") == 1  # only the page's own table sorter
+
+
+def test_write_report_outputs_page_and_csv(tmp_path: Path) -> None:
+    """write_report writes index.html and history.csv, readable by others."""
+    synthetic_history(tmp_path / "runs", runs=3, cases=1)
+    page, data = write_report([tmp_path / "runs"], tmp_path / "out")
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert (tmp_path / "out" / "history.csv").read_text().count("\n") == 3 * 2 + 1
+    assert page.stat().st_mode & 0o044 == 0o044 or os.umask(0o022) & 0o044
+    assert "load_s" in data.timings and not list((tmp_path / "out").glob("*.tmp"))
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(tmp_path: Path) -> None:
+    """The 30-run report loads in headless Chromium with no console errors and is screenshotted."""
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("chromium not installed (apt-get install chromium); CI installs it")
+    synthetic_history(tmp_path / "runs", runs=30, cases=3, slowdown_at=29)
+    page, _ = write_report([tmp_path / "runs"], tmp_path / "report")
+    shot = Path(os.environ.get("BENCH_SCREENSHOT_DIR", tmp_path)) / "report-30-runs.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+             "--hide-scrollbars", "--window-size=1300,2400", "--virtual-time-budget=3000"]
+    proc = subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if "error" in line.lower() or "uncaught" in line.lower()], console
