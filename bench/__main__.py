@@ -38,7 +38,55 @@ def build_parser() -> argparse.ArgumentParser:
                      help="highlight changes larger than this (default 5%%)")
     rep.add_argument("--window", type=_positive_int, default=10, metavar="N",
                      help="runs in the rolling baseline (default 10)")
+    gate = sub.add_parser(
+        "gate", help="fail on real regressions of a run against its history or a pinned baseline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare every case of --current with its baseline on the same machine (the rolling median "
+                    "of the last --window runs in --history, or --baseline). A case regresses when its median "
+                    "slowdown is significant (hierarchical bootstrap CI of the ratio of medians, alpha split "
+                    "across cases) and not shown to be below its threshold (suite gate.threshold, default 5%). "
+                    "Top-k mismatches, errored cases, cases missing from the run and tuned cases slower than "
+                    "the suite's gate.min_speedup always fail.",
+        epilog="exit status: 0 pass, 1 regression or failure, 2 usage or input error")
+    gate.add_argument("--current", type=Path, required=True, metavar="RUN.json", help="the run to judge")
+    gate.add_argument("--history", type=Path, nargs="+", default=[], metavar="PATH",
+                      help="earlier runs: JSON files, folders, pytest-benchmark storage")
+    gate.add_argument("--baseline", type=Path, default=None, metavar="PINNED.json",
+                      help="compare with this one run instead of the rolling history")
+    gate.add_argument("--window", type=_positive_int, default=10, metavar="N",
+                      help="runs in the rolling baseline (default 10)")
+    gate.add_argument("--alpha", type=_fraction, default=0.01, metavar="P",
+                      help="false-alarm rate per run, split across its cases (default 0.01)")
+    gate.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
+                      help="override every case's threshold (default: the suite's, else 5%%)")
+    gate.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the verdict as JSON")
+    gate.add_argument("--markdown", type=Path, default=None, metavar="PATH",
+                      help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)")
+    gate.add_argument("--allow-machine-mismatch", action="store_true",
+                      help="compare with a pinned baseline measured on another machine")
     return parser
+
+
+def _gate(args: argparse.Namespace) -> int:
+    import os
+
+    from bench.cache import atomic_write
+    from bench.gate import GateError, gate_files, render_markdown, render_text
+
+    if args.baseline is None and not args.history:
+        raise GateError("give --history (earlier runs) or --baseline (a pinned run)")
+    verdict = gate_files(args.current, args.history, args.baseline, window=args.window, alpha=args.alpha,
+                         threshold=args.threshold, allow_machine_mismatch=args.allow_machine_mismatch)
+    print(render_text(verdict))
+    markdown = render_markdown(verdict)
+    if args.json is not None:
+        atomic_write(args.json, verdict.to_json())
+    if args.markdown is not None:
+        atomic_write(args.markdown, markdown)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
+            summary.write(markdown)
+    return verdict.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path} ({data.runs} runs, {len(data.sections)} machine(s)) "
                   f"and {path.parent / 'history.csv'} in {sum(data.timings.values()):.1f} s")
             return 0
+        if args.command == "gate":
+            return _gate(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

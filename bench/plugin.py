@@ -41,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="cap on the timed part of each item, overriding the suites' timing.max_time")
     group.addoption("--bench-no-reference", action="store_true",
                     help="do not compare with ONNX Runtime (the tuned-vs-untuned check still runs)")
+    group.addoption("--bench-gate", metavar="HISTORY", action="append", default=[],
+                    help="after the run, gate it against earlier runs in HISTORY (files or folders, repeatable) "
+                         "and fail the session on a regression, wrong answer, errored or missing case")
+    group.addoption("--bench-gate-window", metavar="N", type=int, default=10,
+                    help="runs in the gate's rolling baseline (default 10)")
     group.addoption("--bench-all-suites", action="store_true",
                     help="also collect suites marked 'default: false' (e.g. nightly) from directories")
     parser.addini("bench_suite_dirs", type="args", default=["suites"],
@@ -226,7 +231,59 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
     output_json["tvm_bench"] = {"schema": OUTCOMES_SCHEMA, "outcomes": config.stash.get(_OUTCOMES, [])}
 
 
+_VERDICT = pytest.StashKey[Any]()
+
+
+def _current_frames(config: pytest.Config, session: Any) -> tuple[Any, Any]:
+    """This session's results and outcomes in the history loader's shape."""
+    import pandas as pd
+
+    from bench.history import INFO_FIELDS, STAT_FIELDS
+
+    rows = []
+    for r in session.results:
+        row = {k: r.info.get(k) for k in INFO_FIELDS}
+        row.update({k: r.stats.get(k) for k in STAT_FIELDS})
+        row["check_failed"] = [k for k, v in (r.info.get("check") or {}).items() if v != "pass"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*INFO_FIELDS, *STAT_FIELDS, "check_failed"]), pd.DataFrame(
+        config.stash.get(_OUTCOMES, []), columns=["case", "variant", "outcome", "message"])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """--bench-gate: judge this run against the history; a failure sets the exit status."""
+    config = session.config
+    paths = config.getoption("bench_gate")
+    bench = config.stash.get(_SESSION_KEY, None)
+    if not paths or bench is None:
+        return
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+
+    from bench.gate import decide, select_baseline
+    from bench.history import load_history, machine_description, machine_fingerprint
+
+    info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
+    machine = machine_fingerprint(info)
+    history = load_history(paths)
+    baseline = select_baseline(history, machine, None, config.getoption("bench_gate_window"))
+    current, outcomes = _current_frames(config, bench)
+    verdict = decide(current, outcomes, baseline, label="this session",
+                     baseline_label=f"last {baseline['run_id'].nunique()} runs in {', '.join(paths)}",
+                     machine=f"{machine_description(info)} ({machine})")
+    config.stash[_VERDICT] = verdict
+    if verdict.failed and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    verdict = config.stash.get(_VERDICT, None)
+    if verdict is not None:
+        from bench.gate import render_text
+
+        terminalreporter.section("tvm-bench gate")
+        for line in render_text(verdict).splitlines():
+            terminalreporter.write_line(line)
     session = config.stash.get(_SESSION_KEY, None)
     if session is None or not session.results:
         return

@@ -49,7 +49,14 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared, built: Built,
         "timing": plan.as_dict(),
         "timing_requested": case.timing.model_dump(),
         "topk": topk,
+        "gate": case.suite.model_gate(case.model_index).model_dump(),
     }
+    import os
+
+    from bench.session import SLOWDOWN_ENV
+
+    if os.environ.get(SLOWDOWN_ENV):
+        info["injected_slowdown"] = float(os.environ[SLOWDOWN_ENV])
     if tuned is not None:
         info.update({
             "tuning_s": round(tuned.tuning_s, 3),

@@ -28,6 +28,34 @@ T = TypeVar("T")
 Timer = Callable[[Callable[[], Any], TimingPlan], dict[str, Any]]
 
 
+#: Test hook for measuring the gate's power, never for real runs: "0.05" makes every timed call
+#: busy-wait an extra 5% of its own duration (measured once per build), a known, real slowdown.
+SLOWDOWN_ENV = "TVM_BENCH_INJECT_SLOWDOWN"
+
+
+def _with_injected_slowdown(run: Callable[[], Any]) -> Callable[[], Any]:
+    import os
+    import time
+
+    fraction = float(os.environ.get(SLOWDOWN_ENV, "0") or 0)
+    if fraction <= 0:
+        return run
+    run()
+    start = time.perf_counter()
+    for _ in range(5):
+        run()
+    extra = fraction * (time.perf_counter() - start) / 5
+
+    def slowed() -> Any:
+        out = run()
+        until = time.perf_counter() + extra
+        while time.perf_counter() < until:
+            pass
+        return out
+
+    return slowed
+
+
 class CaseSkipped(BenchError):
     """The case cannot run here (e.g. its device is absent); not a failure."""
 
@@ -109,11 +137,12 @@ class BenchSession:
         if case.variant == "tuned":
             tuned, built = self.tuned(case, model, prepared)
 
-        plan = plan_timing(case.timing, probe(built.run), self.max_time)
+        run = _with_injected_slowdown(built.run)
+        plan = plan_timing(case.timing, probe(run), self.max_time)
         output = built.outputs[model.output_index]
         info = extra_info(case, model, prepared, built, plan,
                           check.summary_topk(output, case.check, model.labels), tuned)
-        stats = timer(built.run, plan)
+        stats = timer(run, plan)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
         info["samples_s"] = [float(x) for x in stats.pop("data", [])]
         failures = self._check(case, model, output, untuned, info)

@@ -114,6 +114,15 @@ class CheckSpec(_Spec):
     reference: Literal["onnxruntime", "none"] = "onnxruntime"
 
 
+class GateSpec(_Spec):
+    """Regression gate settings; see bench/gate.py for how they are used."""
+
+    #: Slowdowns of the median smaller than this never fail the gate.
+    threshold: float = Field(default=0.05, gt=0, lt=10)
+    #: If set, a tuned case must be at least this much faster than untuned (e.g. 1.0).
+    min_speedup: float | None = Field(default=None, gt=0)
+
+
 class TuningSpec(_Spec):
     """MetaSchedule search settings; the defaults are about 5x cheaper than TVM's."""
 
@@ -135,6 +144,7 @@ class ModelSpec(_Spec):
     labels: str | list[str] | None = None
     check: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
 
 
 class TargetSpec(_Spec):
@@ -180,6 +190,7 @@ class SuiteSpec(_Spec):
     timing: TimingSpec = Field(default_factory=TimingSpec)
     check: CheckSpec = Field(default_factory=CheckSpec)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
 
     @field_validator("budgets", mode="before")
     @classmethod
@@ -249,6 +260,9 @@ class Suite:
 
     def model_check(self, index: int) -> CheckSpec:
         return _merge(self.spec.check, self.spec.models[index].check, self.where, f"models[{index}].check")
+
+    def model_gate(self, index: int) -> GateSpec:
+        return _merge(self.spec.gate, self.spec.models[index].gate, self.where, f"models[{index}].gate")
 
     def resolve_file(self, relative: str) -> Path:
         """Paths in a suite are relative to the suite file, not the working directory."""
@@ -329,3 +343,4 @@ def _check_references(suite: Suite) -> None:
                                      f"(options: {', '.join(allowed)})", where, f"{key}.source.options.{opt}")
         suite.model_check(i)
         suite.model_timing(i)
+        suite.model_gate(i)

@@ -1,0 +1,321 @@
+"""Gate stage: does the current run regress against its baseline on this machine?
+
+Statistical method: a hierarchical (two-level) bootstrap of the ratio of
+medians (Efron & Tibshirani 1993, ch. 13; Davison & Hinkley 1997, sec. 3.8
+for resampling at two levels). The baseline statistic is the median of the
+baseline runs' medians; each bootstrap replicate resamples runs, then the
+rounds within each run. The current run is a single run, so its rounds alone
+cannot show run-to-run noise (the dominant noise on a shared machine); each
+replicate therefore also divides the current median by a run effect drawn
+from the predictive Student-t distribution of one new run, scaled by the
+spread of the baseline runs' log-medians (the textbook prediction interval).
+Why a bootstrap and not Mann-Whitney U: MWU on pooled rounds treats rounds
+from different runs as exchangeable, so any run-to-run shift becomes
+"significant" and the gate cries wolf on an unchanged build.
+
+Decision for each case, with threshold t (suite ``gate.threshold``, default
+5%) and a (1 - alpha) confidence interval [lo, hi] of the ratio, alpha split
+across the run's cases (Bonferroni):
+
+* regression:  lo > 1 (significant) and hi >= 1 + t (the data cannot show the
+  slowdown is below the threshold) and ratio >= 1 + t/2;
+* improvement: the mirror image;
+* always failures: a top-k mismatch, an errored case, a case measured in the
+  baseline that is missing from the current run, and (if the suite sets
+  ``gate.min_speedup``) a tuned case slower than that over untuned.
+* reported, not failing: cases without a baseline on this machine, cases with
+  fewer than ``MIN_ROUNDS`` rounds, skipped cases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.history import History
+
+#: Stamped into the JSON verdict.
+VERDICT_SCHEMA = 1
+MIN_ROUNDS = 3
+DEFAULT_ALPHA = 0.01
+DEFAULT_WINDOW = 10
+DEFAULT_THRESHOLD = 0.05
+BOOTSTRAP = 4000
+
+FAILING = ("regression", "wrong-answer", "errored", "missing", "not-faster")
+
+
+class GateError(BenchError):
+    """Input the gate cannot decide on (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    ratio: float
+    low: float
+    high: float
+
+
+def _run_samples(row: pd.Series) -> np.ndarray:
+    samples = row.get("samples_s")
+    if isinstance(samples, list) and samples:
+        return np.asarray(samples, dtype=float)
+    return np.asarray([row["median"]], dtype=float)
+
+
+def ratio_interval(current: np.ndarray, baseline_runs: list[np.ndarray], alpha: float,
+                   rng: np.random.Generator, n_boot: int = BOOTSTRAP) -> Interval:
+    """Hierarchical bootstrap CI of median(current) / median(run medians of baseline)."""
+    run_medians = np.array([np.median(r) for r in baseline_runs])
+    base = float(np.median(run_medians))
+    ratio = float(np.median(current)) / base
+
+    def boot_median(samples: np.ndarray, n: int) -> np.ndarray:
+        idx = rng.integers(0, samples.size, size=(n, samples.size))
+        out: np.ndarray = np.median(samples[idx], axis=1)
+        return out
+
+    cur = boot_median(current, n_boot)
+    m = len(baseline_runs)
+    per_run = np.stack([boot_median(r, n_boot) for r in baseline_runs], axis=1)  # (n_boot, m)
+    pick = rng.integers(0, m, size=(n_boot, m))
+    base_boot = np.median(np.take_along_axis(per_run, pick, axis=1), axis=1)
+    if m >= 3:
+        # Run-to-run noise: the current run is one new draw from the runs' distribution, so its
+        # run effect follows the predictive Student-t, s * sqrt(1 + 1/m) * T(m-1), where s is
+        # the spread of the baseline runs' log-medians (the larger of the SD and 1.4826 * MAD,
+        # so a few outliers cannot make it optimistic).
+        logs = np.log(run_medians / base)
+        mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+        spread = max(float(np.std(logs, ddof=1)), mad)
+        cur = cur / np.exp(spread * np.sqrt(1 + 1 / m) * rng.standard_t(m - 1, size=n_boot))
+    ratios = cur / base_boot
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    return Interval(ratio, float(low), float(high))
+
+
+@dataclass
+class CaseVerdict:
+    case: str
+    status: str  # regression | improvement | unchanged | wrong-answer | errored | missing | not-faster | new | ...
+    reason: str
+    variant: str | None = None
+    median_s: float | None = None
+    baseline_s: float | None = None
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    threshold: float | None = None
+    baseline_runs: int = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING
+
+
+@dataclass
+class Verdict:
+    current: str
+    machine: str
+    baseline: str
+    alpha: float
+    cases: list[CaseVerdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(c.failing for c in self.cases)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.cases:
+            out[c.status] = out.get(c.status, 0) + 1
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": VERDICT_SCHEMA, "passed": not self.failed, "exit_code": self.exit_code,
+                           "current": self.current, "machine": self.machine, "baseline": self.baseline,
+                           "alpha": self.alpha, "counts": self.counts(), "notes": self.notes,
+                           "cases": [asdict(c) for c in self.cases]}, indent=1, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def _threshold(row: pd.Series, default: float) -> float:
+    gate = row.get("gate")
+    if isinstance(gate, dict) and gate.get("threshold") is not None:
+        return float(gate["threshold"])
+    return default
+
+
+def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.DataFrame, *,
+           alpha: float = DEFAULT_ALPHA, threshold: float | None = None, seed: int = 0,
+           label: str = "current", baseline_label: str = "baseline", machine: str = "") -> Verdict:
+    """Compare one run (``current``) with baseline rows from the same machine.
+
+    ``baseline`` holds one or more runs (column ``run_id``); ``threshold``
+    overrides the per-case threshold recorded by the suite.
+    """
+    rng = np.random.default_rng(seed)
+    verdict = Verdict(label, machine, baseline_label, alpha)
+    n_cases = max(1, len(current))
+    case_alpha = alpha / n_cases
+    base_by_case = {case: rows for case, rows in baseline.groupby("case")} if not baseline.empty else {}
+    errored = set()
+    measured = set(current["case"])
+    if not current_outcomes.empty:
+        for _, o in current_outcomes.iterrows():
+            if o["outcome"] == "failed" and o["case"] not in measured:
+                errored.add(o["case"])
+                verdict.cases.append(CaseVerdict(o["case"], "errored", _first_line(o["message"]),
+                                                 variant=o.get("variant")))
+            elif o["outcome"] == "skipped":
+                verdict.cases.append(CaseVerdict(o["case"], "skipped", _first_line(o["message"]),
+                                                 variant=o.get("variant")))
+    for _, row in current.iterrows():
+        case = row["case"]
+        t = threshold if threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
+        v = CaseVerdict(case, "unchanged", "", variant=row["variant"], median_s=float(row["median"]), threshold=t)
+        verdict.cases.append(v)
+        if row.get("check_ok") is not None and not _isnan(row["check_ok"]) and not bool(row["check_ok"]):
+            failed = ", ".join(row.get("check_failed") or []) or "reference"
+            v.status, v.reason = "wrong-answer", f"top-k check failed against {failed}"
+            continue
+        gate = row.get("gate") if isinstance(row.get("gate"), dict) else {}
+        min_speedup = gate.get("min_speedup")
+        speedup = row.get("speedup_median")
+        if (row["variant"] == "tuned" and min_speedup is not None and speedup is not None
+                and not _isnan(speedup) and speedup < min_speedup):
+            v.status, v.reason = "not-faster", f"tuned is {speedup:.2f}x untuned; the suite requires {min_speedup:g}x"
+            continue
+        history = base_by_case.get(case)
+        if history is None or history.empty:
+            v.status, v.reason = "new", "no baseline for this case on this machine"
+            continue
+        runs = [_run_samples(r) for _, r in history.iterrows()]
+        cur = _run_samples(row)
+        v.baseline_runs = len(runs)
+        if cur.size < MIN_ROUNDS:
+            v.status, v.reason = "too-few-rounds", f"{cur.size} rounds; at least {MIN_ROUNDS} are needed to decide"
+            continue
+        ci = ratio_interval(cur, runs, case_alpha, rng)
+        v.baseline_s = float(np.median([np.median(r) for r in runs]))
+        v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
+        ci_text = f"{ci.ratio - 1:+.1%} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, threshold {t:.0%})"
+        if ci.low > 1 and ci.high >= 1 + t and ci.ratio >= 1 + t / 2:
+            v.status, v.reason = "regression", f"slower by {ci_text}"
+        elif ci.high < 1 and ci.low <= 1 - t and ci.ratio <= 1 - t / 2:
+            v.status, v.reason = "improvement", f"faster by {ci_text}"
+        else:
+            v.reason = f"change {ci_text}"
+    present = set(current["case"]) | {c.case for c in verdict.cases}
+    if not baseline.empty:
+        last_run = baseline["run_id"].iloc[-1]
+        for case in sorted(set(baseline.loc[baseline["run_id"] == last_run, "case"]) - present):
+            verdict.cases.append(CaseVerdict(case, "missing", "measured in the baseline, absent from this run"))
+    return verdict
+
+
+def _isnan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _first_line(message: Any) -> str:
+    text = str(message or "").strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def select_baseline(history: History, machine: str, exclude_run: str | None, window: int) -> pd.DataFrame:
+    """The last ``window`` runs of ``history`` on ``machine``, excluding the current run."""
+    rows = history.results[history.results["machine"] == machine]
+    if exclude_run is not None:
+        rows = rows[rows["run_id"] != exclude_run]
+    runs = list(dict.fromkeys(rows.sort_values("run_time")["run_id"]))[-window:]
+    return rows[rows["run_id"].isin(runs)]
+
+
+def gate_files(current: Path, history_paths: list[Path], baseline: Path | None = None, *,
+               window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_ALPHA, threshold: float | None = None,
+               allow_machine_mismatch: bool = False) -> Verdict:
+    """The CLI's decision: current JSON vs rolling history or a pinned baseline file."""
+    from bench.history import HistoryError, load_history, read_run
+
+    try:
+        run = read_run(current)
+    except HistoryError as err:
+        raise GateError(f"--current {err}") from None
+    now = load_history([current])
+    cur_rows, cur_out = now.results, now.outcomes
+    if baseline is not None:
+        try:
+            pinned = read_run(baseline)
+        except HistoryError as err:
+            raise GateError(f"--baseline {err}") from None
+        if pinned.machine != run.machine and not allow_machine_mismatch:
+            raise GateError(f"--baseline {baseline} was measured on {pinned.machine_desc} ({pinned.machine}), the "
+                            f"current run on {run.machine_desc} ({run.machine}): timings from different machines "
+                            "are not comparable (--allow-machine-mismatch to compare anyway)")
+        base_rows = load_history([baseline]).results
+        label = str(baseline)
+    else:
+        history = load_history(history_paths)
+        if history.results.empty and history.problems:
+            raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
+        base_rows = select_baseline(history, run.machine, run.run_id, window)
+        label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
+    verdict = decide(cur_rows, cur_out, base_rows, alpha=alpha, threshold=threshold, label=str(current),
+                     baseline_label=label, machine=f"{run.machine_desc} ({run.machine})")
+    if base_rows.empty:
+        verdict.notes.append(f"no baseline runs for machine {run.machine_desc} ({run.machine}); every case is new")
+    return verdict
+
+
+_ICON = {"regression": "FAIL", "wrong-answer": "FAIL", "errored": "FAIL", "missing": "FAIL", "not-faster": "FAIL",
+         "improvement": "better", "unchanged": "ok", "new": "new", "skipped": "skip", "too-few-rounds": "?"}
+
+
+def _fmt(v: float | None, scale: float = 1e3) -> str:
+    return "" if v is None or _isnan(v) else f"{v * scale:.3f}"
+
+
+def render_text(verdict: Verdict) -> str:
+    lines = [f"gate: {verdict.current} vs {verdict.baseline} on {verdict.machine}"]
+    lines += [f"note: {n}" for n in verdict.notes]
+    for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
+        lines.append(f"  {_ICON.get(c.status, c.status):>6}  {c.case:<44} {c.status:<15} {c.reason}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(verdict.counts().items()))
+    lines.append(f"gate {'FAILED' if verdict.failed else 'passed'}: {counts}")
+    return "\n".join(lines)
+
+
+def render_markdown(verdict: Verdict) -> str:
+    head = "### :x: Benchmark gate failed" if verdict.failed else "### :white_check_mark: Benchmark gate passed"
+    out = [head, "", f"Current `{verdict.current}` vs {verdict.baseline}, machine {verdict.machine}.", ""]
+    out += [f"> {n}" for n in verdict.notes]
+    out += ["| case | status | median ms | baseline ms | change | 99% CI | reason |", "|---|---|---|---|---|---|---|"]
+    for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
+        change = "" if c.ratio is None else f"{c.ratio - 1:+.1%}"
+        ci = "" if c.ci_low is None or c.ci_high is None else f"{c.ci_low - 1:+.1%} .. {c.ci_high - 1:+.1%}"
+        reason = c.reason.replace("|", "\\|")
+        status = f"**{c.status}**" if c.failing else c.status
+        out.append(f"| `{c.case}` | {status} | {_fmt(c.median_s)} | {_fmt(c.baseline_s)} | {change} | {ci} "
+                   f"| {reason} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,189 @@
+"""The regression gate's decisions on synthetic samples, its exit codes and its outputs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.__main__ import main
+from bench.gate import decide, ratio_interval
+from tests.helpers import CPU_B, bench_entry, run_file
+
+START = datetime(2026, 11, 1)
+
+
+def noisy_run(rng: np.random.Generator, level: float, n: int = 10, run_sd: float = 0.01,
+              round_sd: float = 0.01) -> list[float]:
+    """Rounds of one run: a run-level shift (machine state) plus per-round noise."""
+    shift = 1 + run_sd * rng.standard_normal()
+    return list(level * shift * (1 + round_sd * rng.standard_normal(n)))
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+def row(case: str, samples: list[float], run: str = "cur", **extra: object) -> dict:
+    return {"run_id": run, "case": case, "variant": "tuned", "median": float(np.median(samples)),
+            "samples_s": samples, "check_ok": True, "check_failed": [], "speedup_median": 3.0, "gate": None,
+            **extra}
+
+
+def baseline(rng: np.random.Generator, case: str = "m-native-b64-tuned", runs: int = 10,
+             level: float = 1e-3) -> pd.DataFrame:
+    return frame([row(case, noisy_run(rng, level), run=f"r{i:02d}") for i in range(runs)])
+
+
+NO_OUTCOMES = pd.DataFrame(columns=["case", "variant", "outcome", "message"])
+
+
+def status_of(current: pd.DataFrame, base: pd.DataFrame, outcomes: pd.DataFrame = NO_OUTCOMES) -> dict[str, str]:
+    return {c.case: c.status for c in decide(current, outcomes, base).cases}
+
+
+def test_clear_regression() -> None:
+    """A 15% slower run fails, with the change and its interval."""
+    rng = np.random.default_rng(1)
+    v = decide(frame([row("m-native-b64-tuned", noisy_run(rng, 1.15e-3))]), NO_OUTCOMES, baseline(rng))
+    case = v.cases[0]
+    assert case.status == "regression" and v.exit_code == 1
+    assert case.ci_low is not None and case.ci_low > 1.0 and 1.10 < case.ratio < 1.20
+    assert "slower by +1" in case.reason
+
+
+def test_clear_improvement() -> None:
+    """A 15% faster run is an improvement and passes."""
+    rng = np.random.default_rng(2)
+    v = decide(frame([row("m-native-b64-tuned", noisy_run(rng, 0.85e-3))]), NO_OUTCOMES, baseline(rng))
+    assert v.cases[0].status == "improvement" and v.exit_code == 0
+
+
+def test_pure_noise_never_fails() -> None:
+    """A/A: 200 unchanged runs with 1% run-to-run and 1% round noise raise no alarm."""
+    rng = np.random.default_rng(3)
+    statuses = []
+    for _ in range(200):
+        base = baseline(rng)
+        statuses.append(decide(frame([row("m-native-b64-tuned", noisy_run(rng, 1e-3))]), NO_OUTCOMES,
+                               base).cases[0].status)
+    assert statuses.count("regression") == 0 and statuses.count("improvement") == 0
+
+
+def test_small_slowdown_below_threshold_passes() -> None:
+    """A real but small (1%) slowdown with tight noise stays below the 5% threshold."""
+    rng = np.random.default_rng(4)
+    base = frame([row("c", noisy_run(rng, 1e-3, run_sd=0.001, round_sd=0.001), run=f"r{i}") for i in range(10)])
+    cur = frame([row("c", noisy_run(rng, 1.01e-3, run_sd=0.001, round_sd=0.001))])
+    assert status_of(cur, base) == {"c": "unchanged"}
+
+
+def test_too_few_rounds_and_missing_baseline() -> None:
+    """Two rounds cannot be judged; a case with no history is new; neither fails."""
+    rng = np.random.default_rng(5)
+    cur = frame([row("m-native-b64-tuned", [1e-3, 1.1e-3]), row("new-case", noisy_run(rng, 1e-3))])
+    v = decide(cur, NO_OUTCOMES, baseline(rng))
+    assert {c.case: c.status for c in v.cases} == {"m-native-b64-tuned": "too-few-rounds", "new-case": "new"}
+    assert v.exit_code == 0
+
+
+def test_topk_mismatch_errored_missing_and_not_faster_always_fail() -> None:
+    """Wrong answers, errors, vanished cases and too-slow tuning fail whatever the timing says."""
+    rng = np.random.default_rng(6)
+    base = pd.concat([baseline(rng, "wrong"), baseline(rng, "gone"), baseline(rng, "slow-tuning")])
+    cur = frame([row("wrong", noisy_run(rng, 1e-3), check_ok=False, check_failed=["onnxruntime"]),
+                 row("slow-tuning", noisy_run(rng, 1e-3), speedup_median=0.9, gate={"min_speedup": 1.0})])
+    outcomes = pd.DataFrame([{"case": "crashed", "variant": "tuned", "outcome": "failed",
+                              "message": "BuildError: tuning failed\nmore"}])
+    v = decide(cur, outcomes, base)
+    got = {c.case: (c.status, c.reason) for c in v.cases}
+    assert got["wrong"] == ("wrong-answer", "top-k check failed against onnxruntime")
+    assert got["crashed"] == ("errored", "BuildError: tuning failed")
+    assert got["gone"][0] == "missing"
+    assert got["slow-tuning"] == ("not-faster", "tuned is 0.90x untuned; the suite requires 1x")
+    assert v.exit_code == 1
+
+
+def test_per_case_threshold_from_the_suite() -> None:
+    """A case whose suite sets a 20% threshold tolerates a 12% slowdown."""
+    rng = np.random.default_rng(7)
+    cur = frame([row("m-native-b64-tuned", noisy_run(rng, 1.12e-3), gate={"threshold": 0.2})])
+    assert status_of(cur, baseline(rng)) == {"m-native-b64-tuned": "unchanged"}
+
+
+def test_interval_brackets_the_true_ratio() -> None:
+    """The bootstrap interval of a 1.10 ratio contains 1.10 and excludes 1."""
+    rng = np.random.default_rng(8)
+    runs = [np.asarray(noisy_run(rng, 1.0)) for _ in range(10)]
+    ci = ratio_interval(np.asarray(noisy_run(rng, 1.10)), runs, 0.01, rng)
+    assert ci.low < 1.10 < ci.high and ci.low > 1.0
+
+
+def write_history(folder: Path, runs: int, rng: np.random.Generator, level: float = 1e-3, cpu=None) -> None:
+    for i in range(runs):
+        kwargs = {"cpu": cpu} if cpu else {}
+        run_file(folder / f"run{i:02d}.json", START + timedelta(days=i),
+                 [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, level), speedup=3.0, tuning_s=1)],
+                 **kwargs)
+
+
+def test_cli_exit_codes_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """0 on an unchanged run, 1 on a regression (with Markdown and JSON verdicts), 2 on bad input."""
+    rng = np.random.default_rng(9)
+    write_history(tmp_path / "hist", 10, rng)
+    same = run_file(tmp_path / "same.json", START + timedelta(days=20),
+                    [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, 1e-3), speedup=3.0)])
+    slow = run_file(tmp_path / "slow.json", START + timedelta(days=21),
+                    [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, 1.2e-3), speedup=3.0)])
+    assert main(["gate", "--current", str(same), "--history", str(tmp_path / "hist")]) == 0
+    assert "gate passed" in capsys.readouterr().out
+    code = main(["gate", "--current", str(slow), "--history", str(tmp_path / "hist"),
+                 "--json", str(tmp_path / "v.json"), "--markdown", str(tmp_path / "v.md")])
+    assert code == 1
+    assert "regression" in capsys.readouterr().out
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["schema"] == 1 and verdict["passed"] is False and verdict["exit_code"] == 1
+    assert verdict["cases"][0]["status"] == "regression" and verdict["cases"][0]["baseline_runs"] == 10
+    md = (tmp_path / "v.md").read_text()
+    assert md.startswith("### :x: Benchmark gate failed") and "| `m-native-b64-tuned` | **regression** |" in md
+    (tmp_path / "broken.json").write_text("{")
+    assert main(["gate", "--current", str(tmp_path / "broken.json"), "--history", str(tmp_path / "hist")]) == 2
+    assert "error: --current" in capsys.readouterr().err
+    assert main(["gate", "--current", str(same)]) == 2
+
+
+def test_machine_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pinned baseline from another CPU is refused; another CPU's history gives no baseline."""
+    rng = np.random.default_rng(10)
+    write_history(tmp_path / "other", 5, rng, cpu=CPU_B)
+    cur = run_file(tmp_path / "cur.json", START + timedelta(days=30),
+                   [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, 1e-3), speedup=3.0)])
+    assert main(["gate", "--current", str(cur), "--baseline", str(tmp_path / "other" / "run00.json")]) == 2
+    assert "timings from different machines are not comparable" in capsys.readouterr().err
+    assert main(["gate", "--current", str(cur), "--history", str(tmp_path / "other")]) == 0
+    out = capsys.readouterr().out
+    assert "no baseline runs for machine" in out and "new" in out
+
+
+def test_pinned_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--baseline compares with one pinned run on the same machine."""
+    rng = np.random.default_rng(11)
+    pinned = run_file(tmp_path / "pinned.json", START,
+                      [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, 1e-3), speedup=3.0)])
+    slow = run_file(tmp_path / "slow.json", START + timedelta(days=1),
+                    [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, 1.3e-3), speedup=3.0)])
+    assert main(["gate", "--current", str(slow), "--baseline", str(pinned)]) == 1
+    assert "regression" in capsys.readouterr().out
+
+
+def test_ten_percent_slowdown_is_caught_under_one_percent_noise() -> None:
+    """Power: with 1% run and round noise, a 10% slowdown is caught in 20 of 20 runs."""
+    rng = np.random.default_rng(12)
+    caught = sum(
+        decide(frame([row("c", noisy_run(rng, 1.10e-3))]), NO_OUTCOMES, baseline(rng, "c")).cases[0].status
+        == "regression" for _ in range(20))
+    assert caught == 20
