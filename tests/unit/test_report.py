@@ -1,4 +1,7 @@
-"""The HTML report: summary numbers, highlighting, escaping, and the page in a real browser."""
+"""The HTML report: summary numbers, highlighting, escaping, and the page in a real browser.
+
+The browser test leaves its screenshot in reports/screenshots/ (or $BENCH_SCREENSHOT_DIR).
+"""
 
 from __future__ import annotations
 
@@ -86,7 +89,9 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
         pytest.skip("chromium not installed (apt-get install chromium); CI installs it")
     synthetic_history(tmp_path / "runs", runs=30, cases=3, slowdown_at=29)
     page, _ = write_report([tmp_path / "runs"], tmp_path / "report")
-    shot = Path(os.environ.get("BENCH_SCREENSHOT_DIR", tmp_path)) / "report-30-runs.png"
+    default_dir = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+    shot = Path(os.environ.get("BENCH_SCREENSHOT_DIR", default_dir)) / "report-30-runs.png"
+    shot.unlink(missing_ok=True)
     shot.parent.mkdir(parents=True, exist_ok=True)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
