@@ -1,8 +1,9 @@
 """Suite -> cases: the matrix expanded, targets resolved, one case per variant.
 
 A case id reads ``resnet50-llvm_core-avx2-b256-tuned`` so ``-k`` selects by
-model, target, budget or variant. Untuned comes before tuned so the tuned item
-can report its speedup over an untuned item measured in the same session.
+model, target, budget or variant. Untuned and ort (ONNX Runtime, CPU targets)
+come before tuned so the tuned item can report its speedup over untuned and
+its ratio to ONNX Runtime, both measured in the same session.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from bench.errors import SuiteError
 from bench.suite import BudgetSpec, CheckSpec, MatrixEntry, ModelSpec, Suite, TargetSpec, TimingSpec, TuningSpec
 from bench.target import ResolvedTarget, resolve
 
-Variant = Literal["untuned", "tuned"]
+Variant = Literal["untuned", "ort", "tuned"]
+#: Variants measured once per (model, target), whatever the number of budgets.
+PER_TARGET = ("untuned", "ort")
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class Case:
 
     @property
     def id(self) -> str:
-        if self.variant == "untuned":  # one untuned item serves every budget
-            return f"{self.model.name}-{self.target.name}-untuned"
+        if self.variant in PER_TARGET:  # one untuned (and ort) item serves every budget
+            return f"{self.model.name}-{self.target.name}-{self.variant}"
         return f"{self.model.name}-{self.target.name}-{self.budget.id}-{self.variant}"
 
     @property
@@ -103,17 +106,24 @@ def expand(suite: Suite) -> list[Case]:
     cases: list[Case] = []
     for mi, ti, bi in combos:
         budget = budgets[bi]
-        variants: list[Variant] = ["untuned", "tuned"] if budget.trials > 0 else ["untuned"]
+        model = spec.models[mi]
+        ort = (model.ort if model.ort is not None else spec.ort) and targets[ti].kind == "llvm"
+        variants: list[Variant] = ["untuned"]
+        if ort:
+            variants.append("ort")
+        if budget.trials > 0:
+            variants.append("tuned")
         for variant in variants:
             cases.append(Case(suite, mi, spec.models[mi], targets[ti], budget, variant,
                               suite.model_timing(mi), suite.model_check(mi), spec.tuning))
-    # With several budgets the untuned item would repeat per budget: keep the first.
-    seen: set[tuple[str, str, str]] = set()
+    # With several budgets the untuned and ort items would repeat per budget: keep the first.
+    seen: set[tuple[str, str, str, str]] = set()
     unique: list[Case] = []
     for case in cases:
-        if case.variant == "untuned":
-            if case.untuned_key in seen:
+        if case.variant in PER_TARGET:
+            key = (*case.untuned_key, case.variant)
+            if key in seen:
                 continue
-            seen.add(case.untuned_key)
+            seen.add(key)
         unique.append(case)
     return unique

@@ -27,7 +27,8 @@ STAT_FIELDS = ("min", "max", "mean", "median", "stddev", "iqr", "rounds", "ops")
 INFO_FIELDS = ("suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version",
                "model_sha256", "import_s", "compile_s", "kernels", "kernels_scheduled", "tuning_s", "trials",
                "tasks", "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok",
-               "samples_s", "topk", "gate")
+               "samples_s", "topk", "gate", "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops",
+               "tuned_vs_ort_median")
 
 
 class HistoryError(Exception):

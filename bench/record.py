@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 RECORD_SCHEMA = 1
 
 
-def extra_info(case: Case, model: LoadedModel, prepared: Prepared, built: Built, plan: TimingPlan,
+def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,
                topk: list[dict[str, Any]], tuned: Tuned | None) -> dict[str, Any]:
     import tvm
 
@@ -38,11 +38,12 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared, built: Built,
         "target_name": case.target.name,
         "target": json.loads(case.target.json),
         "budget": case.budget.id if case.variant == "tuned" else None,
+        "runtime": "onnxruntime" if case.variant == "ort" else "tvm",
         "budget_trials": case.budget.trials if case.variant == "tuned" else 0,
         "max_trials_per_task": case.budget.max_trials_per_task if case.variant == "tuned" else None,
         "variant": case.variant,
         "tvm_version": tvm.__version__,
-        "import_s": round(prepared.import_s, 4),
+        "import_s": round(prepared.import_s, 4) if prepared is not None else None,
         "compile_s": round(built.compile_s, 4),
         "kernels": built.kernels,
         "kernels_scheduled": built.scheduled,
@@ -57,6 +58,11 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared, built: Built,
 
     if os.environ.get(SLOWDOWN_ENV):
         info["injected_slowdown"] = float(os.environ[SLOWDOWN_ENV])
+    if case.variant == "ort":
+        import onnxruntime
+
+        info.update({"ort_version": onnxruntime.__version__, "ort_threads": case.target.spec.get("num-cores"),
+                     "ort_graph_optimization": "ORT_ENABLE_ALL", "kernels": None, "kernels_scheduled": None})
     if tuned is not None:
         info.update({
             "tuning_s": round(tuned.tuning_s, 3),

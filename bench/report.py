@@ -104,7 +104,9 @@ def _spread(row: pd.Series) -> tuple[float, float]:
 
 
 def _series_label(row: pd.Series) -> str:
-    return "untuned" if row["variant"] == "untuned" else f"tuned {row['budget']}"
+    if row["variant"] == "tuned":
+        return f"tuned {row['budget']}"
+    return "onnxruntime" if row["variant"] == "ort" else "untuned"
 
 
 def _trend_chart(group: pd.DataFrame, title: str, threshold: float, window: int) -> str:

@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 from bench import build, check, reference
 from bench.case import Case
 from bench.errors import BenchError, BuildError
+from bench.flops import FlopCount, count_flops, tvm_task_flops
 from bench.measure import TimingPlan, plan_timing, probe
 from bench.model import LoadedModel, load_model
+from bench.peak import Peak, measure_peak
 from bench.record import extra_info
 from bench.tune import Progress, Tuned, tune
 
@@ -77,7 +79,8 @@ class BenchSession:
         self.use_reference = use_reference
         self.progress = progress
         self._memo_store: dict[tuple[Any, ...], Any] = {}
-        self.untuned_stats: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: (suite, model, target JSON, variant) -> stats of the untuned and ort items measured so far.
+        self.peer_stats: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.results: list[CaseResult] = []
 
     def _memo(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
@@ -122,6 +125,36 @@ class BenchSession:
 
         return self._memo(("tuned", *case.tuned_key), make)
 
+    def ort_build(self, case: Case, model: LoadedModel) -> build.Built:
+        """ONNX Runtime as a peer variant: same frozen model, same inputs, the target's cores."""
+        def make() -> build.Built:
+            import time
+
+            start = time.perf_counter()
+            sess = reference.session(model, case.target.spec.get("num-cores"))
+            create_s = time.perf_counter() - start
+            inputs = model.inputs
+
+            def run() -> Any:
+                return sess.run(None, inputs)
+
+            return build.Built(run, list(run()), create_s, 0, 0)
+
+        return self._memo(("ort", *case.untuned_key), make)
+
+    def flops(self, case: Case, model: LoadedModel) -> FlopCount:
+        return self._memo(("flops", *case.model_key), lambda: count_flops(model.path))
+
+    def peak(self, threads: int) -> Peak:
+        return self._memo(("peak", threads), lambda: measure_peak(threads))
+
+    def peaks(self) -> dict[int, Peak]:
+        """Peaks measured so far this session, by thread count."""
+        return {k[1]: v for k, v in self._memo_store.items() if k[0] == "peak" and isinstance(v, Peak)}
+
+    def tvm_flops(self, case: Case, prepared: build.Prepared) -> int:
+        return self._memo(("tvm_flops", *case.untuned_key), lambda: tvm_task_flops(prepared.mod, case.target.tvm()))
+
     def reference_output(self, case: Case, model: LoadedModel) -> Any:
         threads = case.target.spec.get("num-cores")
         return self._memo(("reference", *case.model_key), lambda: reference.run_reference(model, threads))
@@ -130,12 +163,16 @@ class BenchSession:
         if case.target.is_gpu and not build.device_present(case.target):
             raise CaseSkipped(f"no {case.target.kind} device on this machine", case.suite.where)
         model = self.model(case)
-        prepared = self.prepared(case, model)
-        untuned = self.untuned(case, model, prepared)
         tuned: Tuned | None = None
-        built = untuned
-        if case.variant == "tuned":
-            tuned, built = self.tuned(case, model, prepared)
+        prepared: build.Prepared | None = None
+        untuned: build.Built | None = None
+        if case.variant == "ort":
+            built = self.ort_build(case, model)
+        else:
+            prepared = self.prepared(case, model)
+            untuned = built = self.untuned(case, model, prepared)
+            if case.variant == "tuned":
+                tuned, built = self.tuned(case, model, prepared)
 
         run = _with_injected_slowdown(built.run)
         plan = plan_timing(case.timing, probe(run), self.max_time)
@@ -145,17 +182,44 @@ class BenchSession:
         stats = timer(run, plan)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
         info["samples_s"] = [float(x) for x in stats.pop("data", [])]
-        failures = self._check(case, model, output, untuned, info)
-        if case.variant == "untuned":
-            self.untuned_stats[case.untuned_key] = stats
+        failures = self._check(case, model, output, untuned, info) if untuned is not None else []
+        if case.variant == "ort":
+            info.update(check={}, check_ok=True)  # the reference does not check itself
+        self._work(case, model, prepared, stats, info)
+        if case.variant in ("untuned", "ort"):
+            self.peer_stats[(*case.untuned_key, case.variant)] = stats
         else:
-            base = self.untuned_stats.get(case.untuned_key)
+            base = self.peer_stats.get((*case.untuned_key, "untuned"))
             info["speedup_median"] = round(base["median"] / stats["median"], 4) if base else None
             info["speedup_mean"] = round(base["mean"] / stats["mean"], 4) if base else None
             info["untuned_median_s"] = base["median"] if base else None
+            ort = self.peer_stats.get((*case.untuned_key, "ort"))
+            info["ort_median_s"] = ort["median"] if ort else None
+            info["tuned_vs_ort_median"] = round(stats["median"] / ort["median"], 4) if ort else None
         result = CaseResult(case, info, stats, failures)
         self.results.append(result)
         return result
+
+    def _work(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, stats: dict[str, Any],
+              info: dict[str, Any]) -> None:
+        """FLOPs per inference, achieved GFLOP/s, and the share of the measured peak."""
+        flops = self.flops(case, model)
+        info["flops"] = flops.total
+        info["flops_unsupported_ops"] = flops.unsupported
+        info["gflops_per_s"] = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
+        if case.target.kind == "llvm":
+            peak = self.peak(int(case.target.spec.get("num-cores") or 1))
+            info["peak_gflops"] = peak.measured_gflops
+            info["pct_of_peak"] = round(100 * info["gflops_per_s"] / peak.measured_gflops, 2)
+        if case.variant == "tuned" and prepared is not None:
+            tvm = self.tvm_flops(case, prepared)
+            info["tvm_flops"] = tvm
+            diff = abs(tvm - flops.total) / flops.total if flops.total else None
+            info["flops_disagreement"] = round(diff, 4) if diff is not None else None
+            if diff is not None and diff > 0.05:
+                info["flops_warning"] = (f"ONNX-graph count {flops.total:,} and MetaSchedule's task FLOPs {tvm:,} "
+                                         f"differ by {diff:.1%}")
+                self.progress(f"[flops] {case.id}: {info['flops_warning']}")
 
     def _check(self, case: Case, model: LoadedModel, output: Any, untuned: build.Built,
                info: dict[str, Any]) -> list[str]:

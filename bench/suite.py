@@ -145,6 +145,8 @@ class ModelSpec(_Spec):
     check: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
+    #: Overrides the suite's ``ort`` for this model.
+    ort: bool | None = None
 
 
 class TargetSpec(_Spec):
@@ -182,6 +184,8 @@ class SuiteSpec(_Spec):
     description: str = ""
     #: ``false``: only run when the file is named on the command line (nightly suites).
     default: bool = True
+    #: Time ONNX Runtime as a third variant (``ort``) on CPU targets, next to untuned and tuned.
+    ort: bool = True
     models: list[ModelSpec] = Field(min_length=1)
     targets: list[Annotated[str | TargetSpec | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
         min_length=1)

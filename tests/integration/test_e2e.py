@@ -56,10 +56,10 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
 
 
 def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict]) -> None:
-    """The JSON holds an untuned and a tuned item with consistent statistics."""
+    """The JSON holds untuned, ort and tuned items with consistent statistics."""
     _, _, data = first_run
     items = by_name(data)
-    assert set(items) == {"test_case[tiny-cpu-untuned]", "test_case[tiny-cpu-b16-tuned]"}
+    assert set(items) == {"test_case[tiny-cpu-untuned]", "test_case[tiny-cpu-ort]", "test_case[tiny-cpu-b16-tuned]"}
     for item in items.values():
         st = item["stats"]
         assert 0 < st["min"] <= st["median"] <= st["max"]
@@ -100,7 +100,28 @@ def test_absent_gpu_skips_and_broken_suite_fails_alone(first_run: tuple[Path, An
     assert proc.returncode == 1
     assert "SKIPPED" in proc.stdout and "no cuda device on this machine" in proc.stdout
     assert "broken.yaml: models[0].source.colour: unknown key" in proc.stdout
-    assert "2 passed" in proc.stdout and "1 failed" in proc.stdout
+    assert "3 passed" in proc.stdout and "1 failed" in proc.stdout
+
+
+def test_ort_peer_flops_and_peak(first_run: tuple[Path, Any, dict]) -> None:
+    """ONNX Runtime is timed as a peer; every item has FLOPs, GFLOP/s and % of the measured peak."""
+    _, _, data = first_run
+    items = by_name(data)
+    ort = items["test_case[tiny-cpu-ort]"]["extra_info"]
+    assert ort["runtime"] == "onnxruntime" and ort["ort_threads"] == 2
+    assert ort["ort_graph_optimization"] == "ORT_ENABLE_ALL"
+    tuned = items["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
+    assert {c["class"] for c in ort["topk"]} == {c["class"] for c in tuned["topk"]}
+    for item in items.values():
+        info = item["extra_info"]
+        assert info["flops"] > 7_000_000 and info["flops_unsupported_ops"] == []
+        assert info["gflops_per_s"] == pytest.approx(info["flops"] / item["stats"]["median"] / 1e9, rel=1e-2)
+        assert 0 < info["pct_of_peak"] == pytest.approx(100 * info["gflops_per_s"] / info["peak_gflops"], rel=1e-2)
+    assert tuned["tuned_vs_ort_median"] == pytest.approx(
+        items["test_case[tiny-cpu-b16-tuned]"]["stats"]["median"] / items["test_case[tiny-cpu-ort]"]["stats"]["median"],
+        rel=1e-3)
+    assert tuned["tvm_flops"] > 0 and tuned["flops_disagreement"] is not None
+    assert data["machine_info"]["tvm_bench_peak"]["2"]["measured_gflops"] > 0
 
 
 def test_second_run_reuses_the_tuning_cache(first_run: tuple[Path, Any, dict]) -> None:
@@ -131,6 +152,7 @@ def test_outcomes_and_samples_on_record(first_run: tuple[Path, Any, dict]) -> No
     _, _, data = first_run
     outcomes = {o["case"]: o for o in data["tvm_bench"]["outcomes"]}
     assert outcomes["tiny-cpu-b16-tuned"]["outcome"] == "passed"
+    assert outcomes["tiny-cpu-ort"]["outcome"] == "passed"
     assert outcomes["tiny-gpu-untuned"]["outcome"] == "skipped"
     assert "no cuda device" in outcomes["tiny-gpu-untuned"]["message"]
     assert outcomes["suite"]["outcome"] == "failed" and "unknown key" in outcomes["suite"]["message"]

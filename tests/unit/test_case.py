@@ -28,10 +28,11 @@ def cases(tmp_path: Path, extra: str = "") -> list[str]:
 
 
 def test_cross_product_with_variants(tmp_path: Path) -> None:
-    """Every model x target gets one untuned item and one tuned item per non-zero budget."""
+    """Every CPU model x target gets one untuned, one ort and one tuned item per non-zero budget."""
     ids = cases(tmp_path)
-    assert ids[:4] == ["tiny-llvm-untuned", "tiny-llvm-b16-tuned", "tiny-llvm-big-tuned", "tiny-avx2-untuned"]
-    assert len(ids) == 2 * 2 * 3
+    assert ids[:5] == ["tiny-llvm-untuned", "tiny-llvm-ort", "tiny-llvm-b16-tuned", "tiny-llvm-big-tuned",
+                       "tiny-avx2-untuned"]
+    assert len(ids) == 2 * 2 * 4
     assert len(set(ids)) == len(ids)
 
 
@@ -39,14 +40,32 @@ def test_exclude_and_include(tmp_path: Path) -> None:
     """Exclude removes matching combinations; include adds explicit ones back."""
     ids = cases(tmp_path, "matrix:\n  exclude: [{model: r18}, {budget: big}]\n"
                           "  include: [{model: r18, target: avx2, budget: b16}]\n")
-    assert ids == ["tiny-llvm-untuned", "tiny-llvm-b16-tuned", "tiny-avx2-untuned", "tiny-avx2-b16-tuned",
-                   "r18-avx2-untuned", "r18-avx2-b16-tuned"]
+    assert ids == ["tiny-llvm-untuned", "tiny-llvm-ort", "tiny-llvm-b16-tuned", "tiny-avx2-untuned",
+                   "tiny-avx2-ort", "tiny-avx2-b16-tuned", "r18-avx2-untuned", "r18-avx2-ort", "r18-avx2-b16-tuned"]
 
 
 def test_zero_budget_means_untuned_only(tmp_path: Path) -> None:
-    """Budget 0 produces only the untuned variant."""
+    """Budget 0 produces only the untuned (and ort) variants."""
     ids = cases(tmp_path, "matrix:\n  exclude: [{budget: b16}, {budget: big}]\n")
-    assert all(i.endswith("-untuned") for i in ids) and len(ids) == 4
+    assert all(i.endswith(("-untuned", "-ort")) for i in ids) and len(ids) == 8
+
+
+def test_ort_peer_switches_off_per_suite_and_model(tmp_path: Path) -> None:
+    """ort: false on the suite removes the peer; a model can turn it back on."""
+    ids = cases(tmp_path, "ort: false\n")
+    assert not any(i.endswith("-ort") for i in ids)
+    path = tmp_path / "m2.yaml"
+    path.write_text(SUITE.replace("{name: r18, source: {generator: resnet18}}",
+                                  "{name: r18, source: {generator: resnet18}, ort: true}") + "ort: false\n")
+    assert [c.id for c in expand(load_suite(path)) if c.variant == "ort"] == ["r18-llvm-ort", "r18-avx2-ort"]
+
+
+def test_no_ort_peer_on_gpu_targets(tmp_path: Path) -> None:
+    """The ONNX Runtime peer is a CPU peer: GPU targets get untuned and tuned only."""
+    path = tmp_path / "g.yaml"
+    path.write_text("models: [{name: t, source: {generator: tiny_cnn}}]\n"
+                    "targets: [{name: gpu, target: {kind: cuda, arch: sm_90, host: llvm}}]\nbudgets: [8]\n")
+    assert [c.id for c in expand(load_suite(path))] == ["t-gpu-untuned", "t-gpu-b8-tuned"]
 
 
 def test_cases_carry_resolved_settings(tmp_path: Path) -> None:

@@ -1,0 +1,35 @@
+"""The end-of-session table: untuned / tuned / ort medians, speedups, GFLOP/s and % of peak."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+from bench.plugin import summary_lines
+
+
+def result(variant: str, median: float, budget: str = "b64", failures: list[str] | None = None, **info: object):
+    case = NS(suite=NS(name="smoke"), model=NS(name="mobilenet_v2"), target=NS(name="native"),
+              variant=variant, budget=NS(id=budget))
+    return NS(case=case, stats={"median": median}, info=info, failures=failures or [])
+
+
+def test_one_row_per_budget_with_all_three_runtimes() -> None:
+    """Each tuned budget gets a row with the shared untuned and ort medians beside it."""
+    rows = summary_lines([
+        result("untuned", 0.200, gflops_per_s=3.0, pct_of_peak=2.8),
+        result("ort", 0.005, gflops_per_s=120.0, pct_of_peak=111.0),
+        result("tuned", 0.020, speedup_median=10.0, tuned_vs_ort_median=4.0, gflops_per_s=30.0, pct_of_peak=27.8),
+        result("tuned", 0.015, budget="b500", speedup_median=13.3, tuned_vs_ort_median=3.0, gflops_per_s=40.0,
+               pct_of_peak=37.0, failures=["top-5 differs"]),
+    ])
+    assert len(rows) == 3
+    b64, b500 = rows[1].split(), rows[2].split()
+    assert b64[:8] == ["mobilenet_v2", "native", "b64", "200.000", "20.000", "5.000", "10.00x", "4.00x"]
+    assert "3.0 (3%) / 30.0 (28%) / 120.0 (111%)" in rows[1] and rows[1].endswith("ok")
+    assert b500[2:5] == ["b500", "200.000", "15.000"] and rows[2].endswith("FAIL")
+
+
+def test_untuned_only_case() -> None:
+    """Budget 0: one row with dashes where nothing was measured."""
+    rows = summary_lines([result("untuned", 0.002, gflops_per_s=4.0)])
+    assert rows[1].split()[:6] == ["mobilenet_v2", "native", "-", "2.000", "-", "-"]
