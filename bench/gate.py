@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.errors import BenchError
+from bench.history import is_missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -195,7 +196,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         t = threshold if threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
         v = CaseVerdict(case, "unchanged", "", variant=row["variant"], median_s=float(row["median"]), threshold=t)
         verdict.cases.append(v)
-        if row.get("check_ok") is not None and not _isnan(row["check_ok"]) and not bool(row["check_ok"]):
+        if not is_missing(row.get("check_ok")) and not bool(row["check_ok"]):
             failed = ", ".join(row.get("check_failed") or []) or "reference"
             v.status, v.reason = "wrong-answer", f"top-k check failed against {failed}"
             continue
@@ -203,7 +204,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         min_speedup = gate.get("min_speedup")
         speedup = row.get("speedup_median")
         if (row["variant"] == "tuned" and min_speedup is not None and speedup is not None
-                and not _isnan(speedup) and speedup < min_speedup):
+                and not is_missing(speedup) and speedup < min_speedup):
             v.status, v.reason = "not-faster", f"tuned is {speedup:.2f}x untuned; the suite requires {min_speedup:g}x"
             continue
         history = base_by_case.get(case)
@@ -233,9 +234,6 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             verdict.cases.append(CaseVerdict(case, "missing", "measured in the baseline, absent from this run"))
     return verdict
 
-
-def _isnan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _first_line(message: Any) -> str:
@@ -293,7 +291,7 @@ _ICON = {"regression": "FAIL", "wrong-answer": "FAIL", "errored": "FAIL", "missi
 
 
 def _fmt(v: float | None, scale: float = 1e3) -> str:
-    return "" if v is None or _isnan(v) else f"{v * scale:.3f}"
+    return "" if v is None or is_missing(v) else f"{v * scale:.3f}"
 
 
 def render_text(verdict: Verdict) -> str:

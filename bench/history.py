@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,6 +165,11 @@ def load_history(paths: Iterable[str | Path]) -> History:
         return frame.sort_values(["run_time", "run_id"], kind="stable").reset_index(drop=True)
 
     return History(ordered(results), ordered(outcomes), ordered(run_frame), problems)
+
+
+def is_missing(value: Any) -> bool:
+    """None or NaN: how pandas shows a field a record did not have."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _run_columns_names() -> list[str]:

@@ -9,6 +9,7 @@ statistics are computed over), then rounds, never below ``min_rounds``.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -49,3 +50,28 @@ def probe(run: Callable[[], Any]) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
+
+
+#: Test hook for measuring the gate's power, never for real runs: "0.05" makes every timed call
+#: busy-wait an extra 5% of its own duration (measured once per build), a known, real slowdown.
+SLOWDOWN_ENV = "TVM_BENCH_INJECT_SLOWDOWN"
+
+
+def with_injected_slowdown(run: Callable[[], Any]) -> Callable[[], Any]:
+    fraction = float(os.environ.get(SLOWDOWN_ENV, "0") or 0)
+    if fraction <= 0:
+        return run
+    run()
+    start = time.perf_counter()
+    for _ in range(5):
+        run()
+    extra = fraction * (time.perf_counter() - start) / 5
+
+    def slowed() -> Any:
+        out = run()
+        until = time.perf_counter() + extra
+        while time.perf_counter() < until:
+            pass
+        return out
+
+    return slowed

@@ -9,7 +9,10 @@ read them as columns.
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
+
+from bench.measure import SLOWDOWN_ENV
 
 if TYPE_CHECKING:
     from bench.build import Built, Prepared
@@ -52,10 +55,6 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "topk": topk,
         "gate": case.suite.model_gate(case.model_index).model_dump(),
     }
-    import os
-
-    from bench.session import SLOWDOWN_ENV
-
     if os.environ.get(SLOWDOWN_ENV):
         info["injected_slowdown"] = float(os.environ[SLOWDOWN_ENV])
     if case.variant == "ort":

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.history import History, load_history
+from bench.history import History, is_missing, load_history
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,15 +58,12 @@ class ReportData:
 
 
 def _fmt_ms(seconds: Any) -> str:
-    return "" if seconds is None or _isnan(seconds) else f"{seconds * 1e3:.3f}"
+    return "" if is_missing(seconds) else f"{seconds * 1e3:.3f}"
 
-
-def _isnan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _change(current: float, base: float | None) -> float | None:
-    if base is None or _isnan(base) or not base:
+    if is_missing(base) or not base:
         return None
     return current / base - 1.0
 
@@ -99,7 +95,7 @@ def _spread(row: pd.Series) -> tuple[float, float]:
     if isinstance(samples, list) and len(samples) >= 2:
         q1, q3 = np.percentile(samples, [25, 75])
         return float(q1), float(q3)
-    std = row["stddev"] if not _isnan(row["stddev"]) and row["stddev"] is not None else 0.0
+    std = row["stddev"] if not is_missing(row["stddev"]) else 0.0
     return float(row["median"] - std), float(row["median"] + std)
 
 
@@ -187,16 +183,16 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
         check_ok = last["check_ok"]
         rows.append({
             "case": case, "model": last["model"], "target": last["target_name"], "variant": last["variant"],
-            "budget": "" if last["budget"] is None or _isnan(last["budget"]) else last["budget"],
+            "budget": "" if is_missing(last["budget"]) else last["budget"],
             "median_ms": _fmt_ms(last["median"]), "mean_ms": _fmt_ms(last["mean"]),
             "std_ms": _fmt_ms(last["stddev"]), "rounds": int(last["rounds"]),
             "cv": f"{last['stddev'] / last['mean']:.1%}" if last["mean"] else "",
-            "speedup": "" if last["speedup_median"] is None or _isnan(last["speedup_median"])
+            "speedup": "" if is_missing(last["speedup_median"])
             else f"{last['speedup_median']:.2f}x",
             "vs_prev": "" if vs_prev is None else f"{vs_prev:+.1%}", "vs_prev_value": vs_prev or 0.0,
             "vs_base": "" if vs_base is None else f"{vs_base:+.1%}", "vs_base_value": vs_base or 0.0,
             "status": _status(vs_base if vs_base is not None else vs_prev, threshold),
-            "check": "n/a" if check_ok is None or _isnan(check_ok) else "pass" if bool(check_ok) else "FAIL",
+            "check": "n/a" if is_missing(check_ok) else "pass" if bool(check_ok) else "FAIL",
             "check_failed": ", ".join(last["check_failed"] or []),
             "median_value": float(last["median"]),
         })

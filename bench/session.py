@@ -18,7 +18,7 @@ from bench import build, check, reference
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import TimingPlan, plan_timing, probe
+from bench.measure import TimingPlan, plan_timing, probe, with_injected_slowdown
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import extra_info
@@ -28,34 +28,6 @@ T = TypeVar("T")
 #: Times ``run`` with the plan; returns stats with at least ``median`` and ``mean`` in seconds,
 #: and optionally ``data``: the per-round times.
 Timer = Callable[[Callable[[], Any], TimingPlan], dict[str, Any]]
-
-
-#: Test hook for measuring the gate's power, never for real runs: "0.05" makes every timed call
-#: busy-wait an extra 5% of its own duration (measured once per build), a known, real slowdown.
-SLOWDOWN_ENV = "TVM_BENCH_INJECT_SLOWDOWN"
-
-
-def _with_injected_slowdown(run: Callable[[], Any]) -> Callable[[], Any]:
-    import os
-    import time
-
-    fraction = float(os.environ.get(SLOWDOWN_ENV, "0") or 0)
-    if fraction <= 0:
-        return run
-    run()
-    start = time.perf_counter()
-    for _ in range(5):
-        run()
-    extra = fraction * (time.perf_counter() - start) / 5
-
-    def slowed() -> Any:
-        out = run()
-        until = time.perf_counter() + extra
-        while time.perf_counter() < until:
-            pass
-        return out
-
-    return slowed
 
 
 class CaseSkipped(BenchError):
@@ -174,7 +146,7 @@ class BenchSession:
             if case.variant == "tuned":
                 tuned, built = self.tuned(case, model, prepared)
 
-        run = _with_injected_slowdown(built.run)
+        run = with_injected_slowdown(built.run)
         plan = plan_timing(case.timing, probe(run), self.max_time)
         output = built.outputs[model.output_index]
         info = extra_info(case, model, prepared, built, plan,

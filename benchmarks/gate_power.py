@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.gate import gate_files  # noqa: E402
-from bench.session import SLOWDOWN_ENV  # noqa: E402
+from bench.measure import SLOWDOWN_ENV  # noqa: E402
 
 
 def run_suite(suite: Path, out: Path, slowdown: float, extra: list[str]) -> float:
