@@ -13,7 +13,17 @@ from itertools import product
 from typing import Literal
 
 from bench.errors import SuiteError
-from bench.suite import BudgetSpec, CheckSpec, MatrixEntry, ModelSpec, Suite, TargetSpec, TimingSpec, TuningSpec
+from bench.suite import (
+    BudgetSpec,
+    CheckSpec,
+    LimitsSpec,
+    MatrixEntry,
+    ModelSpec,
+    Suite,
+    TargetSpec,
+    TimingSpec,
+    TuningSpec,
+)
 from bench.target import ResolvedTarget, resolve
 
 Variant = Literal["untuned", "ort", "tuned"]
@@ -34,6 +44,7 @@ class Case:
     timing: TimingSpec
     check: CheckSpec
     tuning: TuningSpec
+    limits: LimitsSpec
 
     @property
     def id(self) -> str:
@@ -115,7 +126,8 @@ def expand(suite: Suite) -> list[Case]:
             variants.append("tuned")
         for variant in variants:
             cases.append(Case(suite, mi, spec.models[mi], targets[ti], budget, variant,
-                              suite.model_timing(mi), suite.model_check(mi), spec.tuning))
+                              suite.model_timing(mi), suite.model_check(mi), spec.tuning,
+                              suite.model_limits(mi)))
     # With several budgets the untuned and ort items would repeat per budget: keep the first.
     seen: set[tuple[str, str, str, str]] = set()
     unique: list[Case] = []

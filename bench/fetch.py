@@ -7,14 +7,15 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.cache import file_sha256
+from bench.cache import file_sha256, set_aside
 from bench.errors import ModelError
 
 
 def fetch(url: str, sha256: str, dest_dir: Path, max_bytes: int, where: str, key: str,
-          timeout: float = 60.0) -> Path:
+          timeout: float = 60.0, warn: Callable[[str], None] = print) -> Path:
     """Return the cached file for ``sha256``, downloading it from ``url`` if absent.
 
     The download streams into a temp file and is renamed into place only after
@@ -22,9 +23,12 @@ def fetch(url: str, sha256: str, dest_dir: Path, max_bytes: int, where: str, key
     """
     dest = dest_dir / sha256
     if dest.is_file():
-        if file_sha256(dest) == sha256:
+        got = file_sha256(dest)
+        if got == sha256:
             return dest
-        dest.unlink()  # content changed on disk: fetch again rather than trust it
+        # Content changed on disk: fetch again rather than trust it, and keep the odd file for a look.
+        moved = set_aside(dest, dest_dir.parent, f"cached download has sha256 {got}, expected {sha256}")
+        warn(f"[cache] {dest}: content no longer matches its sha256; moved to {moved}, downloading again")
     if not url.startswith(("http://", "https://")):
         raise ModelError(f"url must be http(s) (got {url!r})", where, key)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -33,6 +37,10 @@ def fetch(url: str, sha256: str, dest_dir: Path, max_bytes: int, where: str, key
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".download.")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            declared = resp.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise ModelError(f"{url} is {int(declared):,} bytes, over max_bytes={max_bytes:,}; "
+                                 "nothing downloaded", where, key)
             while chunk := resp.read(1 << 20):
                 size += len(chunk)
                 if size > max_bytes:

@@ -33,7 +33,15 @@ INFO_FIELDS = ("suite", "case", "model", "target_name", "budget", "budget_trials
 
 
 class HistoryError(Exception):
-    """One results file that cannot be used; the message says why."""
+    """One results file that cannot be used; the message says why.
+
+    ``corrupt``: damaged (truncated, missing fields) rather than merely foreign;
+    such files found in a history folder are moved to its ``quarantine/``.
+    """
+
+    def __init__(self, message: str, corrupt: bool = True) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def machine_fingerprint(machine_info: dict[str, Any]) -> str:
@@ -53,6 +61,10 @@ def machine_description(machine_info: dict[str, Any]) -> str:
     return f"{cpu.get('brand_raw') or machine_info.get('processor') or '?'} x{cpu.get('count', '?')}"
 
 
+#: Sub-folder of a history folder that damaged results files are moved to (never read again).
+QUARANTINE = "quarantine"
+
+
 def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
     """Expand folders into their ``*.json`` files (recursively), in a stable order."""
     files: list[Path] = []
@@ -60,7 +72,8 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*.json")
+                                if p.is_file() and QUARANTINE not in p.relative_to(path).parts))
         elif path.is_file():
             files.append(path)
         else:
@@ -100,7 +113,12 @@ def read_run(path: Path) -> Run:
     block = data["tvm_bench"] if isinstance(data.get("tvm_bench"), dict) else {}
     outcomes = [o for o in block.get("outcomes", []) if isinstance(o, dict)]
     if not benches and not outcomes:
-        raise HistoryError(f"{path}: a pytest-benchmark file without tvm-bench extra_info (foreign); skipped")
+        raise HistoryError(f"{path}: a pytest-benchmark file without tvm-bench extra_info (foreign); skipped",
+                           corrupt=False)
+    for bench in benches:
+        missing = _missing_fields(bench)
+        if missing:
+            raise HistoryError(f"{path}: benchmark {bench.get('name', '?')!r} lacks {missing}; the file is damaged")
     try:
         when = datetime.fromisoformat(str(data["datetime"]).replace("Z", "+00:00"))
     except (KeyError, ValueError):
@@ -113,6 +131,20 @@ def read_run(path: Path) -> Run:
                dirty=commit.get("dirty"), branch=commit.get("branch"), machine=machine_fingerprint(machine),
                machine_desc=machine_description(machine), node=machine.get("node"), benchmarks=benches,
                outcomes=outcomes)
+
+
+def _missing_fields(bench: dict[str, Any]) -> str | None:
+    """The first field the gate and report need that this benchmark entry lacks."""
+    stats = bench.get("stats")
+    if not isinstance(stats, dict):
+        return "'stats'"
+    for key in ("median", "mean", "rounds"):
+        if not isinstance(stats.get(key), (int, float)):
+            return f"'stats.{key}'"
+    for key in ("case", "variant"):
+        if not isinstance(bench["extra_info"].get(key), str):
+            return f"'extra_info.{key}'"
+    return None
 
 
 @dataclass
@@ -132,15 +164,33 @@ def _run_columns(run: Run) -> dict[str, Any]:
 
 
 def load_history(paths: Iterable[str | Path]) -> History:
-    """Load every usable run under ``paths``; unusable files go to ``problems``."""
+    """Load every usable run under ``paths``; unusable files go to ``problems``.
+
+    A damaged file found by searching a folder is moved to that folder's
+    ``quarantine/`` (with a note why), so it is reported once and the history
+    stays clean; files named one by one are only reported.
+    """
     import pandas as pd
 
+    from bench.cache import set_aside
+
+    paths = list(paths)
+    folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
     files, problems = discover(paths)
     runs: list[Run] = []
     for path in files:
         try:
             runs.append(read_run(path))
         except HistoryError as err:
+            home = next((f for f in folders if path.resolve().is_relative_to(f)), None)
+            if err.corrupt and home is not None:
+                try:
+                    dest = set_aside(path, home, str(err))
+                    problems.append(f"{err}; moved to {dest}")
+                    continue
+                except OSError as move_err:
+                    problems.append(f"{err}; could not move it aside: {move_err.strerror}")
+                    continue
             problems.append(str(err))
     result_rows: list[dict[str, Any]] = []
     outcome_rows: list[dict[str, Any]] = []

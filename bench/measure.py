@@ -44,6 +44,33 @@ def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None)
     return TimingPlan(rounds, iterations, warmup, probe_s, capped)
 
 
+def time_rounds(run: Callable[[], Any], plan: TimingPlan) -> list[float]:
+    """Seconds per call for each round, timed like pytest-benchmark's pedantic mode.
+
+    Timing happens where the build lives (the worker process); the samples are
+    then handed to pytest-benchmark, which computes and stores the statistics.
+    """
+    for _ in range(plan.warmup_rounds):
+        for _ in range(plan.iterations):
+            run()
+    samples = []
+    for _ in range(plan.rounds):
+        start = time.perf_counter()
+        for _ in range(plan.iterations):
+            run()
+        samples.append((time.perf_counter() - start) / plan.iterations)
+    return samples
+
+
+def summarize(samples: list[float]) -> dict[str, Any]:
+    """The statistics pytest-benchmark reports, for runs that do not go through it."""
+    import statistics
+
+    return {"median": statistics.median(samples), "mean": statistics.fmean(samples),
+            "stddev": statistics.stdev(samples) if len(samples) > 1 else 0.0, "min": min(samples),
+            "max": max(samples), "rounds": len(samples)}
+
+
 def probe(run: Callable[[], Any]) -> float:
     """Seconds for one call, after one call to warm caches and lazy initialisation."""
     run()

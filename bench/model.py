@@ -8,11 +8,12 @@ onnxslim fold the shape subgraphs; no hand-written graph surgery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.cache import atomic_write, file_sha256, key_of
+from bench.cache import file_sha256, key_of, locked, read_verified, write_verified
 from bench.errors import ModelError
 from bench.fetch import fetch
 from bench.generators import GENERATOR_VERSION, GENERATORS
@@ -46,16 +47,19 @@ class LoadedModel:
         return {k: list(v.shape) for k, v in self.inputs.items()}
 
 
-def _source_bytes(case: Case, models_dir: Path, downloads_dir: Path) -> tuple[bytes, str, Path]:
+def _source_bytes(case: Case, models_dir: Path, downloads_dir: Path,
+                  progress: Callable[[str], None]) -> tuple[bytes, str, Path]:
     """The model file's bytes, a display name of where they came from, and its file."""
     suite, src, key = case.suite, case.model.source, f"models[{case.model_index}].source"
     if src.generator is not None:
         name = key_of(src.generator, src.seed, src.options, GENERATOR_VERSION)[:16]
         path = models_dir / f"gen-{src.generator}-{name}.onnx"
-        if not path.is_file():
-            model = GENERATORS[src.generator](seed=src.seed, **src.options)
-            atomic_write(path, model.SerializeToString())
-        return path.read_bytes(), f"generator {src.generator}", path
+        with locked(models_dir / f"{path.name}.lock", f"generating {path.name}", progress):
+            data = read_verified(path, models_dir.parent, progress)
+            if data is None:
+                data = GENERATORS[src.generator](seed=src.seed, **src.options).SerializeToString()
+                write_verified(path, data)
+        return data, f"generator {src.generator}", path
     if src.path is not None:
         path = suite.resolve_file(src.path)
         try:
@@ -63,7 +67,9 @@ def _source_bytes(case: Case, models_dir: Path, downloads_dir: Path) -> tuple[by
         except OSError as err:
             raise ModelError(f"cannot read model file: {err.strerror}", suite.where, f"{key}.path") from None
     assert src.url is not None and src.sha256 is not None  # guaranteed by Source validation
-    path = fetch(src.url, src.sha256, downloads_dir, src.max_bytes, suite.where, f"{key}.url")
+    with locked(downloads_dir / f"{src.sha256}.lock", f"downloading {src.url}", progress):
+        path = fetch(src.url, src.sha256, downloads_dir, src.max_bytes, suite.where, f"{key}.url",
+                     warn=progress)
     return path.read_bytes(), src.url, path
 
 
@@ -212,23 +218,26 @@ def _output(case: Case, model: onnx.ModelProto) -> tuple[int, str]:
     return names.index(out), out
 
 
-def load_model(case: Case, cache_dir: Path) -> LoadedModel:
+def load_model(case: Case, cache_dir: Path, progress: Callable[[str], None] = print) -> LoadedModel:
     """Resolve, verify, freeze and cache the case's model; make its inputs."""
     import hashlib
 
     import onnx
 
     where, key = case.suite.where, f"models[{case.model_index}]"
-    data, origin, path = _source_bytes(case, cache_dir / "models", cache_dir / "downloads")
+    data, origin, path = _source_bytes(case, cache_dir / "models", cache_dir / "downloads", progress)
     model = _parse(data, origin, where, f"{key}.source")
     specs = _input_specs(case, model)
     if _needs_freezing(model, specs):
         digest = hashlib.sha256(data).hexdigest()
         frozen_path = cache_dir / "models" / f"frozen-{key_of(digest, [s.model_dump() for s in specs])[:24]}.onnx"
-        if not frozen_path.is_file():
-            atomic_write(frozen_path, _freeze(model, specs, where, f"{key}.inputs").SerializeToString())
+        with locked(frozen_path.with_name(frozen_path.name + ".lock"), f"freezing {frozen_path.name}", progress):
+            frozen = read_verified(frozen_path, cache_dir, progress)
+            if frozen is None:
+                frozen = _freeze(model, specs, where, f"{key}.inputs").SerializeToString()
+                write_verified(frozen_path, frozen)
         path = frozen_path
-        model = onnx.load(str(path))
+        model = onnx.load_from_string(frozen)
     index, name = _output(case, model)
     inputs = {s.name: _make_input(case, s, i) for i, s in enumerate(specs)}
     return LoadedModel(case.model.name, path, file_sha256(path), inputs, index, name, _labels(case))

@@ -10,6 +10,7 @@ and pytest-benchmark option works unchanged.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "and fail the session on a regression, wrong answer, errored or missing case")
     group.addoption("--bench-gate-window", metavar="N", type=int, default=10,
                     help="runs in the gate's rolling baseline (default 10)")
+    group.addoption("--bench-isolation", choices=("process", "none"), default="process",
+                    help="'process' (default): run each case in a worker process, so a crash, hang or memory "
+                         "blow-up fails that case only (limits: the suites' 'limits'); 'none': in the pytest "
+                         "process, for debuggers and profilers")
     group.addoption("--bench-all-suites", action="store_true",
                     help="also collect suites marked 'default: false' (e.g. nightly) from directories")
     parser.addini("bench_suite_dirs", type="args", default=["suites"],
                   help="directories whose *.yaml files are suites (others must be named explicitly)")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench_suite: an item generated from a YAML benchmark suite")
     # pytest-benchmark opens --benchmark-json only at the very end and does not
@@ -59,6 +65,46 @@ def pytest_configure(config: pytest.Config) -> None:
     out = config.getoption("benchmark_json", None)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
+    _atomic_benchmark_json(config)
+    _sigterm_ends_the_session()
+
+
+def _atomic_benchmark_json(config: pytest.Config) -> None:
+    """Write --benchmark-json through a temp file and a rename.
+
+    pytest-benchmark opens the file for writing in place, so a reader (or a
+    second session writing the same path) could see half a file. Swapping the
+    one method keeps its content and hooks exactly as they are.
+    """
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is None or not hasattr(bs, "save_json"):
+        return
+
+    def save_json(output_json: dict[str, Any]) -> None:
+        from pytest_benchmark.utils import safe_dumps
+
+        from bench.cache import atomic_write
+
+        atomic_write(Path(bs.json), safe_dumps(output_json, ensure_ascii=True, indent=4))  # type: ignore[no-untyped-call]
+        bs.logger.info(f"Wrote benchmark data in: {bs.json}", purple=True)
+
+    bs.save_json = save_json
+
+
+def _sigterm_ends_the_session() -> None:
+    """SIGTERM (CI cancelling a job) ends the session like Ctrl-C: workers are stopped and the
+    results of finished items are still written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _explicit_paths(config: pytest.Config) -> set[Path]:
@@ -145,10 +191,11 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def bench_session(pytestconfig: pytest.Config) -> Any:
-    """The session-wide harness state: models, builds and tuning done once per key."""
+def bench_session(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The session-wide harness: a worker process that keeps models and builds across items."""
     from bench.cache import cache_root
-    from bench.session import BenchSession
+    from bench.runner import Runner
+    from bench.worker import Options
 
     tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
@@ -161,35 +208,66 @@ def bench_session(pytestconfig: pytest.Config) -> Any:
             tr.ensure_newline()
             tr.write_line(message)
 
-    session = BenchSession(
-        cache_root(pytestconfig.getoption("bench_cache_dir")),
-        retune=pytestconfig.getoption("bench_retune"),
-        max_time=pytestconfig.getoption("bench_max_time"),
-        use_reference=not pytestconfig.getoption("bench_no_reference"),
-        progress=progress,
-    )
-    pytestconfig.stash[_SESSION_KEY] = session
-    return session
+    options = Options(cache_root(pytestconfig.getoption("bench_cache_dir")),
+                      retune=pytestconfig.getoption("bench_retune"),
+                      max_time=pytestconfig.getoption("bench_max_time"),
+                      use_reference=not pytestconfig.getoption("bench_no_reference"))
+    runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
+    pytestconfig.stash[_SESSION_KEY] = runner
+    yield runner
+    runner.close()
 
 
-def run_case(case: Any, benchmark: Any, session: Any) -> None:
-    """Body of every suite item: build, time with pedantic, record, check."""
+def record_samples(benchmark: Any, samples: list[float], iterations: int) -> dict[str, Any]:
+    """Hand the worker's per-round samples to pytest-benchmark as if it had timed them.
+
+    The calls were timed in the worker process; pytest-benchmark's pedantic
+    mode replays them here against a clock that advances by exactly the
+    measured time per call, so its statistics, JSON, autosave and compare see
+    the real numbers. ``tests/unit/test_record_samples.py`` pins this to the
+    installed pytest-benchmark.
+    """
+    from bench.measure import summarize
+
+    if getattr(benchmark, "disabled", False):
+        return summarize(samples)
+    per_call = [s for s in samples for _ in range(iterations)]
+    clock = [0.0]
+
+    def perf_counter() -> float:  # the name pytest-benchmark records as the timer
+        return clock[0]
+
+    def call() -> None:
+        if per_call:
+            clock[0] += per_call.pop(0)
+
+    benchmark._timer = perf_counter
+    benchmark.pedantic(call, rounds=len(samples), iterations=iterations, warmup_rounds=0)
+    st = benchmark.stats.stats
+    return {"median": st.median, "mean": st.mean, "stddev": st.stddev, "min": st.min, "max": st.max,
+            "rounds": st.rounds}
+
+
+def run_case(case: Any, benchmark: Any, runner: Any) -> None:
+    """Body of every suite item: measure in the worker, record in pytest-benchmark, check."""
     from bench.session import CaseSkipped
 
-    def timer(run: Any, plan: Any) -> dict[str, Any]:
-        benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
-        benchmark.pedantic(run, rounds=plan.rounds, iterations=plan.iterations,
-                           warmup_rounds=plan.warmup_rounds)
-        st = benchmark.stats.stats
-        return {"median": st.median, "mean": st.mean, "stddev": st.stddev, "min": st.min,
-                "max": st.max, "rounds": st.rounds, "data": list(st.data)}
-
+    benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
+    skipped: str | None = None
+    failed: str | None = None
     try:
-        result = session.run(case, timer)
+        measured = runner.measure(case)
     except CaseSkipped as err:
-        pytest.skip(str(err))
+        skipped = str(err)
     except BenchError as err:
-        pytest.fail(str(err), pytrace=False)
+        failed = str(err)
+    # Outside the except blocks, so the report shows our message and not a chained traceback.
+    if skipped is not None:
+        pytest.skip(skipped)
+    if failed is not None:
+        pytest.fail(failed, pytrace=False)
+    stats = record_samples(benchmark, measured.samples, measured.iterations)
+    result = runner.finish(case, measured, stats)
     benchmark.extra_info.update(result.info)
     if result.failures:
         pytest.fail("\n".join(result.failures), pytrace=False)
@@ -221,7 +299,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 message = str(report.longrepr[2])
             else:
                 message = str(getattr(report, "longreprtext", "") or report.longrepr)
-            entry["message"] = message.removeprefix("Skipped: ")[-4000:]
+            entry["message"] = message.removeprefix("Skipped: ")[:4000]
         item.config.stash.setdefault(_OUTCOMES, []).append(entry)
     return report
 
@@ -337,4 +415,4 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         return
     peaks = session.peaks()
     if peaks:
-        machine_info["tvm_bench_peak"] = {str(threads): p.as_dict() for threads, p in peaks.items()}
+        machine_info["tvm_bench_peak"] = {str(threads): p for threads, p in peaks.items()}

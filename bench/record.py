@@ -70,5 +70,6 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
             "seconds_per_trial": round(tuned.seconds_per_trial, 4) if tuned.seconds_per_trial else None,
             "tuning_cached": tuned.cached,
             "tuning_key": tuned.key,
+            "tuning_resumed_records": tuned.resumed,
         })
     return info

@@ -1,10 +1,11 @@
-"""Per-session state: each model, build and tuning happens once, whatever the item count.
+"""The harness core without pytest: load, build, tune, time and check one case.
 
-This is the harness core without pytest: ``BenchSession.run`` takes a case and
-a ``timer`` (pytest-benchmark's pedantic in the plugin, anything in tests)
-and returns what was measured and what the checks said. Failures are cached
-too, so a model that fails to import fails its untuned and tuned items with
-the same message instead of being imported twice.
+``BenchSession.run`` takes a case and returns plain data (``Measured``); it
+runs inside a worker process (bench.worker) so that TVM crashing takes one
+case down, not the session. Within a process each model, build and tuning
+happens once, whatever the item count. Failures are cached too, so a model
+that fails to import fails its untuned and tuned items with the same message
+instead of being imported twice.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from bench import build, check, reference
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import TimingPlan, plan_timing, probe, with_injected_slowdown
+from bench.measure import plan_timing, probe, summarize, time_rounds, with_injected_slowdown
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import extra_info
 from bench.tune import Progress, Tuned, tune
 
 T = TypeVar("T")
-#: Times ``run`` with the plan; returns stats with at least ``median`` and ``mean`` in seconds,
-#: and optionally ``data``: the per-round times.
-Timer = Callable[[Callable[[], Any], TimingPlan], dict[str, Any]]
+#: Called with "build", "tune" or "measure" as a case enters that stage; the worker's parent
+#: applies the suite's time limit for the stage from that moment.
+Phase = Callable[[str], None]
 
 
 class CaseSkipped(BenchError):
@@ -35,25 +36,28 @@ class CaseSkipped(BenchError):
 
 
 @dataclass
-class CaseResult:
-    case: Case
+class Measured:
+    """One case's numbers and verdicts as plain data, so they can cross a process boundary."""
+
     info: dict[str, Any]
-    stats: dict[str, Any]
+    #: Seconds per call, one per round.
+    samples: list[float]
+    iterations: int
     failures: list[str] = field(default_factory=list)
+    #: Peak GFLOP/s measured so far in this process, by thread count.
+    peaks: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class BenchSession:
     def __init__(self, cache_dir: Path, *, retune: bool = False, max_time: float | None = None,
-                 use_reference: bool = True, progress: Progress = print) -> None:
+                 use_reference: bool = True, progress: Progress = print, phase: Phase | None = None) -> None:
         self.cache_dir = cache_dir
         self.retune = retune
         self.max_time = max_time
         self.use_reference = use_reference
         self.progress = progress
+        self.phase = phase or (lambda _: None)
         self._memo_store: dict[tuple[Any, ...], Any] = {}
-        #: (suite, model, target JSON, variant) -> stats of the untuned and ort items measured so far.
-        self.peer_stats: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self.results: list[CaseResult] = []
 
     def _memo(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
         if key in self._memo_store:
@@ -70,7 +74,7 @@ class BenchSession:
         return value
 
     def model(self, case: Case) -> LoadedModel:
-        return self._memo(("model", *case.model_key), lambda: load_model(case, self.cache_dir))
+        return self._memo(("model", *case.model_key), lambda: load_model(case, self.cache_dir, self.progress))
 
     def prepared(self, case: Case, model: LoadedModel) -> build.Prepared:
         key = f"models[{case.model_index}]"
@@ -84,7 +88,9 @@ class BenchSession:
 
     def tuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Built]:
         def make() -> tuple[Tuned, build.Built]:
+            self.phase("tune")
             tuned = tune(prepared, case, model, self.cache_dir, retune=self.retune, progress=self.progress)
+            self.phase("build")
             built = build.compile_module(prepared, model, case.target, case.suite.where,
                                          f"models[{case.model_index}]", work_dir=tuned.work_dir)
             if built.scheduled * 2 <= built.kernels:
@@ -131,7 +137,8 @@ class BenchSession:
         threads = case.target.spec.get("num-cores")
         return self._memo(("reference", *case.model_key), lambda: reference.run_reference(model, threads))
 
-    def run(self, case: Case, timer: Timer) -> CaseResult:
+    def run(self, case: Case) -> Measured:
+        self.phase("build")
         if case.target.is_gpu and not build.device_present(case.target):
             raise CaseSkipped(f"no {case.target.kind} device on this machine", case.suite.where)
         model = self.model(case)
@@ -146,31 +153,21 @@ class BenchSession:
             if case.variant == "tuned":
                 tuned, built = self.tuned(case, model, prepared)
 
+        self.phase("measure")
         run = with_injected_slowdown(built.run)
         plan = plan_timing(case.timing, probe(run), self.max_time)
         output = built.outputs[model.output_index]
         info = extra_info(case, model, prepared, built, plan,
                           check.summary_topk(output, case.check, model.labels), tuned)
-        stats = timer(run, plan)
+        samples = time_rounds(run, plan)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
-        info["samples_s"] = [float(x) for x in stats.pop("data", [])]
+        info["samples_s"] = [float(x) for x in samples]
         failures = self._check(case, model, output, untuned, info) if untuned is not None else []
         if case.variant == "ort":
             info.update(check={}, check_ok=True)  # the reference does not check itself
-        self._work(case, model, prepared, stats, info)
-        if case.variant in ("untuned", "ort"):
-            self.peer_stats[(*case.untuned_key, case.variant)] = stats
-        else:
-            base = self.peer_stats.get((*case.untuned_key, "untuned"))
-            info["speedup_median"] = round(base["median"] / stats["median"], 4) if base else None
-            info["speedup_mean"] = round(base["mean"] / stats["mean"], 4) if base else None
-            info["untuned_median_s"] = base["median"] if base else None
-            ort = self.peer_stats.get((*case.untuned_key, "ort"))
-            info["ort_median_s"] = ort["median"] if ort else None
-            info["tuned_vs_ort_median"] = round(stats["median"] / ort["median"], 4) if ort else None
-        result = CaseResult(case, info, stats, failures)
-        self.results.append(result)
-        return result
+        self._work(case, model, prepared, summarize(samples), info)
+        return Measured(info, samples, plan.iterations, failures,
+                        {t: p.as_dict() for t, p in self.peaks().items()})
 
     def _work(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, stats: dict[str, Any],
               info: dict[str, Any]) -> None:

@@ -135,6 +135,23 @@ class TuningSpec(_Spec):
     runner_timeout: float = Field(default=30.0, gt=0)
 
 
+class LimitsSpec(_Spec):
+    """Per-case limits, enforced from outside the worker process that runs the case.
+
+    A case past a limit is killed and becomes an error item; the session goes
+    on. Times are per stage of one item: ``build_s`` covers loading, importing
+    and compiling, ``tune_s`` one tuning run (about 0.3-0.6 s per trial on 2
+    cores; README "Tuning cost"), ``measure_s`` the probe, timing and checks.
+    """
+
+    build_s: float = Field(default=1800.0, gt=0)
+    tune_s: float = Field(default=6 * 3600.0, gt=0)
+    measure_s: float = Field(default=1800.0, gt=0)
+    #: Resident memory of the worker and its children; default 80% of this machine's RAM, so a
+    #: runaway case is stopped before the kernel's OOM killer picks a process at random.
+    memory_mb: int | None = Field(default=None, gt=0)
+
+
 class ModelSpec(_Spec):
     name: Name
     source: Source
@@ -145,6 +162,7 @@ class ModelSpec(_Spec):
     check: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
     #: Overrides the suite's ``ort`` for this model.
     ort: bool | None = None
 
@@ -186,6 +204,9 @@ class SuiteSpec(_Spec):
     default: bool = True
     #: Time ONNX Runtime as a third variant (``ort``) on CPU targets, next to untuned and tuned.
     ort: bool = True
+    #: ``true``: model, label and image paths must stay inside the suite's folder (no ``..``,
+    #: no absolute paths, no symlinks pointing out), for suites from untrusted hands.
+    sandbox: bool = False
     models: list[ModelSpec] = Field(min_length=1)
     targets: list[Annotated[str | TargetSpec | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
         min_length=1)
@@ -195,6 +216,7 @@ class SuiteSpec(_Spec):
     check: CheckSpec = Field(default_factory=CheckSpec)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     @field_validator("budgets", mode="before")
     @classmethod
@@ -268,6 +290,9 @@ class Suite:
     def model_gate(self, index: int) -> GateSpec:
         return _merge(self.spec.gate, self.spec.models[index].gate, self.where, f"models[{index}].gate")
 
+    def model_limits(self, index: int) -> LimitsSpec:
+        return _merge(self.spec.limits, self.spec.models[index].limits, self.where, f"models[{index}].limits")
+
     def resolve_file(self, relative: str) -> Path:
         """Paths in a suite are relative to the suite file, not the working directory."""
         return (self.path.parent / relative).resolve() if not Path(relative).is_absolute() else Path(relative)
@@ -280,21 +305,75 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+#: Suites list models; they never need to be big. Bigger files are refused before parsing.
+MAX_SUITE_BYTES = 1 << 20
+#: Nesting and node-count caps: a YAML alias bomb expands to billions of values from a few lines.
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+def _check_shape(node: Any, where: str) -> None:
+    """Refuse documents too deep or too large once aliases are expanded, before building them."""
+    import yaml
+
+    memo: dict[int, int] = {}
+
+    def size(n: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise SuiteError(f"line {n.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels; "
+                             "a suite never needs that", where)
+        if id(n) in memo:
+            return memo[id(n)]
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(c, depth + 1) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in n.value)
+        else:
+            total = 1
+        if total > MAX_NODES:
+            raise SuiteError(f"line {n.start_mark.line + 1}: expands to more than {MAX_NODES:,} values "
+                             "(YAML aliases nested in aliases?); refused", where)
+        memo[id(n)] = total
+        return total
+
+    size(node, 0)
+
+
 def load_suite(path: Path) -> Suite:
-    """Parse and validate a suite file; raise SuiteError naming file and key."""
+    """Parse and validate a suite file; raise SuiteError naming file and key.
+
+    Only plain YAML data is accepted: ``yaml.safe_load`` never constructs
+    objects from tags such as ``!!python/object``, and size, nesting and
+    alias expansion are capped before anything is built.
+    """
     import yaml
 
     where = _display(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise SuiteError(f"suite file is {size:,} bytes; the limit is {MAX_SUITE_BYTES:,} "
+                             "(a suite lists models, it does not embed them)", where)
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SuiteError(f"cannot read suite file: {err.strerror}", where) from None
+    except UnicodeDecodeError:
+        raise SuiteError("not a UTF-8 text file", where) from None
     try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_shape(node, where)
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise SuiteError(f"nested deeper than {MAX_DEPTH} levels; a suite never needs that", where) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        if isinstance(err, yaml.constructor.ConstructorError) and "tag" in problem:
+            tag = problem.split("tag", 1)[1].strip(" '")
+            raise SuiteError(f"{pos}YAML tag {tag!r} is not allowed: suites are plain data and nothing in "
+                             "them is executed", where) from None
         raise SuiteError(f"{pos}invalid YAML: {problem}", where) from None
     if not isinstance(raw, dict):
         raise SuiteError(f"a suite is a mapping with 'models' and 'targets' (got {type(raw).__name__})", where)
@@ -306,6 +385,23 @@ def load_suite(path: Path) -> Suite:
     suite = Suite(path, spec)
     _check_references(suite)
     return suite
+
+
+def _check_sandbox(suite: Suite, model: ModelSpec, key: str) -> None:
+    """``sandbox: true``: every file a model names must resolve inside the suite's folder."""
+    home = suite.path.parent.resolve()
+    files = [(model.source.path, f"{key}.source.path")]
+    if isinstance(model.labels, str):
+        files.append((model.labels, f"{key}.labels"))
+    files += [(inp.data.image, f"{key}.inputs[{j}].data.image") for j, inp in enumerate(model.inputs or [])
+              if isinstance(inp.data, ImageInput)]
+    for relative, where_key in files:
+        if relative is None:
+            continue
+        resolved = (home / relative).resolve()  # follows symlinks, so a link pointing out is caught too
+        if Path(relative).is_absolute() or not resolved.is_relative_to(home):
+            raise SuiteError(f"path {relative!r} resolves to {resolved}, outside the suite's folder {home}; "
+                             "'sandbox: true' only allows files under it", suite.where, where_key)
 
 
 def _unique(names: list[str], where: str, key: str) -> None:
@@ -323,6 +419,8 @@ def _check_references(suite: Suite) -> None:
     _unique([b.id for b in spec.budgets], where, "budgets")
     for i, model in enumerate(spec.models):
         key = f"models[{i}]"
+        if spec.sandbox:
+            _check_sandbox(suite, model, key)
         if model.source.path is not None and not suite.resolve_file(model.source.path).is_file():
             raise SuiteError(f"model file not found: {model.source.path} (paths are relative to the suite file)",
                              where, f"{key}.source.path")
@@ -348,3 +446,4 @@ def _check_references(suite: Suite) -> None:
         suite.model_check(i)
         suite.model_timing(i)
         suite.model_gate(i)
+        suite.model_limits(i)

@@ -16,10 +16,20 @@ where the key covers the model's content, the resolved target JSON, the
 budget, the search settings and the TVM version: records are not checked
 against the target by TVM, so a key that ignored the target would silently
 apply a database tuned for another CPU.
+
+Interruptions and sharing: tuning writes into ``work.partial`` and renames it
+to ``work`` when done. MetaSchedule appends one JSON line per measured
+record, so a run killed mid-tuning leaves every record before the kill; the
+next run drops a half-written last line (set aside, not deleted), counts the
+records as trials already spent and tunes only the rest of the budget. A file
+lock per entry makes a second session wait and then reuse the result. A
+finished entry whose files no longer match the sha256 in its ``meta.json``
+is moved to the cache's quarantine and tuned again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -29,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.cache import atomic_write, key_of
+from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
 
 if TYPE_CHECKING:
@@ -53,10 +63,14 @@ class Tuned:
     tuning_s: float
     cached: bool
     key: str
+    #: Records an interrupted run had measured before this one resumed it.
+    resumed: int = 0
 
     @property
     def seconds_per_trial(self) -> float | None:
-        return self.tuning_s / self.trials if self.trials else None
+        """Over the trials this run measured (``tuning_s`` does not include the interrupted run's time)."""
+        measured = self.trials - self.resumed
+        return self.tuning_s / measured if measured > 0 else None
 
 
 def tuning_key(case: Case, model: LoadedModel) -> str:
@@ -71,16 +85,92 @@ def entry_dir(case: Case, model: LoadedModel, cache_dir: Path) -> tuple[Path, st
     return cache_dir / "tuning" / f"{case.model.name}-{case.target.name}-{case.budget.id}-{key[:12]}", key
 
 
-def _read_meta(entry: Path, key: str) -> dict[str, Any] | None:
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+
+
+def _scan(work: Path) -> tuple[list[str], list[str], str | None]:
+    """The database's valid workload and record lines, and what was wrong with the rest (if anything).
+
+    A line is valid when it parses as JSON of the shape MetaSchedule writes;
+    a record must point at an existing workload.
+    """
+    problems = []
+    workloads: list[str] = []
+    records: list[str] = []
+    for name, out in ((WORKLOADS, workloads), (RECORDS, records)):
+        try:
+            text = (work / name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{name}: unreadable ({err})")
+            continue
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                problems.append(f"{name} line {n}: not valid JSON (half-written?)")
+                continue
+            if name == RECORDS and not (isinstance(value, list) and value and isinstance(value[0], int)
+                                        and 0 <= value[0] < len(workloads)):
+                problems.append(f"{name} line {n}: not a record of a known workload")
+                continue
+            if name == WORKLOADS and not isinstance(value, list):
+                problems.append(f"{name} line {n}: not a workload entry")
+                continue
+            out.append(line)
+    return workloads, records, "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "") or None
+
+
+def _digest(work: Path) -> str:
+    h = hashlib.sha256()
+    for name in (WORKLOADS, RECORDS):
+        path = work / name
+        h.update(path.read_bytes() if path.is_file() else b"")
+    return h.hexdigest()
+
+
+def _read_meta(entry: Path, key: str, cache_dir: Path, progress: Progress) -> dict[str, Any] | None:
+    """A finished entry's meta, or None; a finished entry that fails its checks is set aside."""
+    work = entry / "work"
     try:
         meta = json.loads((entry / "meta.json").read_text())
+    except FileNotFoundError:
+        return None
     except (OSError, ValueError):
-        return None
-    if meta.get("schema") != TUNING_SCHEMA or meta.get("key") != key:
-        return None
-    if not (entry / "work" / "database_tuning_record.json").is_file():
-        return None
-    return dict(meta)
+        meta = None
+    if not isinstance(meta, dict) or meta.get("schema") != TUNING_SCHEMA or meta.get("key") != key:
+        reason = "meta.json is unreadable or belongs to another key"
+    elif not (work / RECORDS).is_file():
+        reason = f"{RECORDS} is missing"
+    elif meta.get("database_sha256") is not None and meta["database_sha256"] != _digest(work):
+        reason = "the database files no longer match the sha256 in meta.json (truncated or edited)"
+    else:
+        _, records, problem = _scan(work)
+        if problem is None and records:
+            return dict(meta)
+        reason = f"the database is damaged: {problem or 'no records'}"
+    dest = set_aside(entry, cache_dir, reason)
+    progress(f"[cache] tuning entry {entry}: {reason}; moved to {dest} and tuning again")
+    return None
+
+
+def _resume_partial(partial: Path, cache_dir: Path, progress: Progress, label: str) -> int:
+    """Make an interrupted run's database safe to continue; return its record count."""
+    workloads, records, problem = _scan(partial)
+    if problem is not None:
+        kept = cache_dir / "quarantine"
+        for name in (WORKLOADS, RECORDS):
+            if (partial / name).is_file():
+                kept = set_aside(partial / name, cache_dir, f"interrupted tuning: {problem}").parent
+        atomic_write(partial / WORKLOADS, "".join(line + "\n" for line in workloads))
+        atomic_write(partial / RECORDS, "".join(line + "\n" for line in records))
+        progress(f"[tune] {label}: interrupted database had bad lines ({problem}); kept the "
+                 f"{len(records)} good records, originals in {kept}")
+    return len(records)
 
 
 def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
@@ -129,7 +219,7 @@ def _pooled_builder(max_workers: int, timeout_sec: float, max_uses: int = 64) ->
 
 
 def _progress_callback(label: str, budget: int, weights: list[float], names: list[str],
-                       progress: Progress) -> Any:
+                       progress: Progress, done: int = 0) -> Any:
     """A MeasureCallback that reports trials done and the best model latency so far."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
@@ -144,13 +234,14 @@ def _progress_callback(label: str, budget: int, weights: list[float], names: lis
         def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any,
                   builder_results: Any, runner_results: Any) -> None:
             self.trials += len(measure_candidates)
+            shown = done + self.trials
             for res in runner_results:
                 if res.error_msg is None and res.run_secs:
                     sec = sum(float(s) for s in res.run_secs) / len(res.run_secs)
                     self.best[task_id] = min(self.best.get(task_id, math.inf), sec)
             est = sum(weights[i] * s for i, s in self.best.items())
             elapsed = time.perf_counter() - self.started
-            progress(f"[tune] {label}: {self.trials}/{budget} trials, {len(self.best)}/{len(weights)} tasks "
+            progress(f"[tune] {label}: {shown}/{budget} trials, {len(self.best)}/{len(weights)} tasks "
                      f"measured, best est. latency {est * 1e3:.3f} ms (sum of tuned kernels), "
                      f"{elapsed:.0f} s, last task {names[task_id]}")
 
@@ -176,14 +267,21 @@ def _reset_meta_schedule_logger() -> None:
 def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
          progress: Progress) -> Tuned:
     """Return the case's tuning database, tuning now only if the cache has none."""
+    entry, key = entry_dir(case, model, cache_dir)
+    with locked(entry.parent / f"{entry.name}.lock", f"tuning {entry.name}", progress):
+        return _tune_locked(prepared, case, model, cache_dir, entry, key, retune=retune, progress=progress)
+
+
+def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, entry: Path, key: str, *,
+                 retune: bool, progress: Progress) -> Tuned:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    entry, key = entry_dir(case, model, cache_dir)
-    meta = None if retune else _read_meta(entry, key)
+    meta = None if retune else _read_meta(entry, key, cache_dir, progress)
     if meta is not None:
         progress(f"[tune] {case.id}: reusing {meta['trials']} trials from {entry}")
-        return Tuned(entry / "work", meta["trials"], meta["tasks"], meta["tuning_s"], True, key)
+        return Tuned(entry / "work", meta["trials"], meta["tasks"], meta["tuning_s"], True, key,
+                     meta.get("resumed_from_records", 0))
 
     settings, budget = case.tuning, case.budget
     target = case.target.tvm()
@@ -194,9 +292,13 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
     per_iter = max(1, min(settings.trials_per_iter, budget.trials // len(tasks)))
     # Tune into work.partial and rename when done: "work" only ever holds a finished database.
     partial = entry / "work.partial"
-    if partial.exists():
+    if partial.exists() and retune:
         shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    done = _resume_partial(partial, cache_dir, progress, case.id) if partial.exists() else 0
+    partial.mkdir(parents=True, exist_ok=True)
+    if done:
+        progress(f"[tune] {case.id}: resuming an interrupted tuning: {done} records already measured "
+                 f"in {partial}, {max(budget.trials - done, 0)} trials to go")
     _reset_meta_schedule_logger()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         tasks, work_dir=str(partial), seed=settings.seed,
@@ -205,33 +307,34 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
             init_min_unmeasured=min(settings.init_min_unmeasured, settings.population)),
     )
     names = [t.task_name for t in tasks]
-    report = _progress_callback(case.id, budget.trials, list(weights), names, progress)
+    report = _progress_callback(case.id, budget.trials, list(weights), names, progress, done)
     progress(f"[tune] {case.id}: {len(tasks)} tasks, budget {budget.trials} trials, {per_iter} per iteration")
     import psutil
 
     builder = _pooled_builder(psutil.cpu_count(logical=False) or 1, settings.builder_timeout)
     start = time.perf_counter()
     try:
-        ms.tune.tune_tasks(
-            tasks=contexts, task_weights=weights, work_dir=str(partial),
-            max_trials_global=budget.trials,
-            max_trials_per_task=budget.max_trials_per_task,
-            num_trials_per_iter=per_iter,
-            builder=builder,
-            runner=ms.runner.LocalRunner(
-                timeout_sec=settings.runner_timeout,
-                evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)),
-            cost_model="xgb",
-            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                               report],
-        )
+        if done < budget.trials:
+            ms.tune.tune_tasks(
+                tasks=contexts, task_weights=weights, work_dir=str(partial),
+                max_trials_global=budget.trials - done,
+                max_trials_per_task=budget.max_trials_per_task,
+                num_trials_per_iter=per_iter,
+                builder=builder,
+                runner=ms.runner.LocalRunner(
+                    timeout_sec=settings.runner_timeout,
+                    evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)),
+                cost_model="xgb",
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   report],
+            )
     except Exception as err:
         raise BuildError(f"tuning {case.id} failed: {str(err).strip().splitlines()[-1]}", case.suite.where,
                          f"budgets ({case.budget.id})") from None
     finally:
         builder.close()
     tuning_s = time.perf_counter() - start
-    trials = int(report.trials)
+    trials = done + int(report.trials)
     work = entry / "work"
     if work.exists():
         shutil.rmtree(work)
@@ -239,11 +342,12 @@ def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *,
     meta = {"schema": TUNING_SCHEMA, "key": key, "model": case.model.name, "model_sha256": model.sha256,
             "target": json.loads(case.target.json), "budget": asdict_budget(case), "tuning": settings.model_dump(),
             "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
-            "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time()}
+            "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time(),
+            "resumed_from_records": done, "database_sha256": _digest(work)}
     atomic_write(entry / "meta.json", json.dumps(meta, indent=1))
-    progress(f"[tune] {case.id}: {trials} trials in {tuning_s:.1f} s "
-             f"({tuning_s / max(trials, 1):.2f} s/trial), database {work}")
-    return Tuned(work, trials, len(tasks), tuning_s, False, key)
+    progress(f"[tune] {case.id}: {trials} trials ({trials - done} in this run, {tuning_s:.1f} s, "
+             f"{tuning_s / max(trials - done, 1):.2f} s/trial), database {work}")
+    return Tuned(work, trials, len(tasks), tuning_s, False, key, done)
 
 
 def asdict_budget(case: Case) -> dict[str, Any]:

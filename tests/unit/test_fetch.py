@@ -25,11 +25,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
-            if self.path != "/model.onnx":
+            if self.path not in ("/model.onnx", "/unsized.onnx"):
                 self.send_error(404)
                 return
             self.send_response(200)
-            self.send_header("Content-Length", str(len(PAYLOAD)))
+            if self.path == "/model.onnx":
+                self.send_header("Content-Length", str(len(PAYLOAD)))
             self.end_headers()
             self.wfile.write(PAYLOAD)
 
@@ -67,8 +68,16 @@ def test_wrong_sha256_rejected_and_not_cached(server: tuple[str, list[str]], tmp
 def test_size_limit(server: tuple[str, list[str]], tmp_path: Path) -> None:
     """A download larger than max_bytes stops with an error."""
     base, _ = server
-    with pytest.raises(ModelError, match="exceeds max_bytes=100"):
+    with pytest.raises(ModelError, match="is 2,900 bytes, over max_bytes=100; nothing downloaded"):
         fetch(f"{base}/model.onnx", SHA, tmp_path, 100, "s.yaml", "models[0].source.url")
+
+
+def test_size_limit_without_content_length(server: tuple[str, list[str]], tmp_path: Path) -> None:
+    """A server that does not declare the size is cut off once the stream passes max_bytes."""
+    base, _ = server
+    with pytest.raises(ModelError, match="exceeds max_bytes=100"):
+        fetch(f"{base}/unsized.onnx", SHA, tmp_path, 100, "s.yaml", "models[0].source.url")
+    assert not any(tmp_path.iterdir())
 
 
 def test_http_error_is_one_line(server: tuple[str, list[str]], tmp_path: Path) -> None:
@@ -79,8 +88,14 @@ def test_http_error_is_one_line(server: tuple[str, list[str]], tmp_path: Path) -
 
 
 def test_corrupted_cache_entry_is_fetched_again(server: tuple[str, list[str]], tmp_path: Path) -> None:
-    """A cached file whose content no longer matches its hash is replaced."""
+    """A cached file whose content no longer matches its hash is set aside (not deleted) and fetched again."""
     base, hits = server
-    (tmp_path / SHA).write_bytes(b"tampered")
-    path = fetch(f"{base}/model.onnx", SHA, tmp_path, 10**6, "s.yaml", "k")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    (downloads / SHA).write_bytes(b"tampered")
+    warnings: list[str] = []
+    path = fetch(f"{base}/model.onnx", SHA, downloads, 10**6, "s.yaml", "k", warn=warnings.append)
     assert path.read_bytes() == PAYLOAD and hits == ["/model.onnx"]
+    kept = [p for p in (tmp_path / "quarantine").iterdir() if p.name.endswith(SHA)]
+    assert kept and kept[0].read_bytes() == b"tampered"
+    assert "no longer matches its sha256; moved to" in warnings[0] and str(kept[0]) in warnings[0]

@@ -1,0 +1,88 @@
+"""The parent side of a session: hand cases to a worker, relate the variants, keep the results.
+
+bench.session measures one case on its own. Relations between the items of
+one (model, target) - speedup over untuned, ratio to ONNX Runtime - are made
+here from the statistics pytest-benchmark recorded, so they hold even when the
+worker was restarted between the items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bench.worker import Options, Worker
+
+if TYPE_CHECKING:
+    from bench.case import Case
+    from bench.session import Measured
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    info: dict[str, Any]
+    stats: dict[str, Any]
+    failures: list[str] = field(default_factory=list)
+
+
+class Executor(Protocol):
+    def run(self, case: Case) -> Measured: ...
+
+    def stop(self) -> None: ...
+
+
+class InProcess:
+    """Runs cases in the pytest process (``--bench-isolation=none``): for debuggers and profilers only,
+    since a crash in TVM then ends the session."""
+
+    def __init__(self, options: Options, progress: Callable[[str], None]) -> None:
+        from bench.session import BenchSession
+
+        self.session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
+                                    use_reference=options.use_reference, progress=progress)
+
+    def run(self, case: Case) -> Measured:
+        return self.session.run(case)
+
+    def stop(self) -> None:
+        pass
+
+
+class Runner:
+    def __init__(self, options: Options, progress: Callable[[str], None], *, isolate: bool = True) -> None:
+        self.executor: Executor = Worker(options, progress) if isolate else InProcess(options, progress)
+        self.results: list[CaseResult] = []
+        #: (suite, model, target JSON, variant) -> stats of the untuned and ort items measured so far.
+        self.peer_stats: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self._peaks: dict[int, dict[str, Any]] = {}
+
+    def measure(self, case: Case) -> Measured:
+        measured = self.executor.run(case)
+        self._peaks.update(measured.peaks)
+        return measured
+
+    def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
+        """Attach the ratios to this case's peers and keep the result for the summary and the gate."""
+        info = dict(measured.info)
+        if case.variant in ("untuned", "ort"):
+            self.peer_stats[(*case.untuned_key, case.variant)] = stats
+        else:
+            base = self.peer_stats.get((*case.untuned_key, "untuned"))
+            info["speedup_median"] = round(base["median"] / stats["median"], 4) if base else None
+            info["speedup_mean"] = round(base["mean"] / stats["mean"], 4) if base else None
+            info["untuned_median_s"] = base["median"] if base else None
+            ort = self.peer_stats.get((*case.untuned_key, "ort"))
+            info["ort_median_s"] = ort["median"] if ort else None
+            info["tuned_vs_ort_median"] = round(stats["median"] / ort["median"], 4) if ort else None
+        result = CaseResult(case, info, stats, measured.failures)
+        self.results.append(result)
+        return result
+
+    def peaks(self) -> dict[int, dict[str, Any]]:
+        """Peak GFLOP/s measured this session, by thread count."""
+        return dict(self._peaks)
+
+    def close(self) -> None:
+        self.executor.stop()

@@ -1,0 +1,336 @@
+"""Run cases in a child process: a crash, hang or memory blow-up costs one case, not the night.
+
+TVM is native code. A bad schedule can segfault, abort or loop, and tuning can
+eat memory; in the pytest process any of these would end the session and
+lose every number measured so far. So the pytest process never runs TVM: a
+worker (``python -m bench.worker``) loads, builds, tunes, times and checks
+each case and sends back plain data (``Measured``). The parent watches it:
+
+* the stage clock: the worker announces ``build``, ``tune`` and ``measure``,
+  and the suite's ``limits.<stage>_s`` applies from that moment;
+* the resident memory of the worker and its children (``limits.memory_mb``);
+* the process itself: a signal or exit ends the case.
+
+A case that dies or is killed becomes an error naming the signal or limit,
+the stage, and the last lines of the worker's log (also kept on disk); the
+next case starts a fresh worker. Tuning records written before the end stay
+in the cache, and the next run resumes from them (bench.tune).
+
+The worker lives in its own process group so it can be killed with its
+builder and runner children, and it kills that group itself if its parent
+disappears (pytest killed with SIGKILL), so nothing is left tuning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from bench.case import Case
+    from bench.session import Measured
+
+#: Test hook, never for real runs: ``"<case-id glob>:<fault>:<stage>"`` (several joined by ``,``)
+#: makes the worker fail on purpose when a matching case enters the stage. Faults: ``segv``
+#: (SIGSEGV), ``abort`` (SIGABRT), ``hang`` (sleeps forever), ``oom`` (allocates until stopped).
+FAULT_ENV = "TVM_BENCH_FAULT"
+LOG_TAIL_LINES = 15
+
+
+class CaseFailed(BenchError):
+    """The worker died, hung or ran out of memory on this case; the session goes on."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Session settings every worker needs; plain values so they pickle."""
+
+    cache_dir: Path
+    retune: bool
+    max_time: float | None
+    use_reference: bool
+
+
+def default_memory_mb() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.8 / 2**20)
+
+
+def _signal_name(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class Worker:
+    """The parent's handle on one worker process; restarted after any failure."""
+
+    def __init__(self, options: Options, progress: Callable[[str], None]) -> None:
+        self.options = options
+        self.progress = progress
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self._send: Connection | None = None
+        self._recv: Connection | None = None
+        self._started = 0
+
+    def _start(self) -> None:
+        from multiprocessing.connection import Connection
+
+        logs = self.options.cache_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        _prune_logs(logs)
+        self._started += 1
+        self.log_path = logs / f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self._started}.log"
+        cmd_r, cmd_w = os.pipe()
+        res_r, res_w = os.pipe()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", str(cmd_r), str(res_w)],
+                pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        os.close(cmd_r)
+        os.close(res_w)
+        self._send = Connection(cmd_w, readable=False)
+        self._recv = Connection(res_r, writable=False)
+        self._send.send(self.options)
+
+    def stop(self) -> None:
+        """Kill the worker and everything it started (its process group)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for conn in (self._send, self._recv):
+            if conn is not None:
+                conn.close()
+        self.proc = self._send = self._recv = None
+
+    def run(self, case: Case, memory_mb: int | None = None) -> Measured:
+        """Run one case in the worker, enforcing the case's limits; raise CaseFailed if it dies."""
+        from bench.session import CaseSkipped
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.stop()
+            self._start()
+        assert self._send is not None and self._recv is not None and self.proc is not None
+        limits = case.limits
+        memory = limits.memory_mb or memory_mb or default_memory_mb()
+        started = time.monotonic()
+        stage, since = "build", started
+        try:
+            self._send.send({"suite": str(case.suite.path.resolve()), "case": case.id})
+            next_mem_check = 0.0
+            while True:
+                if self._recv.poll(0.1):
+                    try:
+                        msg = self._recv.recv()
+                    except (EOFError, OSError):
+                        try:
+                            self.proc.wait(timeout=5)
+                        except subprocess.TimeoutExpired:
+                            self.stop()
+                        self._fail(case, f"worker died ({_signal_name(self.proc.returncode)})", stage, started)
+                    kind = msg["event"]
+                    if kind == "stage":
+                        stage, since = msg["stage"], time.monotonic()
+                    elif kind == "progress":
+                        self.progress(msg["message"])
+                    elif kind == "result":
+                        result: Measured = msg["result"]
+                        return result
+                    elif kind == "skip":
+                        raise CaseSkipped(msg["message"])
+                    elif kind == "error":
+                        if msg.get("internal"):
+                            self.stop()  # an unexpected exception may have left the process in a bad state
+                        raise BenchError(msg["message"])
+                    continue
+                returncode = self.proc.poll()
+                if returncode is not None:
+                    self._fail(case, f"worker died ({_signal_name(returncode)})", stage, started)
+                limit = getattr(limits, f"{stage}_s")
+                if time.monotonic() - since > limit:
+                    self.stop()
+                    self._fail(case, f"timed out: {stage} took longer than limits.{stage}_s = {limit:g} s",
+                               stage, started)
+                if time.monotonic() >= next_mem_check:
+                    next_mem_check = time.monotonic() + 0.25
+                    rss = _tree_rss(self.proc.pid)
+                    if rss > memory * 2**20:
+                        self.stop()
+                        self._fail(case, f"out of memory: the worker reached {rss / 2**20:,.0f} MiB resident, "
+                                         f"over limits.memory_mb = {memory:,}", stage, started)
+        except BaseException:
+            if sys.exc_info()[0] in (KeyboardInterrupt, SystemExit):
+                self.stop()  # Ctrl-C or SIGTERM: take the worker and its tuning processes down too
+            raise
+
+    def _fail(self, case: Case, what: str, stage: str, started: float) -> NoReturn:
+        returncode = self.proc.returncode if self.proc is not None else None
+        if returncode == -signal.SIGKILL and "out of memory" not in what and "timed out" not in what:
+            what += "; SIGKILL from outside usually means the kernel's OOM killer"
+        self.stop()
+        tail = _tail(self.log_path, LOG_TAIL_LINES) if self.log_path else ""
+        message = (f"{case.id}: {what} during {stage}, {time.monotonic() - started:.1f} s into the case "
+                   f"(log: {self.log_path})")
+        if tail:
+            message += "\nlast lines of the worker log:\n" + tail
+        raise CaseFailed(message, case.suite.where)
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+#: Lines that start the story of a crash; the excerpt shown starts at the last of them.
+_CRASH_MARKERS = ("Segfault encountered", "Fatal Python error", "Traceback (most recent call last)",
+                  "[fault hook]", "terminate called", "Check failed", "InternalError", "MemoryError")
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The log's last lines, or the crash report near its end when there is one (native stacks are long)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", "replace").splitlines()[-400:]
+    except OSError:
+        return ""
+    starts = [i for i, line in enumerate(text) if any(m in line for m in _CRASH_MARKERS)]
+    chosen = text[starts[-1]:starts[-1] + lines] if starts else text[-lines:]
+    return "\n".join("  " + line for line in chosen)
+
+
+def _prune_logs(folder: Path, keep_days: float = 7.0) -> None:
+    cutoff = time.time() - keep_days * 86400
+    for path in folder.glob("worker-*.log"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            continue
+
+
+# --- the worker process -------------------------------------------------------------------------
+
+
+def inject_fault(case_id: str, stage: str) -> None:
+    """Apply the FAULT_ENV test hook if it names this case and stage."""
+    import fnmatch
+
+    for spec in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        pattern, _, rest = spec.partition(":")
+        fault, _, when = rest.partition(":")
+        if not fnmatch.fnmatchcase(case_id, pattern) or when != stage:
+            continue
+        print(f"[fault hook] {FAULT_ENV}: injecting {fault} into {case_id} at {stage}", flush=True)
+        if fault == "segv":
+            import ctypes
+
+            ctypes.string_at(0)  # a real invalid read, as a broken kernel would do
+        elif fault == "abort":
+            os.abort()
+        elif fault == "hang":
+            while True:
+                time.sleep(60)
+        elif fault == "oom":
+            hoard = []
+            while True:
+                hoard.append(bytearray(64 * 2**20))  # zero-filled, so the pages are really resident
+        else:
+            raise ValueError(f"{FAULT_ENV}: unknown fault {fault!r} (segv, abort, hang, oom)")
+
+
+def _watch_parent(parent: int) -> None:
+    """If pytest dies without telling us, take the whole worker group down with it."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def serve(cmd_fd: int, res_fd: int) -> None:
+    import faulthandler
+    import traceback
+    from multiprocessing.connection import Connection
+
+    from bench.case import expand
+    from bench.session import BenchSession, CaseSkipped
+    from bench.suite import load_suite
+
+    faulthandler.enable()  # a segfault prints the Python stack into the log the parent shows
+    _watch_parent(os.getppid())
+    recv, send = Connection(cmd_fd, writable=False), Connection(res_fd, readable=False)
+    options: Options = recv.recv()
+    cases: dict[tuple[str, float], dict[str, Case]] = {}
+    current = [""]
+
+    def stage(name: str) -> None:
+        send.send({"event": "stage", "stage": name})
+        inject_fault(current[0], name)
+
+    session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
+                           use_reference=options.use_reference,
+                           progress=lambda m: send.send({"event": "progress", "message": m}), phase=stage)
+    while True:
+        try:
+            request = recv.recv()
+        except EOFError:
+            return
+        current[0] = request["case"]
+        path = Path(request["suite"])
+        try:
+            key = (str(path), path.stat().st_mtime)
+            if key not in cases:
+                cases[key] = {c.id: c for c in expand(load_suite(path))}
+            if request["case"] not in cases[key]:
+                raise BenchError(f"case {request['case']} is no longer in the suite (edited during the run?)",
+                                 str(path))
+            send.send({"event": "result", "result": session.run(cases[key][request["case"]])})
+        except CaseSkipped as err:
+            send.send({"event": "skip", "message": str(err)})
+        except BenchError as err:
+            send.send({"event": "error", "message": str(err)})
+        except Exception:
+            send.send({"event": "error", "internal": True,
+                       "message": f"internal error in the worker:\n{traceback.format_exc()}"})
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), int(sys.argv[2]))
