@@ -107,7 +107,8 @@ def read_run(path: Path) -> Run:
     except OSError as err:
         raise HistoryError(f"{path}: cannot read: {err.strerror}") from None
     if not isinstance(data, dict) or "benchmarks" not in data or "machine_info" not in data:
-        raise HistoryError(f"{path}: not a pytest-benchmark results file (no 'benchmarks'/'machine_info')")
+        raise HistoryError(f"{path}: not a pytest-benchmark results file (no 'benchmarks'/'machine_info')",
+                           corrupt=False)
     benches = [b for b in data["benchmarks"] if isinstance(b, dict)
                and isinstance(b.get("extra_info"), dict) and "bench_schema" in b["extra_info"]]
     block = data["tvm_bench"] if isinstance(data.get("tvm_bench"), dict) else {}

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_command(*args: str | Path, cwd: Path) -> list[str]:
+    """A pytest run of the harness as a user would start it, from ``cwd``, with this repo's settings."""
+    return [sys.executable, "-m", "pytest", "-p", "bench.plugin", "-p", "no:cacheprovider",
+            "-c", str(REPO / "pyproject.toml"), "--rootdir", str(cwd), *map(str, args)]
+
+
+def run_pytest(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(pytest_command(*args, cwd=cwd), cwd=cwd, capture_output=True, text=True, timeout=900,
+                          stdin=subprocess.DEVNULL, env=env)
+
 
 CPU_A = {"brand_raw": "AMD EPYC 9B14", "count": 2}
 CPU_B = {"brand_raw": "Intel Xeon Platinum 8480", "count": 2}

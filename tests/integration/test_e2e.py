@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import run_pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = """
@@ -32,12 +34,6 @@ targets: [llvm]
 """
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
-
-
-def run_pytest(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "pytest", "-p", "bench.plugin", "-p", "no:cacheprovider",
-           "-c", str(REPO / "pyproject.toml"), "--rootdir", str(cwd), *map(str, args)]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
 
 
 def by_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -143,7 +139,7 @@ def test_help_lists_the_harness_options() -> None:
     proc = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     for option in ("--bench-cache-dir", "--retune", "--bench-max-time", "--bench-no-reference",
-                   "--bench-all-suites"):
+                   "--bench-all-suites", "--bench-isolation", "--bench-gate"):
         assert option in proc.stdout
 
 

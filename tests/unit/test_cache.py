@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from bench.cache import atomic_write, cache_root, key_of
+from bench.cache import atomic_write, cache_root, key_of, locked, read_verified, set_aside, write_verified
 
 
 def test_cache_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +36,62 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
     atomic_write(target, b"two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]
+
+
+def test_set_aside_moves_with_a_note(tmp_path: Path) -> None:
+    """A corrupt entry is moved into quarantine with the reason beside it; nothing is deleted."""
+    entry = tmp_path / "tuning" / "x"
+    entry.mkdir(parents=True)
+    (entry / "db.json").write_text("half")
+    dest = set_aside(entry, tmp_path, "records truncated")
+    assert not entry.exists() and (dest / "db.json").read_text() == "half"
+    assert dest.parent == tmp_path / "quarantine"
+    assert dest.with_name(dest.name + ".why.txt").read_text() == f"{entry}\nrecords truncated\n"
+    again = tmp_path / "tuning" / "x"
+    again.mkdir()
+    assert set_aside(again, tmp_path, "again") != dest  # same name twice never overwrites
+
+
+def test_verified_read_detects_edits(tmp_path: Path) -> None:
+    """A cache file edited after it was written is set aside and reported; an intact one reads back."""
+    path = tmp_path / "models" / "m.onnx"
+    write_verified(path, b"model bytes")
+    warnings: list[str] = []
+    assert read_verified(path, tmp_path, warnings.append) == b"model bytes" and warnings == []
+    path.write_bytes(b"model bytez")
+    assert read_verified(path, tmp_path, warnings.append) is None
+    assert not path.exists() and "does not match its recorded sha256" in warnings[0]
+    assert [p.read_bytes() for p in (tmp_path / "quarantine").glob("*m.onnx")] == [b"model bytez"]
+    assert read_verified(tmp_path / "models" / "absent.onnx", tmp_path, warnings.append) is None
+
+
+def test_lock_makes_a_second_session_wait(tmp_path: Path) -> None:
+    """While another process holds an entry's lock, locked() says so and waits for it."""
+    lock = tmp_path / "entry.lock"
+    with subprocess.Popen([sys.executable, "-c", (
+            "import sys, time; from filelock import FileLock\n"
+            f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(1.5)")],
+            stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        messages: list[str] = []
+        start = time.monotonic()
+        with locked(lock, "tuning x", messages.append):
+            waited = time.monotonic() - start
+    assert waited > 0.5, "the lock was not held by the other process"
+    assert messages[0].startswith("[cache] waiting for another session that is tuning x")
+    assert "acquired after" in messages[1]
+
+
+def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
+    """A session killed with SIGKILL leaves no stale lock behind."""
+    lock = tmp_path / "entry.lock"
+    with subprocess.Popen([sys.executable, "-c", (
+            "import time; from filelock import FileLock\n"
+            f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(60)")],
+            stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        holder.kill()
+    messages: list[str] = []
+    with locked(lock, "tuning x", messages.append):
+        pass
+    assert messages == []

@@ -39,6 +39,33 @@ def test_truncated_and_foreign_files_are_reported_and_skipped(tmp_path: Path) ->
     assert "foreign.json: a pytest-benchmark file without tvm-bench extra_info" in problems
     assert "truncated.json: not valid JSON (truncated?)" in problems
     assert "other.json: not a pytest-benchmark results file" in problems
+    # Damaged files are moved to the folder's quarantine; foreign ones stay where they are.
+    assert not (tmp_path / "truncated.json").exists() and (tmp_path / "foreign.json").exists()
+    assert [p.name.endswith("truncated.json") for p in (tmp_path / "quarantine").glob("*.json")] == [True]
+
+
+def test_missing_fields_are_set_aside_with_the_field_named(tmp_path: Path) -> None:
+    """A results file whose benchmark lacks stats.median is reported by field and moved, not deleted."""
+    entry = bench_entry("m-native-untuned", "m", "untuned", [1.0, 1.1])
+    del entry["stats"]["median"]
+    bad = run_file(tmp_path / "runs" / "bad.json", WHEN, [entry])
+    run_file(tmp_path / "runs" / "good.json", WHEN, [bench_entry("m-native-untuned", "m", "untuned", [1.0])])
+    h = load_history([tmp_path / "runs"])
+    assert len(h.results) == 1
+    assert h.problems[0].startswith(f"{bad}: benchmark 'test_case[m-native-untuned]' lacks 'stats.median'")
+    moved = list((tmp_path / "runs" / "quarantine").glob("*bad.json"))
+    assert len(moved) == 1 and f"moved to {moved[0]}" in h.problems[0]
+    assert "lacks 'stats.median'" in moved[0].with_name(moved[0].name + ".why.txt").read_text()
+    # Quarantined files are not read again.
+    assert load_history([tmp_path / "runs"]).problems == []
+
+
+def test_explicitly_named_damaged_file_is_reported_not_moved(tmp_path: Path) -> None:
+    """Only files found by searching a folder are moved; a file named on the command line stays."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"benchmarks": [')
+    h = load_history([bad])
+    assert "not valid JSON" in h.problems[0] and bad.exists()
 
 
 def test_machines_are_told_apart_but_host_names_are_not(tmp_path: Path) -> None:

@@ -140,7 +140,9 @@ targets: [llvm]
 @pytest.mark.parametrize(("content", "message"), [
     (b"\x00\x01garbage", "is not a valid ONNX file"),
     (b"", "has an empty graph"),
-])
+    (GENERATORS["tiny_cnn"](seed=0).SerializeToString()[:3000], "is not a valid ONNX file"),
+    (b"<html>404 Not Found</html>", "is not a valid ONNX file"),
+], ids=["garbage", "empty", "truncated", "html"])
 def test_broken_model_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, message: str) -> None:
     """A file that is not ONNX is reported with the suite file and key."""
     monkeypatch.chdir(tmp_path)
@@ -228,3 +230,18 @@ targets: [llvm]
     with pytest.raises(ModelError) as info:
         load_model(first_case(path), tmp_path / "cache")
     assert str(info.value).startswith("s.yaml: models[0].inputs[0].data.image: cannot read image bad.png")
+
+
+def test_tampered_model_cache_entry_is_set_aside_and_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generated model whose cached bytes no longer match their recorded sha256 is moved and regenerated."""
+    monkeypatch.chdir(tmp_path)
+    path = suite_file(tmp_path, "models: [{name: m, source: {generator: tiny_cnn}}]\ntargets: [llvm]\n")
+    cache = tmp_path / "cache"
+    first = load_model(first_case(path), cache)
+    cached = next((cache / "models").glob("gen-tiny_cnn-*.onnx"))
+    cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")
+    messages: list[str] = []
+    again = load_model(first_case(path), cache, messages.append)
+    assert again.sha256 == first.sha256 and cached.read_bytes() != b""
+    assert "content does not match its recorded sha256" in messages[0]
+    assert len(list((cache / "quarantine").glob("*gen-tiny_cnn-*.onnx"))) == 1

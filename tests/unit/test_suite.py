@@ -136,3 +136,65 @@ def test_shipped_suites_validate() -> None:
     """The suites in suites/ are valid."""
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("suites").glob("*.yaml")):
         load_suite(path)
+
+
+def test_python_tags_are_refused_and_never_run(tmp_path: Path) -> None:
+    """A `!!python/...` tag is a one-line error with its position; the command in it never runs."""
+    marker = tmp_path / "pwned"
+    text = GOOD + f"description: !!python/object/apply:os.system ['touch {marker}']\n"
+    message = error_of(tmp_path, text)
+    assert message.startswith("s.yaml: line 7, column 14: YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'"
+                              " is not allowed")
+    assert not marker.exists()
+
+
+def test_oversized_suite_refused_before_parsing(tmp_path: Path) -> None:
+    """A suite over 1 MiB is refused by size, without being parsed."""
+    message = error_of(tmp_path, GOOD + "description: '" + "x" * (1 << 20) + "'\n")
+    assert message.startswith("s.yaml: suite file is 1,048,") and "the limit is 1,048,576" in message
+
+
+def test_deep_nesting_refused(tmp_path: Path) -> None:
+    """Deeply nested documents are refused (recursion in the parser or the caps), in one line."""
+    assert "nested deeper than 32 levels" in error_of(tmp_path, GOOD + "description: " + "[" * 40 + "]" * 40 + "\n")
+    assert "nested deeper than 32 levels" in error_of(tmp_path, "x: " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_alias_bomb_refused(tmp_path: Path) -> None:
+    """A billion-laughs document is refused from the node graph, before anything expands it."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    message = error_of(tmp_path, GOOD + "\n".join(lines) + "\n")
+    assert "expands to more than 100,000 values (YAML aliases nested in aliases?)" in message
+
+
+@pytest.mark.parametrize(
+    ("path", "make"),
+    [("../outside.onnx", "file"), ("/etc/hostname", None), ("models/link.onnx", "symlink")],
+)
+def test_sandbox_keeps_paths_inside_the_suite_folder(tmp_path: Path, path: str, make: str | None) -> None:
+    """With sandbox: true, `..`, absolute paths and symlinks pointing out are refused, naming the key."""
+    suite_dir = tmp_path / "suites"
+    (suite_dir / "models").mkdir(parents=True)
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(b"x")
+    if make == "symlink":
+        (suite_dir / "models" / "link.onnx").symlink_to(outside)
+    text = GOOD.replace("{generator: tiny_cnn}", f"{{path: '{path}'}}")
+    with pytest.raises(SuiteError) as info:
+        load_suite(write(suite_dir, "sandbox: true\n" + text))
+    assert str(info.value).startswith("suites/s.yaml: models[0].source.path: path ")
+    assert "outside the suite's folder" in str(info.value)
+    if make is not None:  # without the sandbox the same suite is fine
+        assert load_suite(write(suite_dir, text)).spec.models[0].source.path == path
+
+
+def test_limits_validate_and_merge_per_model(tmp_path: Path) -> None:
+    """limits: suite defaults, per-model overrides, unknown keys rejected with their path."""
+    text = GOOD.replace("    source: {generator: tiny_cnn}",
+                        "    source: {generator: tiny_cnn}\n    limits: {measure_s: 5}") + "limits: {tune_s: 60}\n"
+    suite = load_suite(write(tmp_path, text))
+    limits = suite.model_limits(0)
+    assert (limits.build_s, limits.tune_s, limits.measure_s, limits.memory_mb) == (1800, 60, 5, None)
+    bad = text.replace("measure_s: 5", "measure_seconds: 5")
+    assert error_of(tmp_path, bad).startswith("s.yaml: models[0].limits.measure_seconds: unknown key")

@@ -1,0 +1,87 @@
+"""The tuning cache's own safety: interrupted databases are repaired, damaged entries set aside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.tune import RECORDS, WORKLOADS, _digest, _read_meta, _resume_partial, _scan
+
+WORKLOAD = '["0x1234", "AAAA"]'
+
+
+def record(workload: int, secs: float) -> str:
+    return json.dumps([workload, [["trace"], [], [secs], "target", []]])
+
+
+def write_db(work: Path, workloads: list[str], records: list[str], tail: str = "") -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORKLOADS).write_text("".join(w + "\n" for w in workloads))
+    (work / RECORDS).write_text("".join(r + "\n" for r in records) + tail)
+
+
+def test_scan_counts_good_lines_and_names_bad_ones(tmp_path: Path) -> None:
+    """Valid records are kept; a half-written line and a record of an unknown workload are named."""
+    write_db(tmp_path, [WORKLOAD], [record(0, 1e-3), record(3, 1e-3), record(0, 2e-3)], tail='[0, [["tra')
+    workloads, records, problem = _scan(tmp_path)
+    assert len(workloads) == 1 and len(records) == 2
+    assert problem == (f"{RECORDS} line 2: not a record of a known workload; "
+                       f"{RECORDS} line 4: not valid JSON (half-written?)")
+
+
+def test_interrupted_database_keeps_its_records(tmp_path: Path) -> None:
+    """Resuming drops only the half-written last line, keeps the original in quarantine, counts the rest."""
+    partial = tmp_path / "tuning" / "e" / "work.partial"
+    write_db(partial, [WORKLOAD], [record(0, 1e-3)] * 5, tail='[0, [["tra')
+    messages: list[str] = []
+    assert _resume_partial(partial, tmp_path, messages.append, "tiny-b16") == 5
+    assert (partial / RECORDS).read_text().count("\n") == 5 and _scan(partial)[2] is None
+    kept = list((tmp_path / "quarantine").glob(f"*{RECORDS}"))
+    assert len(kept) == 1 and kept[0].read_text().endswith('[0, [["tra')
+    assert "kept the 5 good records" in messages[0]
+    # A clean interrupted database is left exactly as it is.
+    before = (partial / RECORDS).read_bytes()
+    assert _resume_partial(partial, tmp_path, messages.append, "tiny-b16") == 5
+    assert (partial / RECORDS).read_bytes() == before and len(messages) == 1
+
+
+def finished_entry(root: Path, key: str = "k") -> Path:
+    entry = root / "tuning" / "tiny-cpu-b16-abc"
+    write_db(entry / "work", [WORKLOAD], [record(0, 1e-3)] * 3)
+    meta = {"schema": 1, "key": key, "trials": 3, "tasks": 1, "tuning_s": 1.0,
+            "database_sha256": _digest(entry / "work")}
+    (entry / "meta.json").write_text(json.dumps(meta))
+    return entry
+
+
+def test_intact_finished_entry_is_reused(tmp_path: Path) -> None:
+    """An entry whose files match the sha256 in meta.json is read as is."""
+    entry = finished_entry(tmp_path)
+    meta = _read_meta(entry, "k", tmp_path, print)
+    assert meta is not None and meta["trials"] == 3
+
+
+def test_edited_or_truncated_finished_entry_is_set_aside(tmp_path: Path) -> None:
+    """Editing a finished database (even into valid JSON) is caught by its hash; the entry is moved."""
+    entry = finished_entry(tmp_path)
+    records = entry / "work" / RECORDS
+    records.write_text(records.read_text().replace("0.001", "0.0001"))
+    messages: list[str] = []
+    assert _read_meta(entry, "k", tmp_path, messages.append) is None
+    assert not entry.exists()
+    moved = list((tmp_path / "quarantine").glob("*tiny-cpu-b16-abc"))
+    assert len(moved) == 1 and (moved[0] / "work" / RECORDS).is_file()
+    assert "no longer match the sha256 in meta.json" in messages[0] and str(moved[0]) in messages[0]
+
+    entry = finished_entry(tmp_path)
+    (entry / "meta.json").write_text('{"schema": 1, "key": "k", "tri')
+    assert _read_meta(entry, "k", tmp_path, messages.append) is None
+    assert "meta.json is unreadable" in messages[1]
+
+
+def test_entry_without_meta_is_not_touched(tmp_path: Path) -> None:
+    """No meta.json means no finished entry yet (maybe an interrupted one): nothing is moved."""
+    entry = tmp_path / "tuning" / "e"
+    write_db(entry / "work.partial", [WORKLOAD], [record(0, 1e-3)])
+    assert _read_meta(entry, "k", tmp_path, print) is None
+    assert (entry / "work.partial" / RECORDS).is_file()
