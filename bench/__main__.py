@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="render the HTML trend report from benchmark JSON files",
                          description="Load benchmark JSON files, folders of them and pytest-benchmark storage "
-                                     "(.benchmarks/), and write OUT/index.html plus OUT/history.csv.")
+                                     "(.benchmarks/), and write OUT/index.html plus OUT/history.csv. Damaged "
+                                     "files found in a folder are listed and moved to its quarantine/ folder.")
     rep.add_argument("paths", nargs="+", metavar="PATH", help="benchmark JSON files or folders")
     rep.add_argument("-o", "--output", type=Path, default=Path("reports"), metavar="DIR",
                      help="output folder (default: reports)")
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 pass, 1 regression or failure, 2 usage or input error")
     gate.add_argument("--current", type=Path, required=True, metavar="RUN.json", help="the run to judge")
     gate.add_argument("--history", type=Path, nargs="+", default=[], metavar="PATH",
-                      help="earlier runs: JSON files, folders, pytest-benchmark storage")
+                      help="earlier runs: JSON files, folders, pytest-benchmark storage (damaged files found in "
+                           "a folder are moved to its quarantine/)")
     gate.add_argument("--baseline", type=Path, default=None, metavar="PINNED.json",
                       help="compare with this one run instead of the rolling history")
     gate.add_argument("--window", type=_positive_int, default=10, metavar="N",
