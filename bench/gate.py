@@ -24,7 +24,10 @@ across the run's cases (Bonferroni):
   baseline that is missing from the current run, and (if the suite sets
   ``gate.min_speedup``) a tuned case slower than that over untuned.
 * reported, not failing: cases without a baseline on this machine, cases with
-  fewer than ``MIN_ROUNDS`` rounds, skipped cases.
+  fewer than ``MIN_ROUNDS`` rounds, skipped cases, and changes of the ONNX
+  Runtime peer (``reference-slower``/``-faster``: a control that TVM changes
+  cannot move, so its shifts are the machine's or ORT's; suites can set
+  ``gate.ort: fail`` to gate it anyway).
 """
 
 from __future__ import annotations
@@ -227,6 +230,9 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             v.status, v.reason = "improvement", f"faster by {ci_text}"
         else:
             v.reason = f"change {ci_text}"
+        if row["variant"] == "ort" and gate.get("ort", "report") == "report" and v.status != "unchanged":
+            v.status = "reference-slower" if v.status == "regression" else "reference-faster"
+            v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
     present = set(current["case"]) | {c.case for c in verdict.cases}
     if not baseline.empty:
         last_run = baseline["run_id"].iloc[-1]
@@ -287,7 +293,8 @@ def gate_files(current: Path, history_paths: list[Path], baseline: Path | None =
 
 
 _ICON = {"regression": "FAIL", "wrong-answer": "FAIL", "errored": "FAIL", "missing": "FAIL", "not-faster": "FAIL",
-         "improvement": "better", "unchanged": "ok", "new": "new", "skipped": "skip", "too-few-rounds": "?"}
+         "improvement": "better", "unchanged": "ok", "new": "new", "skipped": "skip", "too-few-rounds": "?",
+         "reference-slower": "note", "reference-faster": "note"}
 
 
 def _fmt(v: float | None, scale: float = 1e3) -> str:

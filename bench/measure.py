@@ -1,4 +1,4 @@
-"""Measure stage: fit pytest-benchmark's pedantic settings into a time cap.
+"""Measure stage: fit pytest-benchmark's pedantic settings between a time floor and a cap.
 
 An untuned CPU build under TVM 0.27 can take seconds per inference (ResNet-50
 about 4 s on 2 cores), so a fixed 10 x 10 would take minutes per item. One
@@ -24,10 +24,17 @@ class TimingPlan:
     iterations: int
     warmup_rounds: int
     probe_s: float
+    #: Fewer rounds, iterations or warm-ups than asked, to fit ``max_time``.
     capped: bool
+    #: More iterations than asked, to fill ``min_time``.
+    stretched: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Upper bound on calls per round when ``min_time`` stretches a very fast model.
+MAX_ITERATIONS = 100_000
 
 
 def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None) -> TimingPlan:
@@ -35,13 +42,17 @@ def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None)
     cap = spec.max_time if max_time is None else max_time
     per_call = max(probe_s, 1e-9)
     rounds, iterations = spec.rounds, spec.iterations
+    floor = min(spec.min_time, cap)
+    if rounds * iterations * per_call < floor:
+        iterations = min(MAX_ITERATIONS, math.ceil(floor / (rounds * per_call)))
     if rounds * iterations * per_call > cap:
         iterations = max(1, min(iterations, math.floor(cap / (rounds * per_call))))
         if rounds * iterations * per_call > cap:
             rounds = max(spec.min_rounds, min(rounds, math.floor(cap / per_call)))
     warmup = spec.warmup_rounds if per_call * iterations * spec.warmup_rounds <= cap / 4 else min(1, spec.warmup_rounds)
-    capped = (rounds, iterations, warmup) != (spec.rounds, spec.iterations, spec.warmup_rounds)
-    return TimingPlan(rounds, iterations, warmup, probe_s, capped)
+    stretched = iterations > spec.iterations
+    capped = not stretched and (rounds, iterations, warmup) != (spec.rounds, spec.iterations, spec.warmup_rounds)
+    return TimingPlan(rounds, iterations, warmup, probe_s, capped, stretched)
 
 
 def time_rounds(run: Callable[[], Any], plan: TimingPlan) -> list[float]:

@@ -81,23 +81,30 @@ class InputSpec(_Spec):
 
 
 class TimingSpec(_Spec):
-    """pytest-benchmark pedantic settings plus a cap for very slow builds.
+    """pytest-benchmark pedantic settings, stretched for fast models and capped for slow ones.
 
     ``max_time`` bounds the timed part of one item; when rounds x iterations
     would exceed it, iterations drop first, then rounds, but never below
-    ``min_rounds``. The tutorial's timeit used number=10, repeat=10.
+    ``min_rounds``. ``min_time`` is the other end: a sub-millisecond model
+    would be timed for a few milliseconds in all, inside one burst of
+    machine noise, so its iterations per round grow until the rounds span at
+    least ``min_time`` seconds and their median can outvote a burst. The
+    tutorial's timeit used number=10, repeat=10.
     """
 
     warmup_rounds: int = Field(default=1, ge=0)
     iterations: int = Field(default=10, ge=1)
     rounds: int = Field(default=10, ge=1)
     min_rounds: int = Field(default=3, ge=1)
+    min_time: float = Field(default=1.0, ge=0)
     max_time: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _rounds(self) -> TimingSpec:
         if self.min_rounds > self.rounds:
             raise ValueError(f"min_rounds ({self.min_rounds}) exceeds rounds ({self.rounds})")
+        if self.min_time > self.max_time:
+            raise ValueError(f"min_time ({self.min_time:g}) exceeds max_time ({self.max_time:g})")
         return self
 
 
@@ -121,6 +128,9 @@ class GateSpec(_Spec):
     threshold: float = Field(default=0.05, gt=0, lt=10)
     #: If set, a tuned case must be at least this much faster than untuned (e.g. 1.0).
     min_speedup: float | None = Field(default=None, gt=0)
+    #: The ONNX Runtime peer is a control, not the code under test: by default its slowdowns are
+    #: reported (``reference-slower``) but do not fail the gate; ``fail`` gates it like TVM items.
+    ort: Literal["report", "fail"] = "report"
 
 
 class TuningSpec(_Spec):

@@ -172,3 +172,14 @@ def test_two_sessions_share_one_cache_and_results_folder(tmp_path: Path) -> None
     assert not (tmp_path / "cache" / "quarantine").exists()
     history = load_history([tmp_path / "results"])
     assert history.problems == [] and history.runs["run_id"].nunique() == 2
+
+
+def test_in_process_mode_measures_the_same_way(tmp_path: Path) -> None:
+    """--bench-isolation=none (for debuggers) runs the same cases in pytest's own process."""
+    (tmp_path / "faults.yaml").write_text(FAULTS)
+    proc = run_pytest("faults.yaml", "-k", "fine", "--bench-isolation=none", "--benchmark-json", "out.json",
+                      "--bench-cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    bench = json.loads((tmp_path / "out.json").read_text())["benchmarks"][0]
+    assert bench["name"] == "test_case[fine-cpu-untuned]" and bench["stats"]["rounds"] == 3
+    assert not (tmp_path / "cache" / "logs").exists()  # no worker was started

@@ -187,3 +187,16 @@ def test_ten_percent_slowdown_is_caught_under_one_percent_noise() -> None:
         decide(frame([row("c", noisy_run(rng, 1.10e-3))]), NO_OUTCOMES, baseline(rng, "c")).cases[0].status
         == "regression" for _ in range(20))
     assert caught == 20
+
+
+def test_onnx_runtime_peer_is_reported_not_gated() -> None:
+    """A slower ORT peer is a note about the machine, not a failure, unless the suite says gate.ort: fail."""
+    rng = np.random.default_rng(7)
+    case = "m-native-ort"
+    base = frame([row(case, noisy_run(rng, 1e-3), run=f"r{i:02d}", variant="ort") for i in range(10)])
+    slow = noisy_run(rng, 1.3e-3)
+    v = decide(frame([row(case, slow, variant="ort")]), NO_OUTCOMES, base)
+    assert v.cases[0].status == "reference-slower" and v.exit_code == 0
+    assert "ONNX Runtime is the control" in v.cases[0].reason
+    strict = decide(frame([row(case, slow, variant="ort", gate={"ort": "fail"})]), NO_OUTCOMES, base)
+    assert strict.cases[0].status == "regression" and strict.exit_code == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.measure import plan_timing
 from bench.suite import TimingSpec
 
-SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, max_time=10.0)
+SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, min_time=0.0, max_time=10.0)
 
 
 def test_fast_model_keeps_requested_settings() -> None:
@@ -31,3 +31,13 @@ def test_command_line_cap_overrides_suite() -> None:
     """--bench-max-time replaces the suite's max_time."""
     assert plan_timing(SPEC, 0.05).iterations == 10
     assert plan_timing(SPEC, 0.05, max_time=1.0).iterations == 2
+
+
+def test_fast_models_are_stretched_to_min_time() -> None:
+    """0.2 ms x 100 calls is 20 ms; with min_time 1 s each round gets 500 calls, rounds unchanged."""
+    spec = SPEC.model_copy(update={"min_time": 1.0})
+    plan = plan_timing(spec, 0.0002)
+    assert (plan.rounds, plan.iterations, plan.stretched, plan.capped) == (10, 500, True, False)
+    assert plan_timing(spec, 0.05).iterations == 10  # 5 s already: nothing to stretch
+    assert plan_timing(spec, 1e-9).iterations == 100_000  # bounded
+    assert plan_timing(spec, 0.0002, max_time=0.5).iterations == 250  # never past the cap
