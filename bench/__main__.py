@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Top-k mismatches, errored cases, cases missing from the run and tuned cases slower than "
                     "the suite's gate.min_speedup always fail.",
         epilog="exit status: 0 pass, 1 regression or failure, 2 usage or input error")
-    gate.add_argument("--current", type=Path, required=True, metavar="RUN.json", help="the run to judge")
+    gate.add_argument("--current", type=Path, nargs="+", required=True, metavar="RUN.json",
+                      help="the run to judge; several runs of the same build (repeats, e.g. the suite run 3 times) "
+                           "are judged together, which averages out run-to-run noise")
     gate.add_argument("--history", type=Path, nargs="+", default=[], metavar="PATH",
                       help="earlier runs: JSON files, folders, pytest-benchmark storage (damaged files found in "
                            "a folder are moved to its quarantine/)")

@@ -77,19 +77,25 @@ def _run_samples(row: pd.Series) -> np.ndarray:
     return np.asarray([row["median"]], dtype=float)
 
 
-def ratio_interval(current: np.ndarray, baseline_runs: list[np.ndarray], alpha: float,
+def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[np.ndarray], alpha: float,
                    rng: np.random.Generator, n_boot: int = BOOTSTRAP) -> Interval:
-    """Hierarchical bootstrap CI of median(current) / median(run medians of baseline)."""
+    """Hierarchical bootstrap CI of median(current run medians) / median(baseline run medians).
+
+    ``current`` is one run's rounds, or a list of several runs of the same
+    build (repeats), whose run-to-run noise then partly averages out.
+    """
+    current_runs = [current] if isinstance(current, np.ndarray) else list(current)
     run_medians = np.array([np.median(r) for r in baseline_runs])
     base = float(np.median(run_medians))
-    ratio = float(np.median(current)) / base
+    ratio = float(np.median([np.median(r) for r in current_runs])) / base
 
     def boot_median(samples: np.ndarray, n: int) -> np.ndarray:
         idx = rng.integers(0, samples.size, size=(n, samples.size))
         out: np.ndarray = np.median(samples[idx], axis=1)
         return out
 
-    cur = boot_median(current, n_boot)
+    cur = np.median(np.stack([boot_median(r, n_boot) for r in current_runs], axis=1), axis=1)
+    k = len(current_runs)
     m = len(baseline_runs)
     per_run = np.stack([boot_median(r, n_boot) for r in baseline_runs], axis=1)  # (n_boot, m)
     pick = rng.integers(0, m, size=(n_boot, m))
@@ -98,11 +104,14 @@ def ratio_interval(current: np.ndarray, baseline_runs: list[np.ndarray], alpha: 
         # Run-to-run noise: the current run is one new draw from the runs' distribution, so its
         # run effect follows the predictive Student-t, s * sqrt(1 + 1/m) * T(m-1), where s is
         # the spread of the baseline runs' log-medians (the larger of the SD and 1.4826 * MAD,
-        # so a few outliers cannot make it optimistic).
+        # so a few outliers cannot make it optimistic). For k repeats the current term is the
+        # variance of a median of k draws, taken as pi/(2k) (its large-k value, conservative
+        # for small k: for k=2 the median is the mean, variance 1/2).
         logs = np.log(run_medians / base)
         mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
         spread = max(float(np.std(logs, ddof=1)), mad)
-        cur = cur / np.exp(spread * np.sqrt(1 + 1 / m) * rng.standard_t(m - 1, size=n_boot))
+        current_var = 1.0 if k == 1 else math.pi / (2 * k)
+        cur = cur / np.exp(spread * np.sqrt(current_var + 1 / m) * rng.standard_t(m - 1, size=n_boot))
     ratios = cur / base_boot
     low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
     return Interval(ratio, float(low), float(high))
@@ -180,7 +189,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
     """
     rng = np.random.default_rng(seed)
     verdict = Verdict(label, machine, baseline_label, alpha)
-    n_cases = max(1, len(current))
+    n_cases = max(1, current["case"].nunique() if not current.empty else 0)
     case_alpha = alpha / n_cases
     base_by_case = {case: rows for case, rows in baseline.groupby("case")} if not baseline.empty else {}
     errored = set()
@@ -194,13 +203,16 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             elif o["outcome"] == "skipped":
                 verdict.cases.append(CaseVerdict(o["case"], "skipped", _first_line(o["message"]),
                                                  variant=o.get("variant")))
-    for _, row in current.iterrows():
-        case = row["case"]
+    for case, rows in current.groupby("case", sort=False):
+        row = rows.iloc[-1]
         t = threshold if threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
-        v = CaseVerdict(case, "unchanged", "", variant=row["variant"], median_s=float(row["median"]), threshold=t)
+        cur_runs = [_run_samples(r) for _, r in rows.iterrows()]
+        v = CaseVerdict(case, "unchanged", "", variant=row["variant"],
+                        median_s=float(np.median([np.median(r) for r in cur_runs])), threshold=t)
         verdict.cases.append(v)
-        if not is_missing(row.get("check_ok")) and not bool(row["check_ok"]):
-            failed = ", ".join(row.get("check_failed") or []) or "reference"
+        bad_checks = [r for _, r in rows.iterrows() if not is_missing(r.get("check_ok")) and not bool(r["check_ok"])]
+        if bad_checks:
+            failed = ", ".join(bad_checks[0].get("check_failed") or []) or "reference"
             v.status, v.reason = "wrong-answer", f"top-k check failed against {failed}"
             continue
         gate = row.get("gate") if isinstance(row.get("gate"), dict) else {}
@@ -215,12 +227,12 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             v.status, v.reason = "new", "no baseline for this case on this machine"
             continue
         runs = [_run_samples(r) for _, r in history.iterrows()]
-        cur = _run_samples(row)
         v.baseline_runs = len(runs)
-        if cur.size < MIN_ROUNDS:
-            v.status, v.reason = "too-few-rounds", f"{cur.size} rounds; at least {MIN_ROUNDS} are needed to decide"
+        fewest = min(r.size for r in cur_runs)
+        if fewest < MIN_ROUNDS:
+            v.status, v.reason = "too-few-rounds", f"{fewest} rounds; at least {MIN_ROUNDS} are needed to decide"
             continue
-        ci = ratio_interval(cur, runs, case_alpha, rng)
+        ci = ratio_interval(cur_runs, runs, case_alpha, rng)
         v.baseline_s = float(np.median([np.median(r) for r in runs]))
         v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
         ci_text = f"{ci.ratio - 1:+.1%} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, threshold {t:.0%})"
@@ -247,26 +259,34 @@ def _first_line(message: Any) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def select_baseline(history: History, machine: str, exclude_run: str | None, window: int) -> pd.DataFrame:
-    """The last ``window`` runs of ``history`` on ``machine``, excluding the current run."""
+def select_baseline(history: History, machine: str, exclude_runs: str | set[str] | None,
+                    window: int) -> pd.DataFrame:
+    """The last ``window`` runs of ``history`` on ``machine``, excluding the current run(s)."""
     rows = history.results[history.results["machine"] == machine]
-    if exclude_run is not None:
-        rows = rows[rows["run_id"] != exclude_run]
+    if exclude_runs:
+        excluded = {exclude_runs} if isinstance(exclude_runs, str) else set(exclude_runs)
+        rows = rows[~rows["run_id"].isin(excluded)]
     runs = list(dict.fromkeys(rows.sort_values("run_time")["run_id"]))[-window:]
     return rows[rows["run_id"].isin(runs)]
 
 
-def gate_files(current: Path, history_paths: list[Path], baseline: Path | None = None, *,
+def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: Path | None = None, *,
                window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_ALPHA, threshold: float | None = None,
                allow_machine_mismatch: bool = False) -> Verdict:
-    """The CLI's decision: current JSON vs rolling history or a pinned baseline file."""
+    """The CLI's decision: the current JSON (or repeats of it) vs rolling history or a pinned baseline file."""
     from bench.history import HistoryError, load_history, read_run
 
+    currents = [current] if isinstance(current, Path) else list(current)
     try:
-        run = read_run(current)
+        runs = [read_run(path) for path in currents]
     except HistoryError as err:
         raise GateError(f"--current {err}") from None
-    now = load_history([current])
+    run = runs[-1]
+    for other in runs[:-1]:
+        if other.machine != run.machine:
+            raise GateError(f"--current {other.path} and {run.path} were measured on different machines "
+                            f"({other.machine_desc}, {run.machine_desc}); repeats must come from one machine")
+    now = load_history(currents)
     cur_rows, cur_out = now.results, now.outcomes
     if baseline is not None:
         try:
@@ -283,9 +303,13 @@ def gate_files(current: Path, history_paths: list[Path], baseline: Path | None =
         history = load_history(history_paths)
         if history.results.empty and history.problems:
             raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
-        base_rows = select_baseline(history, run.machine, run.run_id, window)
+        base_rows = select_baseline(history, run.machine, {r.run_id for r in runs}, window)
         label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
-    verdict = decide(cur_rows, cur_out, base_rows, alpha=alpha, threshold=threshold, label=str(current),
+    if len(currents) > 1:
+        current_label = f"{len(currents)} repeats: {', '.join(str(p) for p in currents)}"
+    else:
+        current_label = str(currents[0])
+    verdict = decide(cur_rows, cur_out, base_rows, alpha=alpha, threshold=threshold, label=current_label,
                      baseline_label=label, machine=f"{run.machine_desc} ({run.machine})")
     if base_rows.empty:
         verdict.notes.append(f"no baseline runs for machine {run.machine_desc} ({run.machine}); every case is new")

@@ -9,7 +9,9 @@
    against the A/A runs; count how often the gate catches it.
 
 Runs use the warm tuning cache, so only measurement varies. Prints both tables;
-asserts nothing. Results (all benchmark JSONs) stay in --workdir for a look.
+asserts nothing. Results (all benchmark JSONs) stay in --workdir for a look, and
+``--reuse`` judges them again without measuring (e.g. with ``--repeats 3``: the
+gate judging three runs of one build together, as ``gate --current A B C``).
 
     .venv/bin/python benchmarks/gate_power.py --suite suites/smoke.yaml --aa 21 --power 20
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.gate import gate_files  # noqa: E402
+from bench.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, gate_files  # noqa: E402
 from bench.measure import SLOWDOWN_ENV  # noqa: E402
 
 
@@ -51,9 +53,13 @@ def main() -> None:
     parser.add_argument("--aa", type=int, default=21, help="unchanged runs (default 21)")
     parser.add_argument("--power", type=int, default=20, help="runs per injected slowdown (default 20)")
     parser.add_argument("--slowdowns", type=float, nargs="+", default=[0.05, 0.10])
-    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW)
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="judge groups of this many consecutive runs together (gate --current A B C)")
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "gate-power")
-    parser.add_argument("--reuse", action="store_true", help="reuse runs already in --workdir")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse runs already in --workdir (re-gate recorded runs, e.g. with another --alpha)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
 
@@ -64,41 +70,47 @@ def main() -> None:
         if not (args.reuse and out.is_file()):
             print(f"A/A run {i + 1}/{args.aa}: {run_suite(args.suite, out, 0.0, args.pytest_args):.0f} s", flush=True)
     aa_runs = sorted(aa_dir.glob("aa*.json"))[: args.aa]
-
-    print("\nA/A: each unchanged run gated against the other runs")
-    false_alarms = 0
-    for run in aa_runs:
-        others = [p for p in aa_runs if p != run]
-        verdict = gate_files(run, others, window=args.window)
-        bad = [f"{c.case}:{c.status}" for c in verdict.cases if c.failing]
-        false_alarms += bool(bad)
-        ratios = ", ".join(f"{c.case.split('-')[0]}/{c.variant}={c.ratio - 1:+.1%}" for c in verdict.cases
-                           if c.ratio is not None)
-        print(f"  {run.name}: {'FAIL ' + ' '.join(bad) if bad else 'pass'}  ({ratios})")
-    print(f"A/A false alarms: {false_alarms} of {len(aa_runs)} comparisons")
-
-    table = []
+    slowed: dict[float, list[Path]] = {}
     for slowdown in args.slowdowns:
         folder = args.workdir / f"slow{int(slowdown * 100):02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        caught = 0
-        per_case: dict[str, int] = {}
         for i in range(args.power):
             out = folder / f"run{i:02d}.json"
             if not (args.reuse and out.is_file()):
                 secs = run_suite(args.suite, out, slowdown, args.pytest_args)
                 print(f"slowdown {slowdown:.0%} run {i + 1}/{args.power}: {secs:.0f} s", flush=True)
-            verdict = gate_files(out, aa_runs, window=args.window)
+        slowed[slowdown] = sorted(folder.glob("run*.json"))[: args.power]
+
+    k = args.repeats
+    print(f"\nA/A: each unchanged {'run' if k == 1 else f'group of {k} runs'} gated against the other runs "
+          f"(window {args.window}, alpha {args.alpha:g})")
+    false_alarms = 0
+    groups = [aa_runs[i:i + k] for i in range(0, len(aa_runs) - k + 1, k)]
+    for group in groups:
+        others = [p for p in aa_runs if p not in group]
+        verdict = gate_files(group, others, window=args.window, alpha=args.alpha)
+        bad = [f"{c.case}:{c.status}" for c in verdict.cases if c.failing]
+        false_alarms += bool(bad)
+        ratios = ", ".join(f"{c.case.split('-')[0]}/{c.variant}={c.ratio - 1:+.1%}" for c in verdict.cases
+                           if c.ratio is not None)
+        print(f"  {'+'.join(p.stem for p in group)}: {'FAIL ' + ' '.join(bad) if bad else 'pass'}  ({ratios})")
+    print(f"A/A false alarms: {false_alarms} of {len(groups)} comparisons")
+
+    print(f"\nPower: {'runs' if k == 1 else f'groups of {k} runs'} with an injected slowdown gated against the "
+          "A/A runs")
+    print(f"{'slowdown':>9} {'caught':>12}   per case")
+    for slowdown, runs in slowed.items():
+        caught = 0
+        per_case: dict[str, int] = {}
+        groups = [runs[i:i + k] for i in range(0, len(runs) - k + 1, k)]
+        for group in groups:
+            verdict = gate_files(group, aa_runs, window=args.window, alpha=args.alpha)
             regressed = [c.case for c in verdict.cases if c.status == "regression"]
             for case in regressed:
                 per_case[case] = per_case.get(case, 0) + 1
             caught += bool(regressed)
-        table.append((slowdown, caught, per_case))
-    print("\nPower: runs with an injected slowdown gated against the A/A runs")
-    print(f"{'slowdown':>9} {'runs caught':>12}   per case")
-    for slowdown, caught, per_case in table:
-        cases = ", ".join(f"{k} {v}/{args.power}" for k, v in sorted(per_case.items()))
-        print(f"{slowdown:>9.0%} {caught:>5} of {args.power:<4}   {cases}")
+        cases = ", ".join(f"{c} {n}/{len(groups)}" for c, n in sorted(per_case.items()))
+        print(f"{slowdown:>9.0%} {caught:>5} of {len(groups):<4}   {cases}")
 
 
 if __name__ == "__main__":
