@@ -154,7 +154,7 @@ def test_killed_sessions_resume_tuning_from_their_records(tmp_path: Path) -> Non
 
 def test_two_sessions_share_one_cache_and_results_folder(tmp_path: Path) -> None:
     """Two sessions started together tune once (one waits for the other's lock) and both write valid results."""
-    (tmp_path / "tune.yaml").write_text(TUNE.replace("trials: 48", "trials: 16"))
+    (tmp_path / "tune.yaml").write_text(TUNE.replace("b48, trials: 48", "b16, trials: 16"))
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = []
     for name, log in zip("ab", logs, strict=True):
