@@ -65,14 +65,20 @@ def test_verified_read_detects_edits(tmp_path: Path) -> None:
     assert read_verified(tmp_path / "models" / "absent.onnx", tmp_path, warnings.append) is None
 
 
+def lock_holder(lock: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process that takes ``lock``, says 'held', and keeps it for ``seconds``."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from filelock import FileLock\n"
+        f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep({seconds})")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_lock_makes_a_second_session_wait(tmp_path: Path) -> None:
     """While another process holds an entry's lock, locked() says so and waits for it."""
     lock = tmp_path / "entry.lock"
-    with subprocess.Popen([sys.executable, "-c", (
-            "import sys, time; from filelock import FileLock\n"
-            f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(1.5)")],
-            stdout=subprocess.PIPE, text=True) as holder:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_holder(lock, 1.5):
         messages: list[str] = []
         start = time.monotonic()
         with locked(lock, "tuning x", messages.append):
@@ -85,11 +91,7 @@ def test_lock_makes_a_second_session_wait(tmp_path: Path) -> None:
 def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     """A session killed with SIGKILL leaves no stale lock behind."""
     lock = tmp_path / "entry.lock"
-    with subprocess.Popen([sys.executable, "-c", (
-            "import time; from filelock import FileLock\n"
-            f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(60)")],
-            stdout=subprocess.PIPE, text=True) as holder:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_holder(lock, 60) as holder:
         holder.kill()
     messages: list[str] = []
     with locked(lock, "tuning x", messages.append):
