@@ -177,9 +177,8 @@ class Worker:
                         self.stop()
                         self._fail(case, f"out of memory: the worker reached {rss / 2**20:,.0f} MiB resident, "
                                          f"over limits.memory_mb = {memory:,}", stage, started)
-        except BaseException:
-            if sys.exc_info()[0] in (KeyboardInterrupt, SystemExit):
-                self.stop()  # Ctrl-C or SIGTERM: take the worker and its tuning processes down too
+        except (KeyboardInterrupt, SystemExit):
+            self.stop()  # Ctrl-C or SIGTERM: take the worker and its tuning processes down too
             raise
 
     def _fail(self, case: Case, what: str, stage: str, started: float) -> NoReturn:
