@@ -25,6 +25,12 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
+def _non_negative_int(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,11 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         "gate", help="fail on real regressions of a run against its history or a pinned baseline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compare every case of --current with its baseline on the same machine (the rolling median "
-                    "of the last --window runs in --history, or --baseline). A case regresses when its median "
-                    "slowdown is significant (hierarchical bootstrap CI of the ratio of medians, alpha split "
-                    "across cases) and not shown to be below its threshold (suite gate.threshold, default 5%). "
-                    "Top-k mismatches, errored cases, cases missing from the run and tuned cases slower than "
-                    "the suite's gate.min_speedup always fail.",
+                    "of the last --window runs in --history, or --baseline). Each run's location is the min of "
+                    "its rounds (suite gate.statistic: min or median). A case regresses when its slowdown is "
+                    "significant (hierarchical bootstrap CI of the ratio, alpha split across cases) and not shown "
+                    "to be below its threshold (suite gate.threshold, default 5%); with --confirm N it must also "
+                    "persist when the case is measured N more times. Top-k mismatches, errored cases, cases "
+                    "missing from the run and tuned cases slower than the suite's gate.min_speedup always fail.",
         epilog="exit status: 0 pass, 1 regression or failure, 2 usage or input error")
     gate.add_argument("--current", type=Path, nargs="+", required=True, metavar="RUN.json",
                       help="the run to judge; several runs of the same build (repeats, e.g. the suite run 3 times) "
@@ -57,12 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
                            "a folder are moved to its quarantine/)")
     gate.add_argument("--baseline", type=Path, default=None, metavar="PINNED.json",
                       help="compare with this one run instead of the rolling history")
-    gate.add_argument("--window", type=_positive_int, default=10, metavar="N",
-                      help="runs in the rolling baseline (default 10)")
+    gate.add_argument("--window", type=_positive_int, default=20, metavar="N",
+                      help="runs in the rolling baseline (default 20)")
     gate.add_argument("--alpha", type=_fraction, default=0.01, metavar="P",
                       help="false-alarm rate per run, split across its cases (default 0.01)")
     gate.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
                       help="override every case's threshold (default: the suite's, else 5%%)")
+    gate.add_argument("--statistic", choices=("min", "median"), default=None,
+                      help="override every case's statistic (default: the suite's gate.statistic, else min)")
+    gate.add_argument("--confirm", type=_non_negative_int, default=0, metavar="N",
+                      help="re-measure each regressed case N times (pytest on its node id, run from the folder "
+                           "the suite ran in) and fail only if the slowdown persists (default 0; nightly: 2)")
+    gate.add_argument("--confirm-args", default="", metavar="ARGS",
+                      help="extra pytest arguments for the re-measurements, e.g. \"--bench-cache-dir /c\"")
+    gate.add_argument("--confirm-dir", type=Path, default=None, metavar="DIR",
+                      help="where re-measurements are written (default: next to the last --current file)")
     gate.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the verdict as JSON")
     gate.add_argument("--markdown", type=Path, default=None, metavar="PATH",
                       help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)")
@@ -79,8 +95,20 @@ def _gate(args: argparse.Namespace) -> int:
 
     if args.baseline is None and not args.history:
         raise GateError("give --history (earlier runs) or --baseline (a pinned run)")
+    rerun = None
+    if args.confirm:
+        from bench.confirm import pytest_rerun
+        from bench.history import HistoryError, read_run
+
+        try:
+            run_id = read_run(args.current[-1]).run_id
+        except HistoryError as err:
+            raise GateError(f"--current {err}") from None
+        rerun = pytest_rerun(args.current[-1], run_id, args.confirm_dir, args.confirm_args,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))
     verdict = gate_files(args.current, args.history, args.baseline, window=args.window, alpha=args.alpha,
-                         threshold=args.threshold, allow_machine_mismatch=args.allow_machine_mismatch)
+                         threshold=args.threshold, statistic=args.statistic,
+                         allow_machine_mismatch=args.allow_machine_mismatch, confirm_times=args.confirm, rerun=rerun)
     print(render_text(verdict))
     markdown = render_markdown(verdict)
     if args.json is not None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,17 +47,24 @@ from bench.history import is_missing
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bench.confirm import Rerun
     from bench.history import History
 
 #: Stamped into the JSON verdict.
-VERDICT_SCHEMA = 1
+VERDICT_SCHEMA = 2
 MIN_ROUNDS = 3
 DEFAULT_ALPHA = 0.01
-DEFAULT_WINDOW = 10
+DEFAULT_WINDOW = 20
 DEFAULT_THRESHOLD = 0.05
 BOOTSTRAP = 4000
 
+#: Per-run location statistics the gate can compare (suite ``gate.statistic``).
+STATISTICS: dict[str, Callable[..., Any]] = {"min": np.min, "median": np.median}
+DEFAULT_STATISTIC = "min"
+
 FAILING = ("regression", "wrong-answer", "errored", "missing", "not-faster")
+
+
 
 
 class GateError(BenchError):
@@ -78,36 +86,38 @@ def _run_samples(row: pd.Series) -> np.ndarray:
 
 
 def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[np.ndarray], alpha: float,
-                   rng: np.random.Generator, n_boot: int = BOOTSTRAP) -> Interval:
-    """Hierarchical bootstrap CI of median(current run medians) / median(baseline run medians).
+                   rng: np.random.Generator, n_boot: int = BOOTSTRAP, statistic: str = "median") -> Interval:
+    """Hierarchical bootstrap CI of median(current run statistics) / median(baseline run statistics).
 
     ``current`` is one run's rounds, or a list of several runs of the same
     build (repeats), whose run-to-run noise then partly averages out.
+    ``statistic`` is each run's location, the rounds' ``min`` or ``median``.
     """
+    stat = STATISTICS[statistic]
     current_runs = [current] if isinstance(current, np.ndarray) else list(current)
-    run_medians = np.array([np.median(r) for r in baseline_runs])
-    base = float(np.median(run_medians))
-    ratio = float(np.median([np.median(r) for r in current_runs])) / base
+    run_values = np.array([stat(r) for r in baseline_runs])
+    base = float(np.median(run_values))
+    ratio = float(np.median([stat(r) for r in current_runs])) / base
 
-    def boot_median(samples: np.ndarray, n: int) -> np.ndarray:
+    def boot_stat(samples: np.ndarray, n: int) -> np.ndarray:
         idx = rng.integers(0, samples.size, size=(n, samples.size))
-        out: np.ndarray = np.median(samples[idx], axis=1)
+        out: np.ndarray = stat(samples[idx], axis=1)
         return out
 
-    cur = np.median(np.stack([boot_median(r, n_boot) for r in current_runs], axis=1), axis=1)
+    cur = np.median(np.stack([boot_stat(r, n_boot) for r in current_runs], axis=1), axis=1)
     k = len(current_runs)
     m = len(baseline_runs)
-    per_run = np.stack([boot_median(r, n_boot) for r in baseline_runs], axis=1)  # (n_boot, m)
+    per_run = np.stack([boot_stat(r, n_boot) for r in baseline_runs], axis=1)  # (n_boot, m)
     pick = rng.integers(0, m, size=(n_boot, m))
     base_boot = np.median(np.take_along_axis(per_run, pick, axis=1), axis=1)
     if m >= 3:
         # Run-to-run noise: the current run is one new draw from the runs' distribution, so its
         # run effect follows the predictive Student-t, s * sqrt(1 + 1/m) * T(m-1), where s is
-        # the spread of the baseline runs' log-medians (the larger of the SD and 1.4826 * MAD,
+        # the spread of the baseline runs' log-statistics (the larger of the SD and 1.4826 * MAD,
         # so a few outliers cannot make it optimistic). For k repeats the current term is the
         # variance of a median of k draws, taken as pi/(2k) (its large-k value, conservative
         # for small k: for k=2 the median is the mean, variance 1/2).
-        logs = np.log(run_medians / base)
+        logs = np.log(run_values / base)
         mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
         spread = max(float(np.std(logs, ddof=1)), mad)
         current_var = 1.0 if k == 1 else math.pi / (2 * k)
@@ -123,7 +133,8 @@ class CaseVerdict:
     status: str  # regression | improvement | unchanged | wrong-answer | errored | missing | not-faster | new | ...
     reason: str
     variant: str | None = None
-    median_s: float | None = None
+    statistic: str | None = None  # the run location compared: min or median of the rounds
+    current_s: float | None = None
     baseline_s: float | None = None
     ratio: float | None = None
     ci_low: float | None = None
@@ -179,13 +190,20 @@ def _threshold(row: pd.Series, default: float) -> float:
     return default
 
 
+def _statistic(row: pd.Series) -> str:
+    gate = row.get("gate")
+    if isinstance(gate, dict) and gate.get("statistic") in STATISTICS:
+        return str(gate["statistic"])
+    return DEFAULT_STATISTIC
+
+
 def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.DataFrame, *,
-           alpha: float = DEFAULT_ALPHA, threshold: float | None = None, seed: int = 0,
-           label: str = "current", baseline_label: str = "baseline", machine: str = "") -> Verdict:
+           alpha: float = DEFAULT_ALPHA, threshold: float | None = None, statistic: str | None = None,
+           seed: int = 0, label: str = "current", baseline_label: str = "baseline", machine: str = "") -> Verdict:
     """Compare one run (``current``) with baseline rows from the same machine.
 
-    ``baseline`` holds one or more runs (column ``run_id``); ``threshold``
-    overrides the per-case threshold recorded by the suite.
+    ``baseline`` holds one or more runs (column ``run_id``); ``threshold`` and
+    ``statistic`` override the per-case settings recorded by the suite.
     """
     rng = np.random.default_rng(seed)
     verdict = Verdict(label, machine, baseline_label, alpha)
@@ -206,9 +224,11 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
     for case, rows in current.groupby("case", sort=False):
         row = rows.iloc[-1]
         t = threshold if threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
+        stat_name = statistic or _statistic(row)
+        stat = STATISTICS[stat_name]
         cur_runs = [_run_samples(r) for _, r in rows.iterrows()]
-        v = CaseVerdict(case, "unchanged", "", variant=row["variant"],
-                        median_s=float(np.median([np.median(r) for r in cur_runs])), threshold=t)
+        v = CaseVerdict(case, "unchanged", "", variant=row["variant"], statistic=stat_name,
+                        current_s=float(np.median([stat(r) for r in cur_runs])), threshold=t)
         verdict.cases.append(v)
         bad_checks = [r for _, r in rows.iterrows() if not is_missing(r.get("check_ok")) and not bool(r["check_ok"])]
         if bad_checks:
@@ -232,10 +252,10 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         if fewest < MIN_ROUNDS:
             v.status, v.reason = "too-few-rounds", f"{fewest} rounds; at least {MIN_ROUNDS} are needed to decide"
             continue
-        ci = ratio_interval(cur_runs, runs, case_alpha, rng)
-        v.baseline_s = float(np.median([np.median(r) for r in runs]))
+        ci = ratio_interval(cur_runs, runs, case_alpha, rng, statistic=stat_name)
+        v.baseline_s = float(np.median([stat(r) for r in runs]))
         v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
-        ci_text = f"{ci.ratio - 1:+.1%} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, threshold {t:.0%})"
+        ci_text = f"{ci.ratio - 1:+.1%} in {stat_name} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, threshold {t:.0%})"
         if ci.low > 1 and ci.high >= 1 + t and ci.ratio >= 1 + t / 2:
             v.status, v.reason = "regression", f"slower by {ci_text}"
         elif ci.high < 1 and ci.low <= 1 - t and ci.ratio <= 1 - t / 2:
@@ -272,8 +292,12 @@ def select_baseline(history: History, machine: str, exclude_runs: str | set[str]
 
 def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: Path | None = None, *,
                window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_ALPHA, threshold: float | None = None,
-               allow_machine_mismatch: bool = False) -> Verdict:
-    """The CLI's decision: the current JSON (or repeats of it) vs rolling history or a pinned baseline file."""
+               statistic: str | None = None, allow_machine_mismatch: bool = False,
+               confirm_times: int = 0, rerun: Rerun | None = None) -> Verdict:
+    """The CLI's decision: the current JSON (or repeats of it) vs rolling history or a pinned baseline file.
+
+    With ``confirm_times`` and ``rerun``, regressions are re-measured before they fail (see ``confirm``).
+    """
     from bench.history import HistoryError, load_history, read_run
 
     currents = [current] if isinstance(current, Path) else list(current)
@@ -309,8 +333,14 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         current_label = f"{len(currents)} repeats: {', '.join(str(p) for p in currents)}"
     else:
         current_label = str(currents[0])
-    verdict = decide(cur_rows, cur_out, base_rows, alpha=alpha, threshold=threshold, label=current_label,
-                     baseline_label=label, machine=f"{run.machine_desc} ({run.machine})")
+    decide_args: dict[str, Any] = {"alpha": alpha, "threshold": threshold, "statistic": statistic,
+                                   "label": current_label, "baseline_label": label,
+                                   "machine": f"{run.machine_desc} ({run.machine})"}
+    verdict = decide(cur_rows, cur_out, base_rows, **decide_args)
+    if rerun is not None and confirm_times > 0:
+        from bench.confirm import confirm
+
+        confirm(verdict, cur_rows, cur_out, base_rows, rerun, confirm_times, **decide_args)
     if base_rows.empty:
         verdict.notes.append(f"no baseline runs for machine {run.machine_desc} ({run.machine}); every case is new")
     return verdict
@@ -318,7 +348,7 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
 
 _ICON = {"regression": "FAIL", "wrong-answer": "FAIL", "errored": "FAIL", "missing": "FAIL", "not-faster": "FAIL",
          "improvement": "better", "unchanged": "ok", "new": "new", "skipped": "skip", "too-few-rounds": "?",
-         "reference-slower": "note", "reference-faster": "note"}
+         "reference-slower": "note", "reference-faster": "note", "unconfirmed": "note"}
 
 
 def _fmt(v: float | None, scale: float = 1e3) -> str:
@@ -339,12 +369,14 @@ def render_markdown(verdict: Verdict) -> str:
     head = "### :x: Benchmark gate failed" if verdict.failed else "### :white_check_mark: Benchmark gate passed"
     out = [head, "", f"Current `{verdict.current}` vs {verdict.baseline}, machine {verdict.machine}.", ""]
     out += [f"> {n}" for n in verdict.notes]
-    out += ["| case | status | median ms | baseline ms | change | 99% CI | reason |", "|---|---|---|---|---|---|---|"]
+    out += ["| case | status | statistic | current ms | baseline ms | change | CI | reason |",
+            "|---|---|---|---|---|---|---|---|"]
     for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
         change = "" if c.ratio is None else f"{c.ratio - 1:+.1%}"
         ci = "" if c.ci_low is None or c.ci_high is None else f"{c.ci_low - 1:+.1%} .. {c.ci_high - 1:+.1%}"
         reason = c.reason.replace("|", "\\|")
         status = f"**{c.status}**" if c.failing else c.status
-        out.append(f"| `{c.case}` | {status} | {_fmt(c.median_s)} | {_fmt(c.baseline_s)} | {change} | {ci} "
+        out.append(f"| `{c.case}` | {status} | {c.statistic or ''} | {_fmt(c.current_s)} | {_fmt(c.baseline_s)} "
+                   f"| {change} | {ci} "
                    f"| {reason} |")
     return "\n".join(out) + "\n"

@@ -94,6 +94,8 @@ class Run:
     node: str | None
     benchmarks: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    #: Run id this run re-measured for the gate (``gate --confirm``): evidence, not history.
+    confirms: str | None = None
 
 
 def read_run(path: Path) -> Run:
@@ -131,7 +133,7 @@ def read_run(path: Path) -> Run:
     return Run(path=path, run_id=f"{when:%Y%m%dT%H%M%S}-{path.stem}", time=when, commit=commit.get("id"),
                dirty=commit.get("dirty"), branch=commit.get("branch"), machine=machine_fingerprint(machine),
                machine_desc=machine_description(machine), node=machine.get("node"), benchmarks=benches,
-               outcomes=outcomes)
+               outcomes=outcomes, confirms=block.get("confirms") if isinstance(block.get("confirms"), str) else None)
 
 
 def _missing_fields(bench: dict[str, Any]) -> str | None:
@@ -164,8 +166,11 @@ def _run_columns(run: Run) -> dict[str, Any]:
             "file": str(run.path)}
 
 
-def load_history(paths: Iterable[str | Path]) -> History:
+def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) -> History:
     """Load every usable run under ``paths``; unusable files go to ``problems``.
+
+    Re-measurements taken by ``gate --confirm`` cover only the cases they
+    confirm, so they are left out unless ``confirmations`` is set.
 
     A damaged file found by searching a folder is moved to that folder's
     ``quarantine/`` (with a note why), so it is reported once and the history
@@ -181,7 +186,9 @@ def load_history(paths: Iterable[str | Path]) -> History:
     runs: list[Run] = []
     for path in files:
         try:
-            runs.append(read_run(path))
+            run = read_run(path)
+            if run.confirms is None or confirmations:
+                runs.append(run)
         except HistoryError as err:
             home = next((f for f in folders if path.resolve().is_relative_to(f)), None)
             if err.corrupt and home is not None:

@@ -91,7 +91,8 @@ def probe(run: Callable[[], Any]) -> float:
 
 
 #: Test hook for measuring the gate's power, never for real runs: "0.05" makes every timed call
-#: busy-wait an extra 5% of its own duration (measured once per build), a known, real slowdown.
+#: busy-wait an extra 5% of its own undisturbed duration (the fastest of 5 calls, once per build),
+#: a known, real slowdown; a burst of interference during those 5 calls cannot inflate it.
 SLOWDOWN_ENV = "TVM_BENCH_INJECT_SLOWDOWN"
 
 
@@ -100,10 +101,12 @@ def with_injected_slowdown(run: Callable[[], Any]) -> Callable[[], Any]:
     if fraction <= 0:
         return run
     run()
-    start = time.perf_counter()
+    calls = []
     for _ in range(5):
+        start = time.perf_counter()
         run()
-    extra = fraction * (time.perf_counter() - start) / 5
+        calls.append(time.perf_counter() - start)
+    extra = fraction * min(calls)
 
     def slowed() -> Any:
         out = run()

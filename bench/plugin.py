@@ -45,8 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-gate", metavar="HISTORY", action="append", default=[],
                     help="after the run, gate it against earlier runs in HISTORY (files or folders, repeatable) "
                          "and fail the session on a regression, wrong answer, errored or missing case")
-    group.addoption("--bench-gate-window", metavar="N", type=int, default=10,
-                    help="runs in the gate's rolling baseline (default 10)")
+    group.addoption("--bench-gate-window", metavar="N", type=int, default=20,
+                    help="runs in the gate's rolling baseline (default 20)")
+    group.addoption("--bench-confirms", metavar="RUN_ID", default=None,
+                    help="mark this run as a re-measurement for `bench gate --confirm` of RUN_ID; history and "
+                         "reports leave it out (set by the gate, rarely by hand)")
     group.addoption("--bench-isolation", choices=("process", "none"), default="process",
                     help="'process' (default): run each case in a worker process, so a crash, hang or memory "
                          "blow-up fails that case only (limits: the suites' 'limits'); 'none': in the pytest "
@@ -307,6 +310,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
     """Add every suite item's outcome to the benchmark JSON, so failures and skips are on record."""
     output_json["tvm_bench"] = {"schema": OUTCOMES_SCHEMA, "outcomes": config.stash.get(_OUTCOMES, [])}
+    if config.getoption("bench_confirms"):
+        output_json["tvm_bench"]["confirms"] = config.getoption("bench_confirms")
 
 
 _VERDICT = pytest.StashKey[Any]()

@@ -124,8 +124,11 @@ class CheckSpec(_Spec):
 class GateSpec(_Spec):
     """Regression gate settings; see bench/gate.py for how they are used."""
 
-    #: Slowdowns of the median smaller than this never fail the gate.
+    #: Slowdowns of the gate's statistic smaller than this never fail the gate.
     threshold: float = Field(default=0.05, gt=0, lt=10)
+    #: Each run's location that the gate compares: the rounds' ``min`` (robust to bursts of
+    #: interference on a shared machine, which only ever slow a round down) or their ``median``.
+    statistic: Literal["min", "median"] = "min"
     #: If set, a tuned case must be at least this much faster than untuned (e.g. 1.0).
     min_speedup: float | None = Field(default=None, gt=0)
     #: The ONNX Runtime peer is a control, not the code under test: by default its slowdowns are

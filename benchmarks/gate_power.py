@@ -1,19 +1,25 @@
 """Measure the regression gate: false alarms on unchanged runs, and detection of real slowdowns.
 
-1. A/A: run the suite ``--aa`` times with nothing changed, then gate each run
-   against the others (leave-one-out: the rolling baseline is the other runs)
-   and count the comparisons that fail.
+1. A/A: run the suite ``--aa`` times with nothing changed. Right after each
+   run, gate it as the nightly job does: against the rolling window of the runs
+   before it (``--history`` plus this script's earlier A/A runs), re-measuring
+   flagged cases ``--confirm`` times (real pytest re-runs, seconds after the
+   run, as ``bench gate --confirm`` does). Count the runs that fail.
 2. Power: run the suite ``--power`` times with a real slowdown injected through
    the documented test hook TVM_BENCH_INJECT_SLOWDOWN (every timed call
-   busy-waits an extra 5% or 10% of its own duration), and gate each run
-   against the A/A runs; count how often the gate catches it.
+   busy-waits an extra 5% or 10% of its undisturbed duration), and gate each
+   run against the same history; count how often the gate catches it. With
+   ``--power-confirm next-runs`` a flagged run is confirmed by the next
+   ``--confirm`` recorded runs of the same slowdown (full-suite runs a minute
+   or two later) instead of fresh re-runs: cheaper, and no easier to pass.
 
 Runs use the warm tuning cache, so only measurement varies. Prints both tables;
-asserts nothing. Results (all benchmark JSONs) stay in --workdir for a look, and
-``--reuse`` judges them again without measuring (e.g. with ``--repeats 3``: the
-gate judging three runs of one build together, as ``gate --current A B C``).
+asserts nothing. All benchmark JSONs stay in --workdir; ``--reuse`` judges them
+again without measuring (leave-one-out: each A/A run against the others),
+reusing recorded re-measurements.
 
-    .venv/bin/python benchmarks/gate_power.py --suite suites/smoke.yaml --aa 21 --power 20
+    .venv/bin/python benchmarks/gate_power.py --suite suites/smoke.yaml --aa 20 --power 20 \\
+        --history results/earlier-aa -- --bench-cache-dir /tmp/warm-cache
 """
 
 from __future__ import annotations
@@ -28,89 +34,123 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, gate_files  # noqa: E402
+from bench.confirm import Rerun, pytest_rerun  # noqa: E402
+from bench.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, STATISTICS, Verdict, gate_files  # noqa: E402
+from bench.history import read_run  # noqa: E402
 from bench.measure import SLOWDOWN_ENV  # noqa: E402
 
 
-def run_suite(suite: Path, out: Path, slowdown: float, extra: list[str]) -> float:
+def suite_env(slowdown: float) -> dict[str, str]:
     env = dict(os.environ)
     if slowdown:
         env[SLOWDOWN_ENV] = str(slowdown)
     else:
         env.pop(SLOWDOWN_ENV, None)
+    return env
+
+
+def run_suite(suite: Path, out: Path, slowdown: float, extra: list[str]) -> float:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-q",
-                           "--benchmark-json", str(out), *extra], cwd=REPO, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL)
+                           "--benchmark-json", str(out), *extra], cwd=REPO, env=suite_env(slowdown),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if not out.is_file():
         raise SystemExit(f"suite run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
     return time.perf_counter() - start
 
 
+def recorded_or_fresh(run: Path, slowdown: float, extra: list[str]) -> Rerun:
+    """Re-measure for real, unless this run's re-measurement is already recorded (--reuse)."""
+    fresh = pytest_rerun(run, read_run(run).run_id, run.parent, " ".join(extra), env=suite_env(slowdown))
+
+    def rerun(nodes: list[str], attempt: int) -> Path:
+        done = run.parent / f"{run.stem}.confirm-{attempt}.json"
+        return done if done.is_file() else fresh(nodes, attempt)
+
+    return rerun
+
+
+def following(runs: list[Path], index: int) -> Rerun:
+    """Confirmation from the next recorded runs of the same condition (--power-confirm next-runs)."""
+    return lambda nodes, attempt: runs[(index + attempt) % len(runs)]
+
+
+def line(name: str, verdict: Verdict) -> str:
+    bad = [f"{c.case}:{c.status}" for c in verdict.cases if c.failing]
+    unconfirmed = [c.case for c in verdict.cases if c.status == "unconfirmed"]
+    ratios = ", ".join(f"{c.case.split('-')[0]}/{c.variant}={c.ratio - 1:+.1%}" for c in verdict.cases
+                       if c.ratio is not None)
+    note = f" (unconfirmed: {' '.join(unconfirmed)})" if unconfirmed else ""
+    return f"  {name}: {'FAIL ' + ' '.join(bad) if bad else 'pass'}{note}  [{ratios}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", type=Path, default=REPO / "suites" / "smoke.yaml")
-    parser.add_argument("--aa", type=int, default=21, help="unchanged runs (default 21)")
+    parser.add_argument("--aa", type=int, default=20, help="unchanged runs (default 20)")
     parser.add_argument("--power", type=int, default=20, help="runs per injected slowdown (default 20)")
     parser.add_argument("--slowdowns", type=float, nargs="+", default=[0.05, 0.10])
+    parser.add_argument("--history", type=Path, nargs="*", default=[],
+                        help="earlier unchanged runs of the same suite on this machine (the baseline's start)")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="judge groups of this many consecutive runs together (gate --current A B C)")
+    parser.add_argument("--statistic", choices=sorted(STATISTICS), default=None,
+                        help="override the suite's gate.statistic")
+    parser.add_argument("--confirm", type=int, default=2, help="re-measurements of a flagged case (default 2)")
+    parser.add_argument("--power-confirm", choices=("rerun", "next-runs"), default="rerun",
+                        help="how power runs are confirmed (default: rerun, as the A/A runs)")
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "gate-power")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse runs already in --workdir (re-gate recorded runs, e.g. with another --alpha)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
+    opts = {"window": args.window, "alpha": args.alpha, "statistic": args.statistic, "confirm_times": args.confirm}
 
     aa_dir = args.workdir / "aa"
     aa_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(args.aa):
-        out = aa_dir / f"aa{i:02d}.json"
+    print(f"A/A: each unchanged run gated against the {args.window} runs before it "
+          f"(alpha {args.alpha:g}, --confirm {args.confirm})", flush=True)
+    false_alarms = 0
+    aa_runs = [aa_dir / f"aa{i:02d}.json" for i in range(args.aa)]
+    for i, out in enumerate(aa_runs):
         if not (args.reuse and out.is_file()):
-            print(f"A/A run {i + 1}/{args.aa}: {run_suite(args.suite, out, 0.0, args.pytest_args):.0f} s", flush=True)
-    aa_runs = sorted(aa_dir.glob("aa*.json"))[: args.aa]
-    slowed: dict[float, list[Path]] = {}
+            secs = run_suite(args.suite, out, 0.0, args.pytest_args)
+            print(f"A/A run {i + 1}/{args.aa}: {secs:.0f} s", flush=True)
+        others = [p for p in aa_runs if p != out and p.is_file()]
+        verdict = gate_files(out, [*args.history, *others], rerun=recorded_or_fresh(out, 0.0, args.pytest_args),
+                             **opts)
+        false_alarms += verdict.failed
+        print(line(out.stem, verdict), flush=True)
+    print(f"A/A false alarms: {false_alarms} of {len(aa_runs)} runs", flush=True)
+
+    baseline = [*args.history, *aa_runs]
+    caught: dict[float, tuple[int, dict[str, int]]] = {}
     for slowdown in args.slowdowns:
         folder = args.workdir / f"slow{int(slowdown * 100):02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        for i in range(args.power):
-            out = folder / f"run{i:02d}.json"
+        runs = [folder / f"run{i:02d}.json" for i in range(args.power)]
+        for i, out in enumerate(runs):
             if not (args.reuse and out.is_file()):
                 secs = run_suite(args.suite, out, slowdown, args.pytest_args)
                 print(f"slowdown {slowdown:.0%} run {i + 1}/{args.power}: {secs:.0f} s", flush=True)
-        slowed[slowdown] = sorted(folder.glob("run*.json"))[: args.power]
-
-    k = args.repeats
-    print(f"\nA/A: each unchanged {'run' if k == 1 else f'group of {k} runs'} gated against the other runs "
-          f"(window {args.window}, alpha {args.alpha:g})")
-    false_alarms = 0
-    groups = [aa_runs[i:i + k] for i in range(0, len(aa_runs) - k + 1, k)]
-    for group in groups:
-        others = [p for p in aa_runs if p not in group]
-        verdict = gate_files(group, others, window=args.window, alpha=args.alpha)
-        bad = [f"{c.case}:{c.status}" for c in verdict.cases if c.failing]
-        false_alarms += bool(bad)
-        ratios = ", ".join(f"{c.case.split('-')[0]}/{c.variant}={c.ratio - 1:+.1%}" for c in verdict.cases
-                           if c.ratio is not None)
-        print(f"  {'+'.join(p.stem for p in group)}: {'FAIL ' + ' '.join(bad) if bad else 'pass'}  ({ratios})")
-    print(f"A/A false alarms: {false_alarms} of {len(groups)} comparisons")
-
-    print(f"\nPower: {'runs' if k == 1 else f'groups of {k} runs'} with an injected slowdown gated against the "
-          "A/A runs")
-    print(f"{'slowdown':>9} {'caught':>12}   per case")
-    for slowdown, runs in slowed.items():
-        caught = 0
+        hits = 0
         per_case: dict[str, int] = {}
-        groups = [runs[i:i + k] for i in range(0, len(runs) - k + 1, k)]
-        for group in groups:
-            verdict = gate_files(group, aa_runs, window=args.window, alpha=args.alpha)
+        for i, out in enumerate(runs):
+            rerun = (following(runs, i) if args.power_confirm == "next-runs"
+                     else recorded_or_fresh(out, slowdown, args.pytest_args))
+            verdict = gate_files(out, baseline, rerun=rerun, **opts)
             regressed = [c.case for c in verdict.cases if c.status == "regression"]
             for case in regressed:
                 per_case[case] = per_case.get(case, 0) + 1
-            caught += bool(regressed)
-        cases = ", ".join(f"{c} {n}/{len(groups)}" for c, n in sorted(per_case.items()))
-        print(f"{slowdown:>9.0%} {caught:>5} of {len(groups):<4}   {cases}")
+            hits += bool(regressed)
+            print(line(f"{folder.name}/{out.stem}", verdict), flush=True)
+        caught[slowdown] = (hits, per_case)
+
+    print(f"\nA/A false alarms: {false_alarms} of {len(aa_runs)} runs")
+    print(f"Power ({args.power_confirm} confirmation):\n{'slowdown':>9} {'caught':>12}   per case")
+    for slowdown, (hits, per_case) in caught.items():
+        cases = ", ".join(f"{c} {n}/{args.power}" for c, n in sorted(per_case.items()))
+        print(f"{slowdown:>9.0%} {hits:>5} of {args.power:<4}   {cases}")
 
 
 if __name__ == "__main__":
