@@ -39,6 +39,9 @@ def confirm(verdict: Verdict, cur_rows: pd.DataFrame, cur_out: pd.DataFrame, bas
     if not flagged or times <= 0:
         return
     nodes = list(dict.fromkeys(cur_rows.loc[cur_rows["case"].isin(flagged), "fullname"].dropna()))
+    if not nodes:
+        verdict.notes.append("cannot re-measure: the run does not record pytest node ids; the regressions stand")
+        return
     extra: list[pd.DataFrame] = []
     for attempt in range(1, times + 1):
         try:
@@ -48,16 +51,22 @@ def confirm(verdict: Verdict, cur_rows: pd.DataFrame, cur_out: pd.DataFrame, bas
             verdict.notes.append(f"re-measurement {attempt} of {times} failed ({err}); the regressions stand")
             return
         extra.append(rows[rows["case"].isin(flagged)])
+    unmeasured = {case for case in flagged if any(case not in set(rows["case"]) for rows in extra)}
     joint = decide(pd.concat([cur_rows, *extra], ignore_index=True), cur_out, base_rows, **decide_args)
     for again in joint.cases:
         first = flagged.get(again.case)
         if first is None:
             continue
-        seen = f"re-measured {times}x: {again.reason}"
-        if again.status == "regression" or again.failing:
-            first.status, first.reason = again.status, f"{again.reason}; confirmed by {times} re-measurements"
+        if again.case in unmeasured:
+            first.reason += "; the re-measurement did not measure it (see its log), so the regression stands"
+            continue
+        if again.status == "regression":
+            first.reason = f"{again.reason}; confirmed by {times} re-measurements"
+        elif again.failing:
+            first.status, first.reason = again.status, f"{again.reason} (in a re-measurement)"
         else:
-            first.status, first.reason = "unconfirmed", f"{first.reason} in this run, but {seen}"
+            first.status, first.reason = "unconfirmed", f"{first.reason} in this run, but re-measured {times}x: " \
+                                                        f"{again.reason}"
         first.ratio, first.ci_low, first.ci_high = again.ratio, again.ci_low, again.ci_high
         first.current_s = again.current_s
     verdict.notes.append(f"re-measured {len(flagged)} flagged case(s) {times} time(s): "

@@ -1,17 +1,27 @@
 """Gate stage: does the current run regress against its baseline on this machine?
 
-Statistical method: a hierarchical (two-level) bootstrap of the ratio of
-medians (Efron & Tibshirani 1993, ch. 13; Davison & Hinkley 1997, sec. 3.8
-for resampling at two levels). The baseline statistic is the median of the
-baseline runs' medians; each bootstrap replicate resamples runs, then the
-rounds within each run. The current run is a single run, so its rounds alone
-cannot show run-to-run noise (the dominant noise on a shared machine); each
-replicate therefore also divides the current median by a run effect drawn
-from the predictive Student-t distribution of one new run, scaled by the
-spread of the baseline runs' log-medians (the textbook prediction interval).
-Why a bootstrap and not Mann-Whitney U: MWU on pooled rounds treats rounds
-from different runs as exchangeable, so any run-to-run shift becomes
-"significant" and the gate cries wolf on an unchanged build.
+Location of a run: the minimum of its rounds by default (suite
+``gate.statistic``; ``median`` is the alternative). Interference on a shared
+machine only adds time and comes in bursts of seconds to minutes that slow
+every round they cover by 10-50%, while an undisturbed case varies by ~1%: a
+burst over most rounds moves the median, the minimum only if it covers all
+(Chen & Revels 2016, "Robust benchmarking in noisy environments"). A real
+slowdown of the code moves both.
+
+Statistical method: a hierarchical (two-level) bootstrap of the ratio of the
+current statistic to the baseline's (Efron & Tibshirani 1993, ch. 13;
+Davison & Hinkley 1997, sec. 3.8 for resampling at two levels). The baseline
+statistic is the median of the baseline runs' statistics; each bootstrap
+replicate resamples runs, then the rounds within each run. The current run is
+a single run, so its rounds alone cannot show run-to-run noise (the dominant
+noise on a shared machine); each replicate therefore also divides the current
+statistic by a run effect drawn from the predictive Student-t distribution of
+one new run, scaled by the spread of the baseline runs' log-statistics (the
+textbook prediction interval). Why a bootstrap and not Mann-Whitney U: MWU on
+pooled rounds treats rounds from different runs as exchangeable, so any
+run-to-run shift becomes "significant" and the gate cries wolf on an
+unchanged build. A burst can still cover a whole case in one run; the confirm
+stage (bench/confirm.py) re-measures before a regression fails.
 
 Decision for each case, with threshold t (suite ``gate.threshold``, default
 5%) and a (1 - alpha) confidence interval [lo, hi] of the ratio, alpha split
@@ -24,7 +34,8 @@ across the run's cases (Bonferroni):
   baseline that is missing from the current run, and (if the suite sets
   ``gate.min_speedup``) a tuned case slower than that over untuned.
 * reported, not failing: cases without a baseline on this machine, cases with
-  fewer than ``MIN_ROUNDS`` rounds, skipped cases, and changes of the ONNX
+  fewer than ``MIN_ROUNDS`` rounds, skipped cases, regressions that did not
+  persist when re-measured (``unconfirmed``), and changes of the ONNX
   Runtime peer (``reference-slower``/``-faster``: a control that TVM changes
   cannot move, so its shifts are the machine's or ORT's; suites can set
   ``gate.ort: fail`` to gate it anyway).

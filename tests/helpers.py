@@ -50,13 +50,17 @@ def bench_entry(case: str, model: str, variant: str, samples: list[float], *, bu
 
 
 def run_file(path: Path, when: datetime, benchmarks: list[dict[str, Any]], *, cpu: dict[str, Any] = CPU_A,
-             commit: str = "abc123", outcomes: list[dict[str, Any]] | None = None) -> Path:
+             commit: str = "abc123", outcomes: list[dict[str, Any]] | None = None,
+             confirms: str | None = None) -> Path:
     data = {"machine_info": {"node": "host", "processor": "x86_64", "machine": "x86_64", "system": "Linux",
                              "cpu": cpu},
             "commit_info": {"id": commit, "dirty": False, "branch": "main"},
             "benchmarks": benchmarks, "datetime": when.isoformat(), "version": "5.3.1"}
-    if outcomes is not None:
-        data["tvm_bench"] = {"schema": 1, "outcomes": outcomes}
+    if outcomes is not None or confirms is not None:
+        block: dict[str, Any] = {"schema": 1, "outcomes": outcomes or []}
+        if confirms is not None:
+            block["confirms"] = confirms
+        data["tvm_bench"] = block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path

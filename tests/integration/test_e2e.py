@@ -156,3 +156,32 @@ def test_outcomes_and_samples_on_record(first_run: tuple[Path, Any, dict]) -> No
         samples = bench["extra_info"]["samples_s"]
         assert len(samples) == bench["stats"]["rounds"]
         assert min(samples) == pytest.approx(bench["stats"]["min"])
+
+
+def test_gate_confirm_remeasures_through_pytest(first_run: tuple[Path, Any, dict]) -> None:
+    """`gate --confirm 1` re-runs the flagged node ids with pytest; the re-measurement is stamped as a
+    confirmation, kept out of history, and a slowdown that persists still fails."""
+    work, _, data = first_run
+    fast = json.loads(json.dumps(data))
+    fast["datetime"] = "2026-01-01T00:00:00"
+    for bench in fast["benchmarks"]:  # a baseline 40% faster than this machine can be: every case "regressed"
+        bench["extra_info"]["samples_s"] = [x * 0.6 for x in bench["extra_info"]["samples_s"]]
+        for key in ("min", "max", "mean", "median"):
+            bench["stats"][key] *= 0.6
+    (work / "fast.json").write_text(json.dumps(fast))
+    confirm_args = f"-p bench.plugin -c {REPO / 'pyproject.toml'} --rootdir . --bench-cache-dir cache"
+    proc = subprocess.run([sys.executable, "-m", "bench", "gate", "--current", "out.json", "--baseline", "fast.json",
+                           "--confirm", "1", "--confirm-args", confirm_args, "--json", "verdict.json"],
+                          cwd=work, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "re-measuring 2 case(s), attempt 1" in proc.stderr
+    verdict = json.loads((work / "verdict.json").read_text())
+    statuses = {c["case"]: (c["status"], c["reason"]) for c in verdict["cases"]}
+    assert statuses["tiny-cpu-untuned"][0] == "regression"
+    assert "confirmed by 1 re-measurements" in statuses["tiny-cpu-untuned"][1]
+    again = json.loads((work / "out.confirm-1.json").read_text())
+    assert again["tvm_bench"]["confirms"].endswith("-out")
+    assert {b["extra_info"]["case"] for b in again["benchmarks"]} == {"tiny-cpu-untuned", "tiny-cpu-b16-tuned"}
+    from bench.history import load_history
+
+    assert "out.confirm-1.json" not in set(load_history([work]).runs["file"].map(lambda f: Path(f).name))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.measure import plan_timing
 from bench.suite import TimingSpec
 
@@ -41,3 +43,29 @@ def test_fast_models_are_stretched_to_min_time() -> None:
     assert plan_timing(spec, 0.05).iterations == 10  # 5 s already: nothing to stretch
     assert plan_timing(spec, 1e-9).iterations == 100_000  # bounded
     assert plan_timing(spec, 0.0002, max_time=0.5).iterations == 250  # never past the cap
+
+
+def test_injected_slowdown_is_a_fraction_of_the_undisturbed_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate-power hook adds 10% of the fastest calibration call, so a burst of interference during
+    calibration (three 50 ms calls of a 10 ms model) cannot inflate the injected slowdown."""
+    import bench.measure as measure
+
+    clock = [0.0]
+
+    def perf_counter() -> float:
+        clock[0] += 1e-6  # every reading takes a microsecond, so the busy-wait ends
+        return clock[0]
+
+    durations = iter([0.010, 0.050, 0.050, 0.010, 0.012, 0.050, 0.010])
+
+    def run() -> None:
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(measure.time, "perf_counter", perf_counter)
+    monkeypatch.setenv(measure.SLOWDOWN_ENV, "0.1")
+    slowed = measure.with_injected_slowdown(run)
+    start = clock[0]
+    slowed()
+    assert clock[0] - start == pytest.approx(0.010 + 0.001, abs=2e-5)
+    monkeypatch.delenv(measure.SLOWDOWN_ENV)
+    assert measure.with_injected_slowdown(run) is run
