@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="re-measure each regressed case N times (pytest on its node id, run from the folder "
                            "the suite ran in) and fail only if the slowdown persists (default 0; nightly: 2)")
     gate.add_argument("--confirm-args", default="", metavar="ARGS",
-                      help="extra pytest arguments for the re-measurements, e.g. --confirm-args=\"--bench-cache-dir /c\"")
+                      help="extra pytest arguments for the re-measurements, "
+                           "e.g. --confirm-args=\"--bench-cache-dir /c\"")
     gate.add_argument("--confirm-dir", type=Path, default=None, metavar="DIR",
                       help="where re-measurements are written (default: next to the last --current file)")
     gate.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the verdict as JSON")

@@ -76,8 +76,6 @@ DEFAULT_STATISTIC = "min"
 FAILING = ("regression", "wrong-answer", "errored", "missing", "not-faster")
 
 
-
-
 class GateError(BenchError):
     """Input the gate cannot decide on (exit code 2)."""
 
@@ -97,7 +95,7 @@ def _run_samples(row: pd.Series) -> np.ndarray:
 
 
 def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[np.ndarray], alpha: float,
-                   rng: np.random.Generator, n_boot: int = BOOTSTRAP, statistic: str = "median") -> Interval:
+                   rng: np.random.Generator, n_boot: int = BOOTSTRAP, statistic: str = DEFAULT_STATISTIC) -> Interval:
     """Hierarchical bootstrap CI of median(current run statistics) / median(baseline run statistics).
 
     ``current`` is one run's rounds, or a list of several runs of the same
