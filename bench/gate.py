@@ -288,10 +288,18 @@ def _first_line(message: Any) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def select_baseline(history: History, machine: str, exclude_runs: str | set[str] | None,
+def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str | set[str] | None,
                     window: int) -> pd.DataFrame:
-    """The last ``window`` runs of ``history`` on ``machine``, excluding the current run(s)."""
-    rows = history.results[history.results["machine"] == machine]
+    """The last ``window`` runs of ``history`` that measured the current cases where they ran now.
+
+    A row's ``machine`` is where the item ran and with how many threads
+    (bench.history.row_machine), so a case only meets its own past: never a
+    run from another CPU, another device, or another thread count.
+    """
+    def pair(frame: pd.DataFrame) -> pd.Series:
+        return frame["case"].astype(str) + "\0" + frame["machine"].astype(str)
+
+    rows = history.results[pair(history.results).isin(set(pair(current)))]
     if exclude_runs:
         excluded = {exclude_runs} if isinstance(exclude_runs, str) else set(exclude_runs)
         rows = rows[~rows["run_id"].isin(excluded)]
@@ -336,7 +344,7 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         history = load_history(history_paths)
         if history.results.empty and history.problems:
             raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
-        base_rows = select_baseline(history, run.machine, {r.run_id for r in runs}, window)
+        base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs}, window)
         label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
     if len(currents) > 1:
         current_label = f"{len(currents)} repeats: {', '.join(str(p) for p in currents)}"

@@ -29,7 +29,7 @@ INFO_FIELDS = ("suite", "case", "model", "target_name", "budget", "budget_trials
                "model_sha256", "import_s", "compile_s", "kernels", "kernels_scheduled", "tuning_s", "trials",
                "tasks", "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok",
                "samples_s", "topk", "gate", "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops",
-               "tuned_vs_ort_median")
+               "tuned_vs_ort_median", "tvm_threads", "ort_threads")
 
 
 class HistoryError(Exception):
@@ -59,6 +59,22 @@ def machine_fingerprint(machine_info: dict[str, Any]) -> str:
 def machine_description(machine_info: dict[str, Any]) -> str:
     cpu = machine_info.get("cpu") or {}
     return f"{cpu.get('brand_raw') or machine_info.get('processor') or '?'} x{cpu.get('count', '?')}"
+
+
+def row_machine(run_machine: str, run_desc: str, info: dict[str, Any]) -> tuple[str, str]:
+    """Where one item really ran, as a trend-line identity: fingerprint and description.
+
+    The thread count the timed runtime used (``tvm_threads``, or
+    ``ort_threads`` for the ONNX Runtime peer) belongs to it like the CPU
+    does: TVM items recorded before the harness set TVM's threads ran on one
+    of two cores, and must not be the baseline of runs that use both.
+    """
+    threads = info.get("ort_threads") if info.get("runtime") == "onnxruntime" else info.get("tvm_threads")
+    if is_missing(threads):
+        threads = None
+    key = hashlib.sha256(json.dumps([run_machine, threads], default=str).encode()).hexdigest()[:12]
+    desc = f"{run_desc}, {threads} threads" if threads is not None else f"{run_desc}, TVM threads not recorded"
+    return key, desc
 
 
 #: Sub-folder of a history folder that damaged results files are moved to (never read again).
@@ -206,7 +222,9 @@ def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) ->
         base = _run_columns(run)
         for bench in run.benchmarks:
             info, stats = bench["extra_info"], bench.get("stats") or {}
-            row = {**base, "name": bench.get("name"), "fullname": bench.get("fullname")}
+            machine, desc = row_machine(run.machine, run.machine_desc, info)
+            row = {**base, "machine": machine, "machine_desc": desc, "host_machine": run.machine,
+                   "name": bench.get("name"), "fullname": bench.get("fullname")}
             row.update({k: stats.get(k) for k in STAT_FIELDS})
             row.update({k: info.get(k) for k in INFO_FIELDS})
             row["check_failed"] = [k for k, v in (info.get("check") or {}).items() if v != "pass"]
@@ -214,7 +232,8 @@ def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) ->
         for outcome in run.outcomes:
             outcome_rows.append({**base, **{k: outcome.get(k) for k in (
                 "case", "suite", "model", "target_name", "variant", "budget", "outcome", "message", "nodeid")}})
-    results = pd.DataFrame(result_rows, columns=[*_run_columns_names(), "name", "fullname", *STAT_FIELDS,
+    results = pd.DataFrame(result_rows, columns=[*_run_columns_names(), "host_machine", "name", "fullname",
+                                                 *STAT_FIELDS,
                                                  *INFO_FIELDS, "check_failed"])
     outcomes = pd.DataFrame(outcome_rows, columns=[*_run_columns_names(), "case", "suite", "model", "target_name",
                                                    "variant", "budget", "outcome", "message", "nodeid"])

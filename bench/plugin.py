@@ -320,16 +320,21 @@ _VERDICT = pytest.StashKey[Any]()
 def _current_frames(config: pytest.Config, session: Any) -> tuple[Any, Any]:
     """This session's results and outcomes in the history loader's shape."""
     import pandas as pd
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
-    from bench.history import INFO_FIELDS, STAT_FIELDS
+    from bench.history import INFO_FIELDS, STAT_FIELDS, machine_description, machine_fingerprint, row_machine
 
+    info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
+    host, host_desc = machine_fingerprint(info), machine_description(info)
     rows = []
     for r in session.results:
         row = {k: r.info.get(k) for k in INFO_FIELDS}
+        row["machine"], row["machine_desc"] = row_machine(host, host_desc, r.info)
         row.update({k: r.stats.get(k) for k in STAT_FIELDS})
         row["check_failed"] = [k for k, v in (r.info.get("check") or {}).items() if v != "pass"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*INFO_FIELDS, *STAT_FIELDS, "check_failed"]), pd.DataFrame(
+    return pd.DataFrame(rows, columns=["machine", "machine_desc", *INFO_FIELDS, *STAT_FIELDS,
+                                       "check_failed"]), pd.DataFrame(
         config.stash.get(_OUTCOMES, []), columns=["case", "variant", "outcome", "message"])
 
 
@@ -349,8 +354,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
     machine = machine_fingerprint(info)
     history = load_history(paths)
-    baseline = select_baseline(history, machine, None, config.getoption("bench_gate_window"))
     current, outcomes = _current_frames(config, bench)
+    baseline = select_baseline(history, current, None, config.getoption("bench_gate_window"))
     verdict = decide(current, outcomes, baseline, label="this session",
                      baseline_label=f"last {baseline['run_id'].nunique()} runs in {', '.join(paths)}",
                      machine=f"{machine_description(info)} ({machine})")

@@ -46,6 +46,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "max_trials_per_task": case.budget.max_trials_per_task if case.variant == "tuned" else None,
         "variant": case.variant,
         "tvm_version": tvm.__version__,
+        "threads_source": case.target.threads_source,
         "import_s": round(prepared.import_s, 4) if prepared is not None else None,
         "compile_s": round(built.compile_s, 4),
         "kernels": built.kernels,
@@ -60,7 +61,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
     if case.variant == "ort":
         import onnxruntime
 
-        info.update({"ort_version": onnxruntime.__version__, "ort_threads": case.target.spec.get("num-cores"),
+        info.update({"ort_version": onnxruntime.__version__, "ort_threads": case.target.threads,
                      "ort_graph_optimization": "ORT_ENABLE_ALL", "kernels": None, "kernels_scheduled": None})
     if tuned is not None:
         info.update({
@@ -71,5 +72,6 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
             "tuning_cached": tuned.cached,
             "tuning_key": tuned.key,
             "tuning_resumed_records": tuned.resumed,
+            "tuning_runner_threads": list(tuned.runner_threads),
         })
     return info

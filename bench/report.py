@@ -215,13 +215,28 @@ def _problems(results: pd.DataFrame, outcomes: pd.DataFrame) -> list[dict[str, A
     return out
 
 
+def _section_outcomes(results: pd.DataFrame, outcomes: pd.DataFrame, section: pd.DataFrame) -> pd.DataFrame:
+    """The outcomes that belong to a section: a machine section may hold part of a host's items (split by
+    thread count), while outcomes carry only the host. An item that never measured on that host goes to the
+    host's section with the latest run."""
+    if outcomes.empty:
+        return outcomes
+    host = section["host_machine"].iloc[-1]
+    mine = outcomes[outcomes["machine"] == host]
+    host_rows = results[results["host_machine"] == host]
+    cases = set(section["case"])
+    if host_rows["machine"].iloc[-1] == section["machine"].iloc[-1]:
+        cases |= set(mine["case"]) - set(host_rows["case"])
+    return mine[mine["case"].isin(cases)]
+
+
 def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window: int = DEFAULT_WINDOW,
                  charts: bool = True) -> ReportData:
     results, outcomes = history.results, history.outcomes
     sections = []
     for machine, mres in results.groupby("machine", sort=True):
         mres = mres.sort_values(["run_time", "run_id"], kind="stable")
-        mout = outcomes[outcomes["machine"] == machine] if not outcomes.empty else outcomes
+        mout = _section_outcomes(results, outcomes, mres)
         chart_list = []
         if charts:
             for (model, target), group in mres.groupby(["model", "target_name"], sort=True):

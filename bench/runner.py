@@ -35,15 +35,31 @@ class Executor(Protocol):
 
 class InProcess:
     """Runs cases in the pytest process (``--bench-isolation=none``): for debuggers and profilers only,
-    since a crash in TVM then ends the session."""
+    since a crash in TVM then ends the session.
 
-    def __init__(self, options: Options, progress: Callable[[str], None]) -> None:
+    TVM fixes its thread count at its pool's first use, so this process can
+    serve only one thread count: the first case's. A case needing another is
+    refused (bench.session checks the count TVM really uses).
+    """
+
+    def __init__(self, options: Options, progress: Callable[[str], None], threads: int) -> None:
+        import os
+
         from bench.session import BenchSession
+        from bench.target import THREADS_ENV
 
+        os.environ[THREADS_ENV] = str(threads)
+        self.threads = threads
         self.session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
                                     use_reference=options.use_reference, progress=progress)
 
     def run(self, case: Case) -> Measured:
+        from bench.errors import BenchError
+
+        if case.target.threads != self.threads:
+            raise BenchError(f"{case.id}: --bench-isolation=none runs TVM with one thread count per session "
+                             f"({self.threads}, from the first case); this target needs {case.target.threads}: "
+                             "run it in its own session or with --bench-isolation=process", case.suite.where)
         return self.session.run(case)
 
     def stop(self) -> None:
@@ -52,14 +68,30 @@ class InProcess:
 
 class Runner:
     def __init__(self, options: Options, progress: Callable[[str], None], *, isolate: bool = True) -> None:
-        self.executor: Executor = Worker(options, progress) if isolate else InProcess(options, progress)
+        self.options = options
+        self.progress = progress
+        self.isolate = isolate
+        self.executor: Executor | None = None
+        self._threads: int | None = None
         self.results: list[CaseResult] = []
         #: (suite, model, target JSON, variant) -> stats of the untuned and ort items measured so far.
         self.peer_stats: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._peaks: dict[int, dict[str, Any]] = {}
 
+    def _executor_for(self, case: Case) -> Executor:
+        """A worker started with the case's TVM thread count; a new one when the count changes."""
+        threads = case.target.threads
+        if self.executor is None or (self.isolate and threads != self._threads):
+            if self.executor is not None:
+                self.executor.stop()
+                self.progress(f"[bench] starting a worker with {threads} TVM threads for {case.target.name}")
+            self.executor = (Worker(self.options, self.progress, threads) if self.isolate
+                             else InProcess(self.options, self.progress, threads))
+            self._threads = threads
+        return self.executor
+
     def measure(self, case: Case) -> Measured:
-        measured = self.executor.run(case)
+        measured = self._executor_for(case).run(case)
         self._peaks.update(measured.peaks)
         return measured
 
@@ -85,4 +117,5 @@ class Runner:
         return dict(self._peaks)
 
     def close(self) -> None:
-        self.executor.stop()
+        if self.executor is not None:
+            self.executor.stop()

@@ -10,6 +10,7 @@ instead of being imported twice.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,20 @@ from bench.measure import plan_timing, probe, summarize, time_rounds, with_injec
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import extra_info
+from bench.target import THREADS_ENV
 from bench.tune import Progress, Tuned, tune
 
 T = TypeVar("T")
 #: Called with "build", "tune" or "measure" as a case enters that stage; the worker's parent
 #: applies the suite's time limit for the stage from that moment.
 Phase = Callable[[str], None]
+
+
+def tvm_threads() -> int:
+    """The size of TVM's runtime thread pool in this process, as TVM reports it."""
+    import tvm
+
+    return int(tvm.runtime.num_threads())
 
 
 class CaseSkipped(BenchError):
@@ -109,7 +118,7 @@ class BenchSession:
             import time
 
             start = time.perf_counter()
-            sess = reference.session(model, case.target.spec.get("num-cores"))
+            sess = reference.session(model, case.target.threads)
             create_s = time.perf_counter() - start
             inputs = model.inputs
 
@@ -134,11 +143,17 @@ class BenchSession:
         return self._memo(("tvm_flops", *case.untuned_key), lambda: tvm_task_flops(prepared.mod, case.target.tvm()))
 
     def reference_output(self, case: Case, model: LoadedModel) -> Any:
-        threads = case.target.spec.get("num-cores")
+        threads = case.target.threads
         return self._memo(("reference", *case.model_key), lambda: reference.run_reference(model, threads))
 
     def run(self, case: Case) -> Measured:
         self.phase("build")
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if case.target.threads > usable:
+            raise BenchError(f"{case.id}: target {case.target.name!r} needs {case.target.threads} threads "
+                             f"({case.target.threads_source}) but this machine lets TVM use {usable} cores, and "
+                             f"TVM caps its threads there: lower num-cores, or measure on a device with that many",
+                             case.suite.where)
         if case.target.is_gpu and not build.device_present(case.target):
             raise CaseSkipped(f"no {case.target.kind} device on this machine", case.suite.where)
         model = self.model(case)
@@ -154,11 +169,20 @@ class BenchSession:
                 tuned, built = self.tuned(case, model, prepared)
 
         self.phase("measure")
+        if case.variant != "ort":
+            threads = tvm_threads()
+            if threads != case.target.threads:
+                raise BenchError(f"{case.id}: TVM runs with {threads} threads in this process but the target "
+                                 f"needs {case.target.threads} ({case.target.threads_source}); a figure from the "
+                                 f"wrong thread count would be wrong. Was {THREADS_ENV} changed after TVM started?",
+                                 case.suite.where)
         run = with_injected_slowdown(built.run)
         plan = plan_timing(case.timing, probe(run), self.max_time)
         output = built.outputs[model.output_index]
         info = extra_info(case, model, prepared, built, plan,
                           check.summary_topk(output, case.check, model.labels), tuned)
+        if case.variant != "ort":
+            info["tvm_threads"] = tvm_threads()
         samples = time_rounds(run, plan)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
         info["samples_s"] = [float(x) for x in samples]
@@ -177,7 +201,7 @@ class BenchSession:
         info["flops_unsupported_ops"] = flops.unsupported
         info["gflops_per_s"] = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
         if case.target.kind == "llvm":
-            peak = self.peak(int(case.target.spec.get("num-cores") or 1))
+            peak = self.peak(case.target.threads)
             info["peak_gflops"] = peak.measured_gflops
             info["pct_of_peak"] = round(100 * info["gflops_per_s"] / peak.measured_gflops, 2)
         if case.variant == "tuned" and prepared is not None:

@@ -49,23 +49,44 @@ def parse_target_string(text: str) -> dict[str, Any]:
     return out
 
 
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or 1
+
+
 def native_target(num_cores: int | None = None) -> dict[str, Any]:
     """The host CPU as LLVM sees it, with one thread per physical core."""
-    import psutil
     from tvm.target import codegen
 
-    cores = num_cores or psutil.cpu_count(logical=False) or 1
-    return {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": cores}
+    return {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": num_cores or physical_cores()}
+
+
+#: TVM sizes its runtime thread pool from this variable once per process, at first use (else
+#: from OMP_NUM_THREADS, else hardware threads / 2 on x86). So each worker process is started
+#: with its targets' thread count, and MetaSchedule's builder and runner processes inherit it.
+THREADS_ENV = "TVM_NUM_THREADS"
+#: Where a target's thread count came from, recorded next to ``tvm_threads``.
+THREADS_FROM_TARGET = "target num-cores"
+THREADS_FROM_HOST = "host physical cores (the target names no num-cores)"
+THREADS_FROM_NATIVE = "host physical cores ('native')"
 
 
 @dataclass(frozen=True)
 class ResolvedTarget:
-    """A target TVM accepted: ``spec`` is what to build with, ``json`` its identity."""
+    """A target TVM accepted: ``spec`` is what to build with, ``json`` its identity.
+
+    ``threads`` is the size of TVM's runtime thread pool for this target. TVM
+    would otherwise pick hardware threads / 2 on x86 (it assumes SMT), which
+    on a VM with one thread per core is half the cores the target names.
+    """
 
     name: str
     spec: dict[str, Any]
     json: str
     kind: str
+    threads: int = 1
+    threads_source: str = THREADS_FROM_TARGET
 
     @property
     def is_gpu(self) -> bool:
@@ -86,15 +107,20 @@ def resolve(value: str | dict[str, Any], name: str | None = None) -> ResolvedTar
     """
     from tvm.target import codegen
 
+    spec: dict[str, Any]
     if isinstance(value, str):
-        spec = native_target() if value.strip() == "native" else parse_target_string(value)
+        spec = {"kind": "native"} if value.strip() == "native" else parse_target_string(value)
     else:
         spec = dict(value)
+    native_cores = spec.get("kind") == "native" and "num-cores" not in spec
     if spec.get("kind") == "native":
         spec = {**native_target(spec.get("num-cores")), **{k: v for k, v in spec.items() if k != "kind"}}
     host = spec.get("host")
     if isinstance(host, str):
         spec["host"] = parse_target_string(host)
+    threads, source = _threads(spec)
+    if native_cores:
+        source = THREADS_FROM_NATIVE
     try:
         tgt = ResolvedTarget("", spec, "", str(spec.get("kind"))).tvm()
     except (ValueError, TypeError, RuntimeError) as err:  # TVM names the bad option or kind
@@ -106,7 +132,25 @@ def resolve(value: str | dict[str, Any], name: str | None = None) -> ResolvedTar
         raise ValueError(f"LLVM does not know the CPU {mcpu!r} (try 'native' or e.g. 'core-avx2')")
     resolved = json.loads(str(tgt))
     canonical = json.dumps(resolved, sort_keys=True)
-    return ResolvedTarget(name or default_name(spec), spec, canonical, tgt.kind.name)
+    return ResolvedTarget(name or default_name(spec), spec, canonical, tgt.kind.name, threads, source)
+
+
+def _threads(spec: dict[str, Any]) -> tuple[int, str]:
+    """The runtime thread count for a target; an LLVM target without one gets the host's cores, in its spec.
+
+    Writing it into the spec makes it part of the target's identity (tuning
+    cache key, records), and MetaSchedule's parallel rules read it too.
+    """
+    cpu = spec if spec.get("kind") == "llvm" else spec.get("host") if isinstance(spec.get("host"), dict) else None
+    if cpu is not None and "num-cores" in cpu:
+        cores = cpu["num-cores"]
+        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+            raise ValueError(f"num-cores must be a positive whole number (got {cores!r})")
+        return cores, THREADS_FROM_TARGET
+    cores = physical_cores()
+    if spec.get("kind") == "llvm":
+        spec["num-cores"] = cores
+    return cores, THREADS_FROM_HOST
 
 
 def default_name(spec: dict[str, Any]) -> str:

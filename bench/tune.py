@@ -29,9 +29,11 @@ is moved to the cache's quarantine and tuned again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -48,7 +50,8 @@ if TYPE_CHECKING:
     from bench.model import LoadedModel
 
 #: Stamped into meta.json; a mismatch means the entry is retuned, not misread.
-TUNING_SCHEMA = 1
+#: 2: the key covers the runner's thread count (schema 1 databases were measured on one thread).
+TUNING_SCHEMA = 2
 
 Progress = Callable[[str], None]
 
@@ -65,6 +68,8 @@ class Tuned:
     key: str
     #: Records an interrupted run had measured before this one resumed it.
     resumed: int = 0
+    #: TVM runtime threads each of the runner's measuring processes reported (read back, not assumed).
+    runner_threads: tuple[int, ...] = ()
 
     @property
     def seconds_per_trial(self) -> float | None:
@@ -76,7 +81,7 @@ class Tuned:
 def tuning_key(case: Case, model: LoadedModel) -> str:
     import tvm
 
-    return key_of(TUNING_SCHEMA, model.sha256, case.target.json, case.budget.trials,
+    return key_of(TUNING_SCHEMA, model.sha256, case.target.json, case.target.threads, case.budget.trials,
                   case.budget.max_trials_per_task, case.tuning.model_dump(), tvm.__version__)
 
 
@@ -181,6 +186,31 @@ def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
     return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
 
 
+RUNNER_THREADS = "runner-threads"
+
+
+def record_runner_threads(folder: str) -> None:
+    """LocalRunner initializer: note the thread count TVM uses in this measuring process.
+
+    The runner's processes inherit TVM_NUM_THREADS from the worker; reading
+    the count back in each of them proves the candidates were timed on the
+    target's cores, not on TVM's hardware-threads / 2 default.
+    """
+    import tvm
+
+    Path(folder, str(os.getpid())).write_text(str(tvm.runtime.num_threads()))
+
+
+def _runner_threads(folder: Path) -> tuple[int, ...]:
+    found = set()
+    for path in folder.glob("*"):
+        try:
+            found.add(int(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return tuple(sorted(found))
+
+
 def _pooled_builder(max_workers: int, timeout_sec: float, max_uses: int = 64) -> Any:
     """A builder whose worker processes live across batches.
 
@@ -281,7 +311,7 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
     if meta is not None:
         progress(f"[tune] {case.id}: reusing {meta['trials']} trials from {entry}")
         return Tuned(entry / "work", meta["trials"], meta["tasks"], meta["tuning_s"], True, key,
-                     meta.get("resumed_from_records", 0))
+                     meta.get("resumed_from_records", 0), tuple(meta.get("runner_threads") or ()))
 
     settings, budget = case.tuning, case.budget
     target = case.target.tvm()
@@ -312,6 +342,9 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
     import psutil
 
     builder = _pooled_builder(psutil.cpu_count(logical=False) or 1, settings.builder_timeout)
+    threads_dir = entry / RUNNER_THREADS
+    shutil.rmtree(threads_dir, ignore_errors=True)
+    threads_dir.mkdir(parents=True)
     start = time.perf_counter()
     try:
         if done < budget.trials:
@@ -323,7 +356,8 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
                 builder=builder,
                 runner=ms.runner.LocalRunner(
                     timeout_sec=settings.runner_timeout,
-                    evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)),
+                    evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0),
+                    initializer=functools.partial(record_runner_threads, str(threads_dir))),
                 cost_model="xgb",
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    report],
@@ -335,6 +369,13 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
         builder.close()
     tuning_s = time.perf_counter() - start
     trials = done + int(report.trials)
+    runner_threads = _runner_threads(threads_dir)
+    if runner_threads and runner_threads != (case.target.threads,):
+        reason = (f"the runner measured candidates with {', '.join(map(str, runner_threads))} TVM threads, "
+                  f"but the target needs {case.target.threads}")
+        dest = set_aside(partial, cache_dir, reason)
+        raise BuildError(f"tuning {case.id}: {reason}; its records are set aside in {dest}, not used",
+                         case.suite.where, f"budgets ({case.budget.id})")
     work = entry / "work"
     if work.exists():
         shutil.rmtree(work)
@@ -343,11 +384,12 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
             "target": json.loads(case.target.json), "budget": asdict_budget(case), "tuning": settings.model_dump(),
             "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
             "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time(),
-            "resumed_from_records": done, "database_sha256": _digest(work)}
+            "resumed_from_records": done, "database_sha256": _digest(work), "threads": case.target.threads,
+            "runner_threads": list(runner_threads)}
     atomic_write(entry / "meta.json", json.dumps(meta, indent=1))
     progress(f"[tune] {case.id}: {trials} trials ({trials - done} in this run, {tuning_s:.1f} s, "
              f"{tuning_s / max(trials - done, 1):.2f} s/trial), database {work}")
-    return Tuned(work, trials, len(tasks), tuning_s, False, key, done)
+    return Tuned(work, trials, len(tasks), tuning_s, False, key, done, runner_threads)
 
 
 def asdict_budget(case: Case) -> dict[str, Any]:

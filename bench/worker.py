@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from bench.errors import BenchError
+from bench.target import THREADS_ENV
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -81,9 +82,10 @@ def _signal_name(returncode: int) -> str:
 class Worker:
     """The parent's handle on one worker process; restarted after any failure."""
 
-    def __init__(self, options: Options, progress: Callable[[str], None]) -> None:
+    def __init__(self, options: Options, progress: Callable[[str], None], threads: int) -> None:
         self.options = options
         self.progress = progress
+        self.threads = threads
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self._send: Connection | None = None
@@ -104,7 +106,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.worker", str(cmd_r), str(res_w)],
                 pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, env={**os.environ, THREADS_ENV: str(self.threads)})
         os.close(cmd_r)
         os.close(res_w)
         self._send = Connection(cmd_w, readable=False)
@@ -130,6 +132,9 @@ class Worker:
             self.stop()
             self._start()
         assert self._send is not None and self._recv is not None and self.proc is not None
+        if case.target.threads != self.threads:
+            raise BenchError(f"{case.id}: internal error: a worker with {self.threads} TVM threads was handed a "
+                             f"target that needs {case.target.threads}", case.suite.where)
         limits = case.limits
         memory = limits.memory_mb or memory_mb or default_memory_mb()
         started = time.monotonic()

@@ -31,7 +31,7 @@ CPU_B = {"brand_raw": "Intel Xeon Platinum 8480", "count": 2}
 
 def bench_entry(case: str, model: str, variant: str, samples: list[float], *, budget: str | None = "b64",
                 check_ok: bool = True, speedup: float | None = None, tuning_s: float | None = None,
-                target: str = "native") -> dict[str, Any]:
+                target: str = "native", threads: int | None = None) -> dict[str, Any]:
     arr = np.asarray(samples)
     q1, q3 = np.percentile(arr, [25, 75])
     info = {"bench_schema": 1, "suite": "smoke", "case": case, "model": model, "target_name": target,
@@ -39,6 +39,10 @@ def bench_entry(case: str, model: str, variant: str, samples: list[float], *, bu
             "compile_s": 1.0, "kernels": 7, "kernels_scheduled": 7 if variant == "tuned" else 0,
             "samples_s": list(map(float, arr)), "check": {"onnxruntime": "pass" if check_ok else "fail"},
             "check_ok": check_ok, "topk": [{"class": 1, "prob": 0.5}]}
+    if variant == "ort":
+        info.update({"runtime": "onnxruntime", "ort_threads": threads})
+    elif threads is not None:
+        info["tvm_threads"] = threads
     if variant == "tuned":
         info.update({"speedup_median": speedup, "speedup_mean": speedup, "tuning_s": tuning_s, "trials": 64,
                      "tuning_cached": tuning_s is None})

@@ -22,7 +22,11 @@ models:
 targets:
   - {name: cpu, target: "llvm -num-cores=2"}
   - {name: gpu, target: {kind: cuda, arch: sm_80, host: llvm}}
-budgets: [{name: b16, trials: 16}]
+  - {name: cpu1, target: "llvm -num-cores=1"}   # another thread count: another worker
+  - {name: cpu9, target: "llvm -num-cores=9"}   # more than this machine has: refused, TVM would use fewer
+budgets: [0, {name: b16, trials: 16}]
+matrix:
+  exclude: [{target: cpu1, budget: b16}, {target: cpu9, budget: b16}]
 timing: {rounds: 5, iterations: 5, min_rounds: 3, max_time: 2}
 """
 
@@ -55,8 +59,11 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
     """The JSON holds untuned, ort and tuned items with consistent statistics."""
     _, _, data = first_run
     items = by_name(data)
-    assert set(items) == {"test_case[tiny-cpu-untuned]", "test_case[tiny-cpu-ort]", "test_case[tiny-cpu-b16-tuned]"}
-    for item in items.values():
+    assert set(items) == {"test_case[tiny-cpu-untuned]", "test_case[tiny-cpu-ort]", "test_case[tiny-cpu-b16-tuned]",
+                          "test_case[tiny-cpu1-untuned]", "test_case[tiny-cpu1-ort]"}
+    for name, item in items.items():
+        if "cpu1" in name:
+            continue
         st = item["stats"]
         assert 0 < st["min"] <= st["median"] <= st["max"]
         assert st["rounds"] >= 3
@@ -64,6 +71,20 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
         assert info["model"] == "tiny" and info["target"]["kind"] == "llvm" and info["target"]["num-cores"] == 2
         assert info["tvm_version"].startswith("0.27")
         assert info["compile_s"] > 0 and info["timing"]["rounds"] == st["rounds"]
+
+
+def test_tvm_runs_on_the_cores_the_target_names(first_run: tuple[Path, Any, dict]) -> None:
+    """Every TVM item ran with the target's num-cores threads, read back in the process that timed it, and
+    the tuning runner's measuring processes used them too (TVM's own default here would be 1)."""
+    _, _, data = first_run
+    items = by_name(data)
+    for name, cores in (("tiny-cpu-untuned", 2), ("tiny-cpu-b16-tuned", 2), ("tiny-cpu1-untuned", 1)):
+        info = items[f"test_case[{name}]"]["extra_info"]
+        assert info["tvm_threads"] == cores == info["target"]["num-cores"], name
+        assert info["threads_source"] == "target num-cores"
+    assert items["test_case[tiny-cpu-b16-tuned]"]["extra_info"]["tuning_runner_threads"] == [2]
+    assert items["test_case[tiny-cpu1-ort]"]["extra_info"]["ort_threads"] == 1
+    assert "tvm_threads" not in items["test_case[tiny-cpu1-ort]"]["extra_info"]
 
 
 def test_tuned_item_records_tuning_and_speedup(first_run: tuple[Path, Any, dict]) -> None:
@@ -91,12 +112,15 @@ def test_top5_present_and_matching(first_run: tuple[Path, Any, dict]) -> None:
 
 
 def test_absent_gpu_skips_and_broken_suite_fails_alone(first_run: tuple[Path, Any, dict]) -> None:
-    """The CUDA cases skip with a reason; the broken suite is one failure naming file and key."""
+    """The CUDA cases skip with a reason; the broken suite is one failure naming file and key; a target
+    with more cores than this machine fails its items with the reason."""
     _, proc, _ = first_run
     assert proc.returncode == 1
     assert "SKIPPED" in proc.stdout and "no cuda device on this machine" in proc.stdout
+    assert "tiny-cpu9-untuned: target 'cpu9' needs 9 threads (target num-cores) but this machine lets TVM use" \
+        in proc.stdout
     assert "broken.yaml: models[0].source.colour: unknown key" in proc.stdout
-    assert "3 passed" in proc.stdout and "1 failed" in proc.stdout
+    assert "5 passed" in proc.stdout and "3 failed" in proc.stdout
 
 
 def test_ort_peer_flops_and_peak(first_run: tuple[Path, Any, dict]) -> None:
@@ -123,8 +147,8 @@ def test_ort_peer_flops_and_peak(first_run: tuple[Path, Any, dict]) -> None:
 def test_second_run_reuses_the_tuning_cache(first_run: tuple[Path, Any, dict]) -> None:
     """A second session measures again but does not tune: the database comes from the cache."""
     work, _, data = first_run
-    proc = run_pytest("tiny.yaml", "-k", "cpu", "--benchmark-json", "again.json", "--bench-cache-dir", "cache",
-                      cwd=work)
+    proc = run_pytest("tiny.yaml", "-k", "cpu and not cpu9", "--benchmark-json", "again.json",
+                      "--bench-cache-dir", "cache", cwd=work)
     assert proc.returncode == 0, proc.stdout[-3000:]
     again = by_name(json.loads((work / "again.json").read_text()))["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
     first = by_name(data)["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
@@ -174,14 +198,15 @@ def test_gate_confirm_remeasures_through_pytest(first_run: tuple[Path, Any, dict
                            "--confirm", "1", "--confirm-args", confirm_args, "--json", "verdict.json"],
                           cwd=work, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "re-measuring 2 case(s), attempt 1" in proc.stderr
+    assert "re-measuring 3 case(s), attempt 1" in proc.stderr
     verdict = json.loads((work / "verdict.json").read_text())
     statuses = {c["case"]: (c["status"], c["reason"]) for c in verdict["cases"]}
     assert statuses["tiny-cpu-untuned"][0] == "regression"
     assert "confirmed by 1 re-measurements" in statuses["tiny-cpu-untuned"][1]
     again = json.loads((work / "out.confirm-1.json").read_text())
     assert again["tvm_bench"]["confirms"].endswith("-out")
-    assert {b["extra_info"]["case"] for b in again["benchmarks"]} == {"tiny-cpu-untuned", "tiny-cpu-b16-tuned"}
+    assert {b["extra_info"]["case"] for b in again["benchmarks"]} == {"tiny-cpu-untuned", "tiny-cpu-b16-tuned",
+                                                                       "tiny-cpu1-untuned"}
     from bench.history import load_history
 
     assert "out.confirm-1.json" not in set(load_history([work]).runs["file"].map(lambda f: Path(f).name))

@@ -355,3 +355,26 @@ def test_case_missing_from_the_remeasurement_keeps_its_regression(tmp_path: Path
     got = {c.case: c for c in verdict.cases}
     assert got["a"].status == "unconfirmed"
     assert got["b"].status == "regression" and "did not measure it" in got["b"].reason
+
+
+def test_runs_before_the_thread_fix_are_not_a_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs whose TVM items ran on one thread (no tvm_threads) do not judge runs on two: the first run after
+    the fix is 'new', not an improvement; a later slowdown is judged against post-fix runs only."""
+    rng = np.random.default_rng(21)
+    case = "m-native-b64-tuned"
+    for i in range(20):  # before: one thread, twice as slow
+        run_file(tmp_path / "hist" / f"old{i:02d}.json", START + timedelta(days=i),
+                 [bench_entry(case, "m", "tuned", noisy_run(rng, 2e-3), speedup=3.0)])
+    first = run_file(tmp_path / "first.json", START + timedelta(days=30),
+                     [bench_entry(case, "m", "tuned", noisy_run(rng, 1e-3), speedup=3.0, threads=2)])
+    assert main(["gate", "--current", str(first), "--history", str(tmp_path / "hist")]) == 0
+    assert "new" in capsys.readouterr().out
+    for i in range(20):  # after the fix
+        run_file(tmp_path / "hist" / f"new{i:02d}.json", START + timedelta(days=31 + i),
+                 [bench_entry(case, "m", "tuned", noisy_run(rng, 1e-3), speedup=3.0, threads=2)])
+    slow = run_file(tmp_path / "slow.json", START + timedelta(days=60),
+                    [bench_entry(case, "m", "tuned", noisy_run(rng, 1.15e-3), speedup=3.0, threads=2)])
+    assert main(["gate", "--current", str(slow), "--history", str(tmp_path / "hist"), "--json",
+                 str(tmp_path / "v.json")]) == 1
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["cases"][0]["status"] == "regression" and verdict["cases"][0]["baseline_runs"] == 20

@@ -94,3 +94,21 @@ def test_missing_paths_are_problems(tmp_path: Path) -> None:
     """A path that does not exist is reported, not fatal."""
     h = load_history([tmp_path / "nope"])
     assert h.results.empty and h.problems == [f"{tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_thread_count_is_part_of_where_an_item_ran(tmp_path: Path) -> None:
+    """TVM items without tvm_threads (before the harness set it) and with 2 threads are separate machines;
+    the ONNX Runtime peer, whose threads never changed, stays one trend line."""
+    before = [bench_entry("m-native-untuned", "m", "untuned", [2.0]),
+              bench_entry("m-native-ort", "m", "ort", [1.0], threads=2)]
+    after = [bench_entry("m-native-untuned", "m", "untuned", [1.0], threads=2),
+             bench_entry("m-native-ort", "m", "ort", [1.0], threads=2)]
+    run_file(tmp_path / "a.json", WHEN, before)
+    run_file(tmp_path / "b.json", WHEN.replace(day=2), after)
+    h = load_history([tmp_path])
+    machine = {(r["run_id"][-1], r["variant"]): (r["machine"], r["machine_desc"]) for _, r in h.results.iterrows()}
+    assert machine[("a", "untuned")][0] != machine[("b", "untuned")][0]
+    assert machine[("a", "ort")] == machine[("b", "ort")] == machine[("b", "untuned")]
+    assert machine[("a", "untuned")][1].endswith("TVM threads not recorded")
+    assert machine[("b", "untuned")][1].endswith(", 2 threads")
+    assert h.results["host_machine"].nunique() == 1

@@ -72,3 +72,24 @@ def test_gpu_target_resolves_without_a_gpu() -> None:
 def test_default_name_is_a_safe_id() -> None:
     """Ids contain no characters that break pytest -k expressions."""
     assert default_name({"kind": "llvm", "mcpu": "a b/c"}) == "llvm_a_b_c"
+
+
+def test_thread_count_comes_from_the_target_or_the_host() -> None:
+    """num-cores sets TVM's threads; without it an LLVM target gets the host's physical cores, stated and
+    written into its identity; a bad num-cores is refused."""
+    import psutil
+
+    from bench.target import THREADS_FROM_HOST, THREADS_FROM_NATIVE, THREADS_FROM_TARGET
+
+    assert (resolve("llvm -num-cores=3").threads, resolve("llvm -num-cores=3").threads_source) == (
+        3, THREADS_FROM_TARGET)
+    bare = resolve("llvm")
+    cores = psutil.cpu_count(logical=False) or 1
+    assert (bare.threads, bare.threads_source) == (cores, THREADS_FROM_HOST)
+    assert json.loads(bare.json)["num-cores"] == cores
+    assert resolve("native").threads_source == THREADS_FROM_NATIVE
+    assert resolve({"kind": "native", "num-cores": 1}).threads == 1
+    gpu = resolve({"kind": "cuda", "arch": "sm_90", "host": {"kind": "llvm", "num-cores": 2}})
+    assert gpu.threads == 2
+    with pytest.raises(ValueError, match="num-cores must be a positive whole number"):
+        resolve({"kind": "llvm", "num-cores": 0})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.tune import RECORDS, WORKLOADS, _digest, _read_meta, _resume_partial, _scan
+from bench.tune import RECORDS, TUNING_SCHEMA, WORKLOADS, _digest, _read_meta, _resume_partial, _scan
 
 WORKLOAD = '["0x1234", "AAAA"]'
 
@@ -48,7 +48,7 @@ def test_interrupted_database_keeps_its_records(tmp_path: Path) -> None:
 def finished_entry(root: Path, key: str = "k") -> Path:
     entry = root / "tuning" / "tiny-cpu-b16-abc"
     write_db(entry / "work", [WORKLOAD], [record(0, 1e-3)] * 3)
-    meta = {"schema": 1, "key": key, "trials": 3, "tasks": 1, "tuning_s": 1.0,
+    meta = {"schema": TUNING_SCHEMA, "key": key, "trials": 3, "tasks": 1, "tuning_s": 1.0,
             "database_sha256": _digest(entry / "work")}
     (entry / "meta.json").write_text(json.dumps(meta))
     return entry
