@@ -37,12 +37,32 @@ class Prepared:
     kernels: int
 
 
+#: ``timer(number, repeat)``: seconds per call for each of ``repeat`` rounds of ``number`` calls, timed on
+#: the device's own clock (TVM's time_evaluator) after one discarded warm-up call.
+DeviceTimer = Callable[[int, int], list[float]]
+
+
 @dataclass(frozen=True)
 class Built:
-    """A compiled model: ``run`` is one inference, the callable that gets timed."""
+    """A compiled model: ``run`` is one inference, the callable that gets timed.
+
+    ``timer`` is set where the model runs on another machine: timing ``run``
+    from here would measure the network, so the device times itself.
+    """
 
     run: Callable[[], Any] = field(repr=False)
     outputs: list[np.ndarray] = field(repr=False)
+    compile_s: float
+    scheduled: int
+    kernels: int
+    timer: DeviceTimer | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """An executable before it is loaded anywhere: the host builds, a device may run it."""
+
+    executable: Any = field(repr=False)
     compile_s: float
     scheduled: int
     kernels: int
@@ -115,9 +135,9 @@ def _last_line(err: BaseException) -> str:
     return text.splitlines()[-1] if text else type(err).__name__
 
 
-def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
-                   work_dir: Path | None = None) -> Built:
-    """Compile (applying the database in ``work_dir`` if given), load and run once."""
+def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
+                       work_dir: Path | None = None) -> Compiled:
+    """Compile, applying the MetaSchedule database in ``work_dir`` if given."""
     import tvm
     from tvm import relax
 
@@ -132,9 +152,22 @@ def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarge
     except Exception as err:
         raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {_last_line(err)}",
                          where, key) from None
-    compile_s = time.perf_counter() - start
+    return Compiled(executable, time.perf_counter() - start, count_scheduled(mod), len(prim_funcs(mod)))
+
+
+def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
+                   work_dir: Path | None = None) -> Built:
+    """Compile (applying the database in ``work_dir`` if given), load here and run once."""
+    return load_local(compile_executable(prepared, model, target, where, key, work_dir), model, target)
+
+
+def load_local(compiled: Compiled, model: LoadedModel, target: ResolvedTarget) -> Built:
+    import tvm
+    from tvm import relax
+
+    tgt = target.tvm()
     dev = tvm.device(tgt.get_target_device_type(), 0)
-    vm = relax.VirtualMachine(executable, dev)
+    vm = relax.VirtualMachine(compiled.executable, dev)
     main = vm["main"]
     args = [tvm.runtime.tensor(v, dev) for v in model.inputs.values()]
     sync = dev.sync if target.is_gpu else None  # CPU calls return when done
@@ -146,13 +179,73 @@ def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarge
         return out
 
     outputs = _to_numpy(run())
-    return Built(run, outputs, compile_s, count_scheduled(mod), len(prim_funcs(mod)))
+    return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels)
+
+
+def export_library(compiled: Compiled, target: ResolvedTarget, path: Path, where: str, key: str) -> Path:
+    """Link the executable into a shared library for the device, with the target's compiler."""
+    export = target.export
+    fcompile = None
+    if export is not None and export.ndk:
+        from tvm.contrib import ndk
+
+        fcompile = ndk.create_shared
+    elif export is not None and export.cc:
+        from tvm.contrib import cc
+
+        fcompile = cc.cross_compiler(export.cc, options=list(export.options))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        compiled.executable.export_library(str(path), fcompile=fcompile)
+    except Exception as err:
+        raise BuildError(f"exporting the library for {target.name} to {path} failed: {_last_line(err)}",
+                         where, f"{key}.export" if export is not None else key) from None
+    return path
+
+
+def load_remote(library: Path, remote: Any, model: LoadedModel, target: ResolvedTarget, compiled: Compiled,
+                where: str, key: str) -> Built:
+    """Upload the library to a device session, load it there, run once and bring the outputs back.
+
+    The VM's stateful API is used because TVM's time_evaluator cannot pass a
+    tuple result back over RPC.
+    """
+    import tvm
+    from tvm import relax
+
+    from bench.errors import BenchError
+
+    tgt = target.tvm()
+    try:
+        remote.upload(bytearray(library.read_bytes()), target=library.name)  # TVM's path form leaks the file
+        rlib = remote.load_module(library.name)
+    except Exception as err:
+        raise BenchError(f"target {target.name!r}: uploading or loading {library.name} on the device with key "
+                         f"{target.rpc.key!r} failed: {_last_line(err)}", where, key) from None
+    dev = remote.device(tgt.get_target_device_type(), 0)
+    vm = relax.VirtualMachine(rlib, dev)
+    args = [tvm.runtime.tensor(v, dev) for v in model.inputs.values()]
+    vm.set_input("main", *args)
+
+    def run() -> Any:
+        vm.invoke_stateful("main")
+        return vm.get_outputs("main")
+
+    def timer(number: int, repeat: int) -> list[float]:
+        result = vm.time_evaluator("invoke_stateful", dev, number=number, repeat=repeat)("main")
+        return [float(x) for x in result.results]
+
+    outputs = _to_numpy(run())
+    return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels, timer)
 
 
 def _to_numpy(out: Any) -> list[np.ndarray]:
     if hasattr(out, "numpy"):
         return [out.numpy()]
-    return [o.numpy() for o in out]
+    flat: list[np.ndarray] = []
+    for o in out:
+        flat.extend(_to_numpy(o))
+    return flat
 
 
 def device_present(target: ResolvedTarget) -> bool:

@@ -8,7 +8,7 @@ its ratio to ONNX Runtime, both measured in the same session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Literal
 
@@ -24,7 +24,7 @@ from bench.suite import (
     TimingSpec,
     TuningSpec,
 )
-from bench.target import ResolvedTarget, resolve
+from bench.target import ResolvedTarget, parse_target_string, resolve
 
 Variant = Literal["untuned", "ort", "tuned"]
 #: Variants measured once per (model, target), whatever the number of budgets.
@@ -59,7 +59,7 @@ class Case:
 
     @property
     def untuned_key(self) -> tuple[str, str, str]:
-        return (*self.model_key, self.target.json)
+        return (*self.model_key, self.target.identity)
 
     @property
     def tuned_key(self) -> tuple[str, str, str, int, int | None]:
@@ -70,16 +70,45 @@ def resolve_targets(suite: Suite) -> list[ResolvedTarget]:
     out: list[ResolvedTarget] = []
     for i, entry in enumerate(suite.spec.targets):
         spec = entry if isinstance(entry, TargetSpec) else TargetSpec(target=entry)
+        key = f"targets[{i}]" + (".target" if isinstance(entry, TargetSpec) else "")
+        if spec.rpc is not None:
+            _check_remote(spec, suite, f"targets[{i}]")
         try:
-            out.append(resolve(spec.target, spec.name))
+            resolved = resolve(spec.target, spec.name)
         except ValueError as err:
-            key = f"targets[{i}]" + (".target" if isinstance(entry, TargetSpec) else "")
             raise SuiteError(str(err), suite.where, key) from None
+        out.append(replace(resolved, rpc=spec.rpc, export=spec.export, key_path=f"targets[{i}]"))
     names = [t.name for t in out]
     for i, name in enumerate(names):
         if names.index(name) != i:
             raise SuiteError(f"two targets have the id {name!r}; give one a 'name'", suite.where, f"targets[{i}]")
     return out
+
+
+def _check_remote(spec: TargetSpec, suite: Suite, key: str) -> None:
+    """An rpc target must say what the device is: its core count, and a compiler that can link for it."""
+    import shutil
+
+    raw = parse_target_string(spec.target) if isinstance(spec.target, str) else dict(spec.target)
+    if raw.get("kind") == "native":
+        raise SuiteError("'native' is this host's CPU; an rpc target names the device's (kind: llvm, mtriple, "
+                         "mcpu, num-cores)", suite.where, f"{key}.target")
+    if raw.get("kind") == "llvm" and "num-cores" not in raw:
+        raise SuiteError("an rpc target must name the device's core count (num-cores): it sets the threads TVM "
+                         "runs with there, and the host's count would be a guess", suite.where, f"{key}.target")
+    export = spec.export
+    if export is not None and export.cc is not None and shutil.which(export.cc) is None:
+        raise SuiteError(f"compiler {export.cc!r} not found on PATH (install it, or give its full path)",
+                         suite.where, f"{key}.export.cc")
+    triple = raw.get("mtriple")
+    if triple and (export is None or (export.cc is None and not export.ndk)):
+        from tvm.target import codegen
+
+        host = codegen.llvm_get_system_triple()
+        if triple.split("-")[0] != host.split("-")[0]:
+            raise SuiteError(f"the target's mtriple {triple!r} is not this host's ({host}): name a compiler that "
+                             "links for it, e.g. export: {cc: aarch64-linux-gnu-g++}, or export: {ndk: true}",
+                             suite.where, f"{key}.export.cc")
 
 
 def _matches(entry: MatrixEntry, model: str, target: str, budget: str) -> bool:
@@ -118,6 +147,7 @@ def expand(suite: Suite) -> list[Case]:
     for mi, ti, bi in combos:
         budget = budgets[bi]
         model = spec.models[mi]
+        # An rpc target keeps its ort item, which skips with the reason (ONNX Runtime has no remote form).
         ort = (model.ort if model.ort is not None else spec.ort) and targets[ti].kind == "llvm"
         variants: list[Variant] = ["untuned"]
         if ort:

@@ -64,6 +64,9 @@ def machine_description(machine_info: dict[str, Any]) -> str:
 def row_machine(run_machine: str, run_desc: str, info: dict[str, Any]) -> tuple[str, str]:
     """Where one item really ran, as a trend-line identity: fingerprint and description.
 
+    A remote item's machine is its device pool and device (``device_id``),
+    never the host that built it.
+
     The thread count the timed runtime used (``tvm_threads``, or
     ``ort_threads`` for the ONNX Runtime peer) belongs to it like the CPU
     does: TVM items recorded before the harness set TVM's threads ran on one
@@ -72,6 +75,12 @@ def row_machine(run_machine: str, run_desc: str, info: dict[str, Any]) -> tuple[
     threads = info.get("ort_threads") if info.get("runtime") == "onnxruntime" else info.get("tvm_threads")
     if is_missing(threads):
         threads = None
+    device = info.get("device") if isinstance(info.get("device"), dict) else None
+    if device is not None and info.get("device_id"):
+        # A remote item ran on a device of an RPC pool: that device is its machine, whatever host built it.
+        key = hashlib.sha256(json.dumps(["rpc", info["device_id"], threads]).encode()).hexdigest()[:12]
+        name = device.get("device_name") or device.get("device_type")
+        return key, f"rpc key {device.get('rpc_key')} ({name}), {threads} threads"
     key = hashlib.sha256(json.dumps([run_machine, threads], default=str).encode()).hexdigest()[:12]
     desc = f"{run_desc}, {threads} threads" if threads is not None else f"{run_desc}, TVM threads not recorded"
     return key, desc

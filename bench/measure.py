@@ -55,12 +55,19 @@ def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None)
     return TimingPlan(rounds, iterations, warmup, probe_s, capped, stretched)
 
 
-def time_rounds(run: Callable[[], Any], plan: TimingPlan) -> list[float]:
+def time_rounds(run: Callable[[], Any], plan: TimingPlan,
+                timer: Callable[[int, int], list[float]] | None = None) -> list[float]:
     """Seconds per call for each round, timed like pytest-benchmark's pedantic mode.
 
     Timing happens where the build lives (the worker process); the samples are
     then handed to pytest-benchmark, which computes and stores the statistics.
+    With a device ``timer`` (a remote build), the device times the same plan
+    on its own clock: warm-up rounds first, then ``rounds`` of ``iterations``.
     """
+    if timer is not None:
+        if plan.warmup_rounds:
+            timer(plan.iterations, plan.warmup_rounds)
+        return timer(plan.iterations, plan.rounds)
     for _ in range(plan.warmup_rounds):
         for _ in range(plan.iterations):
             run()
@@ -82,8 +89,10 @@ def summarize(samples: list[float]) -> dict[str, Any]:
             "max": max(samples), "rounds": len(samples)}
 
 
-def probe(run: Callable[[], Any]) -> float:
+def probe(run: Callable[[], Any], timer: Callable[[int, int], list[float]] | None = None) -> float:
     """Seconds for one call, after one call to warm caches and lazy initialisation."""
+    if timer is not None:
+        return timer(1, 1)[0]  # the device's clock; the timer makes its own warm-up call
     run()
     start = time.perf_counter()
     run()

@@ -31,6 +31,16 @@ def _positive_float(value: str) -> float:
     return out
 
 
+def _address(value: str) -> str:
+    from bench.suite import parse_address
+
+    try:
+        parse_address(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tvm-bench", "TVM benchmark suites (bench)")
     group.addoption("--bench-cache-dir", metavar="PATH", default=None,
@@ -54,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="'process' (default): run each case in a worker process, so a crash, hang or memory "
                          "blow-up fails that case only (limits: the suites' 'limits'); 'none': in the pytest "
                          "process, for debuggers and profilers")
+    group.addoption("--bench-rpc-tracker", metavar="HOST:PORT", type=_address, default=None,
+                    help="RPC tracker for every rpc target, overriding the suites' rpc.tracker and "
+                         "TVM_TRACKER_HOST/TVM_TRACKER_PORT")
     group.addoption("--bench-all-suites", action="store_true",
                     help="also collect suites marked 'default: false' (e.g. nightly) from directories")
     parser.addini("bench_suite_dirs", type="args", default=["suites"],
@@ -214,7 +227,8 @@ def bench_session(pytestconfig: pytest.Config) -> Iterator[Any]:
     options = Options(cache_root(pytestconfig.getoption("bench_cache_dir")),
                       retune=pytestconfig.getoption("bench_retune"),
                       max_time=pytestconfig.getoption("bench_max_time"),
-                      use_reference=not pytestconfig.getoption("bench_no_reference"))
+                      use_reference=not pytestconfig.getoption("bench_no_reference"),
+                      rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"))
     runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
     pytestconfig.stash[_SESSION_KEY] = runner
     yield runner

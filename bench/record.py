@@ -52,6 +52,8 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "kernels": built.kernels,
         "kernels_scheduled": built.scheduled,
         "timing": plan.as_dict(),
+        #: "host": timed here with time.perf_counter; "device": by TVM's time_evaluator on the remote device.
+        "clock": "device" if case.target.is_remote else "host",
         "timing_requested": case.timing.model_dump(),
         "topk": topk,
         "gate": case.suite.model_gate(case.model_index).model_dump(),

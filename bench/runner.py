@@ -51,7 +51,8 @@ class InProcess:
         os.environ[THREADS_ENV] = str(threads)
         self.threads = threads
         self.session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
-                                    use_reference=options.use_reference, progress=progress)
+                                    use_reference=options.use_reference, progress=progress,
+                                    rpc_tracker=options.rpc_tracker)
 
     def run(self, case: Case) -> Measured:
         from bench.errors import BenchError

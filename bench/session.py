@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import build, check, reference
+from bench import build, check, reference, remote
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import plan_timing, probe, summarize, time_rounds, with_injected_slowdown
+from bench.measure import TimingPlan, plan_timing, probe, summarize, time_rounds, with_injected_slowdown
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import extra_info
@@ -31,6 +31,19 @@ T = TypeVar("T")
 #: Called with "build", "tune" or "measure" as a case enters that stage; the worker's parent
 #: applies the suite's time limit for the stage from that moment.
 Phase = Callable[[str], None]
+
+
+def release_sessions() -> None:
+    """Hand finished RPC sessions back to the pool now.
+
+    A session ends when its last reference goes, and TVM's remote objects
+    sit in reference cycles: without a collection a finished session kept
+    its device busy for a minute, and an item waiting for the same device
+    timed out in the queue.
+    """
+    import gc
+
+    gc.collect()
 
 
 def tvm_threads() -> int:
@@ -59,8 +72,11 @@ class Measured:
 
 class BenchSession:
     def __init__(self, cache_dir: Path, *, retune: bool = False, max_time: float | None = None,
-                 use_reference: bool = True, progress: Progress = print, phase: Phase | None = None) -> None:
+                 use_reference: bool = True, progress: Progress = print, phase: Phase | None = None,
+                 rpc_tracker: str | None = None) -> None:
         self.cache_dir = cache_dir
+        #: ``--bench-rpc-tracker``: overrides every rpc target's tracker address.
+        self.rpc_tracker = rpc_tracker
         self.retune = retune
         self.max_time = max_time
         self.use_reference = use_reference
@@ -90,27 +106,111 @@ class BenchSession:
         return self._memo(("prepared", *case.untuned_key),
                           lambda: build.prepare(model, case.target, case.suite.where, key))
 
-    def untuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Built:
+    def untuned_compiled(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Compiled:
         key = f"models[{case.model_index}]"
-        return self._memo(("untuned", *case.untuned_key),
-                          lambda: build.compile_module(prepared, model, case.target, case.suite.where, key))
+        return self._memo(("untuned_compiled", *case.untuned_key),
+                          lambda: build.compile_executable(prepared, model, case.target, case.suite.where, key))
 
-    def tuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Built]:
-        def make() -> tuple[Tuned, build.Built]:
+    def untuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Built:
+        return self._memo(("untuned", *case.untuned_key),
+                          lambda: build.load_local(self.untuned_compiled(case, model, prepared), model, case.target))
+
+    def tuned_compiled(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Compiled]:
+        def make() -> tuple[Tuned, build.Compiled]:
             self.phase("tune")
-            tuned = tune(prepared, case, model, self.cache_dir, retune=self.retune, progress=self.progress)
+            tracker = self.tracker(case) if case.target.is_remote else None
+            tuned = tune(prepared, case, model, self.cache_dir, retune=self.retune, progress=self.progress,
+                         tracker=tracker)
             self.phase("build")
-            built = build.compile_module(prepared, model, case.target, case.suite.where,
-                                         f"models[{case.model_index}]", work_dir=tuned.work_dir)
-            if built.scheduled * 2 <= built.kernels:
+            compiled = build.compile_executable(prepared, model, case.target, case.suite.where,
+                                                f"models[{case.model_index}]", work_dir=tuned.work_dir)
+            if compiled.scheduled * 2 <= compiled.kernels:
                 raise BuildError(
-                    f"tuning records applied to only {built.scheduled} of {built.kernels} kernels "
+                    f"tuning records applied to only {compiled.scheduled} of {compiled.kernels} kernels "
                     f"({tuned.tasks} tuning tasks, {tuned.trials} trials): this build is not tuned. "
                     f"Raise the budget to at least {tuned.tasks * 4} trials or rerun with --retune",
                     case.suite.where, f"budgets ({case.budget.id})")
-            return tuned, built
+            return tuned, compiled
 
         return self._memo(("tuned", *case.tuned_key), make)
+
+    def tuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Built]:
+        tuned, compiled = self.tuned_compiled(case, model, prepared)
+        return tuned, self._memo(("tuned_local", *case.tuned_key),
+                                 lambda: build.load_local(compiled, model, case.target))
+
+    # --- remote devices -------------------------------------------------------------------------------
+
+    def tracker(self, case: Case) -> remote.Tracker:
+        return remote.tracker_address(case.target.rpc, self.rpc_tracker, case.suite.where,
+                                      f"{case.target.key_path}.rpc")
+
+    def device(self, case: Case) -> remote.Device:
+        """A fresh session on a free device of the target's pool, for one item.
+
+        One library per session: TVM 0.27's RPC server segfaulted (in dlsym)
+        when a session that had run one model loaded a second one, so
+        sessions are never reused across builds. It also spreads items over
+        the pool.
+        """
+        tracker = self.tracker(case)
+        device = remote.request(case.target, tracker, case.suite.where)
+        self.progress(f"[rpc] {case.id}: measuring on a device with key {case.target.rpc.key!r} from {tracker} "
+                      f"({device.info.get('threads')} TVM threads)")
+        return device
+
+    def library(self, case: Case, variant: str, compiled: build.Compiled) -> Path:
+        """The shared library a device loads, linked once per build with the target's compiler."""
+        def make() -> Path:
+            import tempfile
+
+            folder = Path(self._memo(("libdir",), lambda: tempfile.mkdtemp(prefix="tvm-bench-libs-")))
+            name = f"{case.model.name}-{case.target.name}-{variant}-{len(self._memo_store)}.so"
+            return build.export_library(compiled, case.target, folder / name, case.suite.where,
+                                        case.target.key_path)
+
+        return self._memo(("library", *case.tuned_key, variant), make)
+
+    def _remote(self, case: Case, model: LoadedModel, prepared: build.Prepared,
+                ) -> tuple[build.Built, list[Any] | None, Tuned | None, remote.Device, TimingPlan, list[float],
+                           str | None]:
+        """Build here, run and time on a device; if the device is lost, once more on another."""
+        untuned_c = self.untuned_compiled(case, model, prepared)
+        tuned: Tuned | None = None
+        compiled = untuned_c
+        if case.variant == "tuned":
+            tuned, compiled = self.tuned_compiled(case, model, prepared)
+        library = self.library(case, case.variant, compiled)
+        untuned_lib = self.library(case, "untuned", untuned_c) if case.variant == "tuned" else None
+        where, key = case.suite.where, case.target.key_path
+        retried: str | None = None
+        self.phase("measure")
+        for attempt in (1, 2):
+            try:
+                untuned_outputs: list[Any] | None = None
+                if untuned_lib is not None:
+                    memo = ("untuned_outputs", *case.untuned_key)
+                    if memo not in self._memo_store:  # the tuned item's check needs the untuned answer
+                        self._memo_store[memo] = build.load_remote(untuned_lib, self.device(case).session, model,
+                                                                   case.target, untuned_c, where, key).outputs
+                        release_sessions()
+                    untuned_outputs = self._memo_store[memo]
+                device = self.device(case)
+                built = build.load_remote(library, device.session, model, case.target, compiled, where, key)
+                plan = plan_timing(case.timing, probe(built.run, built.timer), self.max_time)
+                samples = time_rounds(built.run, plan, built.timer)
+                return built, untuned_outputs, tuned, device, plan, samples, retried
+            except remote.RemoteError:
+                raise
+            except Exception as err:  # a device that dies mid-call surfaces as any TVM or socket error
+                reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                if attempt == 2:
+                    raise BenchError(f"{case.id}: the device with key {case.target.rpc.key!r} failed again after a "
+                                     f"retry: {reason} (first: {retried})", where, key) from None
+                retried = reason
+                release_sessions()
+                self.progress(f"[rpc] {case.id}: lost the device ({reason}); retrying once on another device")
+        raise AssertionError("unreachable")
 
     def ort_build(self, case: Case, model: LoadedModel) -> build.Built:
         """ONNX Runtime as a peer variant: same frozen model, same inputs, the target's cores."""
@@ -148,6 +248,11 @@ class BenchSession:
 
     def run(self, case: Case) -> Measured:
         self.phase("build")
+        if case.target.is_remote:
+            if case.variant == "ort":
+                raise CaseSkipped(f"ONNX Runtime has no remote form: target {case.target.name!r} runs on the device "
+                                  f"pool {case.target.rpc.key!r}, the ort peer only on this host", case.suite.where)
+            return self._run_remote(case)
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if case.target.threads > usable:
             raise BenchError(f"{case.id}: target {case.target.name!r} needs {case.target.threads} threads "
@@ -159,12 +264,13 @@ class BenchSession:
         model = self.model(case)
         tuned: Tuned | None = None
         prepared: build.Prepared | None = None
-        untuned: build.Built | None = None
+        untuned_outputs: list[Any] | None = None
         if case.variant == "ort":
             built = self.ort_build(case, model)
         else:
             prepared = self.prepared(case, model)
-            untuned = built = self.untuned(case, model, prepared)
+            built = self.untuned(case, model, prepared)
+            untuned_outputs = built.outputs
             if case.variant == "tuned":
                 tuned, built = self.tuned(case, model, prepared)
 
@@ -178,18 +284,42 @@ class BenchSession:
                                  case.suite.where)
         run = with_injected_slowdown(built.run)
         plan = plan_timing(case.timing, probe(run), self.max_time)
+        samples = time_rounds(run, plan)
+        info = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
+        if case.variant != "ort":
+            info["tvm_threads"] = tvm_threads()
+        return self._measured(info, samples, plan)
+
+    def _run_remote(self, case: Case) -> Measured:
+        model = self.model(case)
+        prepared = self.prepared(case, model)
+        built, untuned_outputs, tuned, device, plan, samples, retried = self._remote(case, model, prepared)
+        if case.variant == "untuned":
+            untuned_outputs = built.outputs
+        info = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
+        info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
+                     "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
+        del built, device
+        release_sessions()
+        return self._measured(info, samples, plan)
+
+    def _info(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, built: build.Built,
+              plan: TimingPlan, samples: list[float], tuned: Tuned | None,
+              untuned_outputs: list[Any] | None) -> dict[str, Any]:
         output = built.outputs[model.output_index]
         info = extra_info(case, model, prepared, built, plan,
                           check.summary_topk(output, case.check, model.labels), tuned)
-        if case.variant != "ort":
-            info["tvm_threads"] = tvm_threads()
-        samples = time_rounds(run, plan)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
         info["samples_s"] = [float(x) for x in samples]
-        failures = self._check(case, model, output, untuned, info) if untuned is not None else []
+        info["failures"] = self._check(case, model, output, untuned_outputs, info) if untuned_outputs is not None \
+            else []
         if case.variant == "ort":
             info.update(check={}, check_ok=True)  # the reference does not check itself
         self._work(case, model, prepared, summarize(samples), info)
+        return info
+
+    def _measured(self, info: dict[str, Any], samples: list[float], plan: TimingPlan) -> Measured:
+        failures = info.pop("failures")
         return Measured(info, samples, plan.iterations, failures,
                         {t: p.as_dict() for t, p in self.peaks().items()})
 
@@ -200,7 +330,7 @@ class BenchSession:
         info["flops"] = flops.total
         info["flops_unsupported_ops"] = flops.unsupported
         info["gflops_per_s"] = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
-        if case.target.kind == "llvm":
+        if case.target.kind == "llvm" and not case.target.is_remote:  # the host's peak says nothing of a device
             peak = self.peak(case.target.threads)
             info["peak_gflops"] = peak.measured_gflops
             info["pct_of_peak"] = round(100 * info["gflops_per_s"] / peak.measured_gflops, 2)
@@ -214,11 +344,11 @@ class BenchSession:
                                          f"differ by {diff:.1%}")
                 self.progress(f"[flops] {case.id}: {info['flops_warning']}")
 
-    def _check(self, case: Case, model: LoadedModel, output: Any, untuned: build.Built,
+    def _check(self, case: Case, model: LoadedModel, output: Any, untuned_outputs: list[Any],
                info: dict[str, Any]) -> list[str]:
         verdicts: dict[str, check.Verdict] = {}
         if case.variant == "tuned":
-            verdicts["untuned"] = check.compare(output, untuned.outputs[model.output_index], case.check,
+            verdicts["untuned"] = check.compare(output, untuned_outputs[model.output_index], case.check,
                                                 ("tuned", "untuned"), model.labels)
         if self.use_reference and case.check.reference == "onnxruntime" and reference.available():
             ref = self.reference_output(case, model)[model.output_index]

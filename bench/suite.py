@@ -13,7 +13,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bench.errors import SuiteError
 from bench.generators import GENERATORS
@@ -180,9 +189,81 @@ class ModelSpec(_Spec):
     ort: bool | None = None
 
 
+class RpcSpec(_Spec):
+    """A device pool behind TVM's RPC tracker: build here, measure there.
+
+    The tracker address can also come from ``--bench-rpc-tracker`` or
+    ``TVM_TRACKER_HOST``/``TVM_TRACKER_PORT``, which override it.
+    """
+
+    tracker: str | None = None
+    key: str = Field(min_length=1, pattern=r"^[^\s:]+$")
+    priority: int = 1
+    #: Seconds the device may hold one measuring session (the server kills it after).
+    session_timeout: float = Field(default=600.0, gt=0)
+    #: Seconds to wait for a free device of this key before the item fails.
+    queue_timeout: float = Field(default=300.0, gt=0)
+    #: Seconds to wait for the tracker to accept a connection.
+    connect_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("tracker")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_address(value)
+        return value
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"host:9190"`` -> ``("host", 9190)``; ValueError says what is wrong."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9190 (got {text!r})")
+    return host.strip("[]"), int(port)
+
+
+class ExportSpec(_Spec):
+    """How the library sent to a device is linked: the target's compiler, or the Android NDK's."""
+
+    cc: str | None = None
+    options: list[str] = Field(default_factory=list)
+    #: Link with TVM's ndk helper (the compiler in ``TVM_NDK_CC``).
+    ndk: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> ExportSpec:
+        if self.ndk and self.cc:
+            raise ValueError("give 'cc' or 'ndk: true', not both")
+        return self
+
+
 class TargetSpec(_Spec):
     name: Name | None = None
     target: str | dict[str, Any]
+    rpc: RpcSpec | None = None
+    export: ExportSpec | None = None
+
+    @model_validator(mode="after")
+    def _export_needs_rpc(self) -> TargetSpec:
+        if self.export is not None and self.rpc is None:
+            raise ValueError("'export' applies to rpc targets; a local target is built for this host")
+        return self
+
+
+def _target_kind(value: Any) -> str:
+    """A dict with a ``target`` key is a named entry (so its typos are errors); any other dict is TVM JSON."""
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, dict) and "target" in value:
+        return "TargetSpec"
+    return "dict[str,any]"
+
+
+TargetEntry = Annotated[
+    Annotated[str, Tag("str")] | Annotated[TargetSpec, Tag("TargetSpec")]
+    | Annotated[dict[str, Any], Tag("dict[str,any]")],
+    Discriminator(_target_kind),
+]
 
 
 class BudgetSpec(_Spec):
@@ -221,8 +302,7 @@ class SuiteSpec(_Spec):
     #: no absolute paths, no symlinks pointing out), for suites from untrusted hands.
     sandbox: bool = False
     models: list[ModelSpec] = Field(min_length=1)
-    targets: list[Annotated[str | TargetSpec | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
-        min_length=1)
+    targets: list[TargetEntry] = Field(min_length=1)
     budgets: list[BudgetSpec] = Field(default_factory=lambda: [BudgetSpec(trials=0)], min_length=1)
     matrix: MatrixSpec = Field(default_factory=MatrixSpec)
     timing: TimingSpec = Field(default_factory=TimingSpec)

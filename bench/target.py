@@ -87,6 +87,23 @@ class ResolvedTarget:
     kind: str
     threads: int = 1
     threads_source: str = THREADS_FROM_TARGET
+    #: The device pool that runs it (``RpcSpec``); None: this host.
+    rpc: Any = None
+    #: How its library is linked for the device (``ExportSpec``); None: the host's compiler.
+    export: Any = None
+    #: Where the suite defines it (``targets[2]``), for error messages.
+    key_path: str = ""
+
+    @property
+    def is_remote(self) -> bool:
+        return self.rpc is not None
+
+    @property
+    def identity(self) -> str:
+        """What a build or a tuning database belongs to: the resolved target, and the device pool it runs on."""
+        if self.rpc is None:
+            return self.json
+        return json.dumps({"target": json.loads(self.json), "rpc_key": self.rpc.key}, sort_keys=True)
 
     @property
     def is_gpu(self) -> bool:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from bench.build import Prepared
     from bench.case import Case
     from bench.model import LoadedModel
+    from bench.remote import Tracker
 
 #: Stamped into meta.json; a mismatch means the entry is retuned, not misread.
 #: 2: the key covers the runner's thread count (schema 1 databases were measured on one thread).
@@ -81,7 +82,7 @@ class Tuned:
 def tuning_key(case: Case, model: LoadedModel) -> str:
     import tvm
 
-    return key_of(TUNING_SCHEMA, model.sha256, case.target.json, case.target.threads, case.budget.trials,
+    return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads, case.budget.trials,
                   case.budget.max_trials_per_task, case.tuning.model_dump(), tvm.__version__)
 
 
@@ -295,15 +296,59 @@ def _reset_meta_schedule_logger() -> None:
 
 
 def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
-         progress: Progress) -> Tuned:
-    """Return the case's tuning database, tuning now only if the cache has none."""
+         progress: Progress, tracker: Tracker | None = None) -> Tuned:
+    """Return the case's tuning database, tuning now only if the cache has none.
+
+    With ``tracker`` (an rpc target), candidates are built here and measured
+    on the device pool, one runner worker per free device.
+    """
     entry, key = entry_dir(case, model, cache_dir)
     with locked(entry.parent / f"{entry.name}.lock", f"tuning {entry.name}", progress):
-        return _tune_locked(prepared, case, model, cache_dir, entry, key, retune=retune, progress=progress)
+        return _tune_locked(prepared, case, model, cache_dir, entry, key, retune=retune, progress=progress,
+                            tracker=tracker)
+
+
+def create_rpc_session(threads: int, folder: str, rpc_config: Any) -> Any:
+    """RPCRunner session factory: a device session narrowed to the target's threads, which it notes down.
+
+    Runs in the runner's worker processes on this host, once per measured candidate.
+    """
+    session = rpc_config.connect_server()
+    have = int(session.get_function("runtime.NumThreads")())
+    if have > threads:
+        session.get_function("runtime.config_threadpool")(1, threads)
+        have = int(session.get_function("runtime.NumThreads")())
+    Path(folder, f"{os.getpid()}").write_text(str(have))
+    if have != threads:
+        raise RuntimeError(f"the device runs TVM with {have} threads; the target names {threads}")
+    return session
+
+
+def _runner(case: Case, tracker: Tracker | None, threads_dir: Path, progress: Progress) -> Any:
+    """The local runner, or an RPCRunner with as many workers as the pool has free devices."""
+    from tvm.s_tir import meta_schedule as ms
+
+    settings = case.tuning
+    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)
+    if tracker is None:
+        return ms.runner.LocalRunner(timeout_sec=settings.runner_timeout, evaluator_config=evaluator,
+                                     initializer=functools.partial(record_runner_threads, str(threads_dir)))
+    from bench import remote
+
+    free, registered = remote.free_devices(case.target, tracker, case.suite.where)
+    workers = max(1, free)
+    progress(f"[tune] {case.id}: measuring on {workers} device(s) with key {case.target.rpc.key!r} at {tracker} "
+             f"({free} free of {registered} registered)")
+    rpc = case.target.rpc
+    config = ms.runner.RPCConfig(tracker_host=tracker.host, tracker_port=tracker.port, tracker_key=rpc.key,
+                                 session_priority=rpc.priority, session_timeout_sec=settings.runner_timeout)
+    return ms.runner.RPCRunner(config, evaluator_config=evaluator, max_workers=workers,
+                               f_create_session=functools.partial(create_rpc_session, case.target.threads,
+                                                                  str(threads_dir)))
 
 
 def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, entry: Path, key: str, *,
-                 retune: bool, progress: Progress) -> Tuned:
+                 retune: bool, progress: Progress, tracker: Tracker | None) -> Tuned:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -341,10 +386,11 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
     progress(f"[tune] {case.id}: {len(tasks)} tasks, budget {budget.trials} trials, {per_iter} per iteration")
     import psutil
 
-    builder = _pooled_builder(psutil.cpu_count(logical=False) or 1, settings.builder_timeout)
     threads_dir = entry / RUNNER_THREADS
     shutil.rmtree(threads_dir, ignore_errors=True)
     threads_dir.mkdir(parents=True)
+    runner = _runner(case, tracker, threads_dir, progress)
+    builder = _pooled_builder(psutil.cpu_count(logical=False) or 1, settings.builder_timeout)
     start = time.perf_counter()
     try:
         if done < budget.trials:
@@ -354,10 +400,7 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
                 max_trials_per_task=budget.max_trials_per_task,
                 num_trials_per_iter=per_iter,
                 builder=builder,
-                runner=ms.runner.LocalRunner(
-                    timeout_sec=settings.runner_timeout,
-                    evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0),
-                    initializer=functools.partial(record_runner_threads, str(threads_dir))),
+                runner=runner,
                 cost_model="xgb",
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    report],

@@ -62,6 +62,8 @@ class Options:
     retune: bool
     max_time: float | None
     use_reference: bool
+    #: ``--bench-rpc-tracker HOST:PORT``: overrides every rpc target's tracker.
+    rpc_tracker: str | None = None
 
 
 def default_memory_mb() -> int:
@@ -309,7 +311,7 @@ def serve(cmd_fd: int, res_fd: int) -> None:
         inject_fault(current[0], name)
 
     session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
-                           use_reference=options.use_reference,
+                           use_reference=options.use_reference, rpc_tracker=options.rpc_tracker,
                            progress=lambda m: send.send({"event": "progress", "message": m}), phase=stage)
     while True:
         try:
