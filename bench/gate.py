@@ -299,7 +299,13 @@ def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str |
     def pair(frame: pd.DataFrame) -> pd.Series:
         return frame["case"].astype(str) + "\0" + frame["machine"].astype(str)
 
-    rows = history.results[pair(history.results).isin(set(pair(current)))]
+    results = history.results
+    same = pair(results).isin(set(pair(current)))
+    # Cases this run lacks, from runs that shared a host with it (a sharded run spans hosts): the baseline
+    # keeps them so the verdict can call them missing.
+    related = set(results.loc[results["host_machine"].isin(set(current["host_machine"])), "run_id"])
+    absent = ~results["case"].isin(set(current["case"])) & results["run_id"].isin(related)
+    rows = results[same | absent]
     if exclude_runs:
         excluded = {exclude_runs} if isinstance(exclude_runs, str) else set(exclude_runs)
         rows = rows[~rows["run_id"].isin(excluded)]
@@ -323,8 +329,9 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
     except HistoryError as err:
         raise GateError(f"--current {err}") from None
     run = runs[-1]
+    shards = run.group is not None and all(r.group == run.group for r in runs)
     for other in runs[:-1]:
-        if other.machine != run.machine:
+        if other.machine != run.machine and not shards:  # shards of one run may come from several hosts
             raise GateError(f"--current {other.path} and {run.path} were measured on different machines "
                             f"({other.machine_desc}, {run.machine_desc}); repeats must come from one machine")
     now = load_history(currents)
@@ -344,9 +351,12 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         history = load_history(history_paths)
         if history.results.empty and history.problems:
             raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
-        base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs}, window)
+        base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs} | set(cur_rows["run_id"]), window)
         label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
-    if len(currents) > 1:
+    if shards:
+        seen = sorted({r.shard[0] for r in runs if r.shard})
+        current_label = f"run {run.group}, shards {', '.join(map(str, seen))} of {run.shard[1] if run.shard else 1}"
+    elif len(currents) > 1:
         current_label = f"{len(currents)} repeats: {', '.join(str(p) for p in currents)}"
     else:
         current_label = str(currents[0])
@@ -358,6 +368,9 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         from bench.confirm import confirm
 
         confirm(verdict, cur_rows, cur_out, base_rows, rerun, confirm_times, **decide_args)
+    if shards and run.shard is not None and len({r.shard for r in runs}) < run.shard[1]:
+        verdict.notes.append(f"only {len({r.shard for r in runs})} of {run.shard[1]} shards of run {run.group} "
+                             "reported: the cases of the others are missing")
     if base_rows.empty:
         verdict.notes.append(f"no baseline runs for machine {run.machine_desc} ({run.machine}); every case is new")
     return verdict

@@ -121,6 +121,11 @@ class Run:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     #: Run id this run re-measured for the gate (``gate --confirm``): evidence, not history.
     confirms: str | None = None
+    #: ``--bench-run-id`` and this file's shard (index, count): shards of one id are one run.
+    group: str | None = None
+    shard: tuple[int, int] | None = None
+    #: After merging: the shard indexes that reported.
+    shards_seen: tuple[int, ...] = ()
 
 
 def read_run(path: Path) -> Run:
@@ -155,10 +160,52 @@ def read_run(path: Path) -> Run:
         when = when.replace(tzinfo=None)
     commit = data.get("commit_info") or {}
     machine = data["machine_info"] if isinstance(data["machine_info"], dict) else {}
+    group, shard = _run_group(block, path)
+    fingerprint, desc = machine_fingerprint(machine), machine_description(machine)
+    for bench in benches:  # shards of one run may come from different hosts
+        bench["_host"] = (fingerprint, desc)
     return Run(path=path, run_id=f"{when:%Y%m%dT%H%M%S}-{path.stem}", time=when, commit=commit.get("id"),
-               dirty=commit.get("dirty"), branch=commit.get("branch"), machine=machine_fingerprint(machine),
-               machine_desc=machine_description(machine), node=machine.get("node"), benchmarks=benches,
-               outcomes=outcomes, confirms=block.get("confirms") if isinstance(block.get("confirms"), str) else None)
+               dirty=commit.get("dirty"), branch=commit.get("branch"), machine=fingerprint, machine_desc=desc,
+               node=machine.get("node"), benchmarks=benches, outcomes=outcomes,
+               confirms=block.get("confirms") if isinstance(block.get("confirms"), str) else None,
+               group=group, shard=shard)
+
+
+def _run_group(block: dict[str, Any], path: Path) -> tuple[str | None, tuple[int, int] | None]:
+    run = block.get("run")
+    if not isinstance(run, dict):
+        return None, None
+    shard = run.get("shard")
+    if not (isinstance(run.get("id"), str) and isinstance(shard, list) and len(shard) == 2
+            and all(isinstance(x, int) for x in shard) and 1 <= shard[0] <= shard[1]):
+        raise HistoryError(f"{path}: 'tvm_bench.run' must hold an 'id' and a 'shard' [i, n]; the file is damaged")
+    return run["id"], (shard[0], shard[1])
+
+
+def merge_shards(runs: list[Run]) -> list[Run]:
+    """The shards of one ``--bench-run-id`` become one run, timed by its first shard.
+
+    A shard file seen twice (a retried CI job) counts once: the later file wins.
+    """
+    out: list[Run] = []
+    groups: dict[str, dict[int, Run]] = {}
+    for run in runs:
+        if run.group is None or run.shard is None:
+            out.append(run)
+            continue
+        parts = groups.setdefault(run.group, {})
+        if run.shard[0] not in parts or parts[run.shard[0]].time <= run.time:
+            parts[run.shard[0]] = run
+    for group, parts in groups.items():
+        ordered = sorted(parts.values(), key=lambda r: r.time)
+        first = ordered[0]
+        out.append(Run(path=first.path, run_id=f"{first.time:%Y%m%dT%H%M%S}-{group}", time=first.time,
+                       commit=first.commit, dirty=first.dirty, branch=first.branch, machine=first.machine,
+                       machine_desc=first.machine_desc, node=first.node,
+                       benchmarks=[b for r in ordered for b in r.benchmarks],
+                       outcomes=[o for r in ordered for o in r.outcomes], confirms=first.confirms, group=group,
+                       shard=(0, first.shard[1] if first.shard else 1), shards_seen=tuple(sorted(parts))))
+    return out
 
 
 def _missing_fields(bench: dict[str, Any]) -> str | None:
@@ -188,7 +235,8 @@ class History:
 def _run_columns(run: Run) -> dict[str, Any]:
     return {"run_id": run.run_id, "run_time": run.time, "commit": run.commit, "dirty": run.dirty,
             "branch": run.branch, "machine": run.machine, "machine_desc": run.machine_desc, "node": run.node,
-            "file": str(run.path)}
+            "file": str(run.path),
+            "shards": f"{len(run.shards_seen)} of {run.shard[1]}" if run.shards_seen and run.shard else None}
 
 
 def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) -> History:
@@ -225,14 +273,16 @@ def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) ->
                     problems.append(f"{err}; could not move it aside: {move_err.strerror}")
                     continue
             problems.append(str(err))
+    runs = merge_shards(runs)
     result_rows: list[dict[str, Any]] = []
     outcome_rows: list[dict[str, Any]] = []
     for run in runs:
         base = _run_columns(run)
         for bench in run.benchmarks:
             info, stats = bench["extra_info"], bench.get("stats") or {}
-            machine, desc = row_machine(run.machine, run.machine_desc, info)
-            row = {**base, "machine": machine, "machine_desc": desc, "host_machine": run.machine,
+            host, host_desc = bench.get("_host") or (run.machine, run.machine_desc)
+            machine, desc = row_machine(host, host_desc, info)
+            row = {**base, "machine": machine, "machine_desc": desc, "host_machine": host,
                    "name": bench.get("name"), "fullname": bench.get("fullname")}
             row.update({k: stats.get(k) for k in STAT_FIELDS})
             row.update({k: info.get(k) for k in INFO_FIELDS})
@@ -259,4 +309,4 @@ def is_missing(value: Any) -> bool:
 
 
 def _run_columns_names() -> list[str]:
-    return ["run_id", "run_time", "commit", "dirty", "branch", "machine", "machine_desc", "node", "file"]
+    return ["run_id", "run_time", "commit", "dirty", "branch", "machine", "machine_desc", "node", "file", "shards"]

@@ -41,6 +41,15 @@ def _address(value: str) -> str:
     return value
 
 
+def _shard(value: str) -> Any:
+    from bench.shard import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tvm-bench", "TVM benchmark suites (bench)")
     group.addoption("--bench-cache-dir", metavar="PATH", default=None,
@@ -67,6 +76,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-rpc-tracker", metavar="HOST:PORT", type=_address, default=None,
                     help="RPC tracker for every rpc target, overriding the suites' rpc.tracker and "
                          "TVM_TRACKER_HOST/TVM_TRACKER_PORT")
+    group.addoption("--bench-shard", metavar="I/N", type=_shard, default=None,
+                    help="run only the I-th of N shards of the cases (whole model-on-target groups, split "
+                         "deterministically); needs --bench-run-id so history joins the shards into one run")
+    group.addoption("--bench-run-id", metavar="ID", default=None,
+                    help="the id shared by the shards of one run (e.g. the CI pipeline id), stamped into the JSON")
     group.addoption("--bench-all-suites", action="store_true",
                     help="also collect suites marked 'default: false' (e.g. nightly) from directories")
     parser.addini("bench_suite_dirs", type="args", default=["suites"],
@@ -76,6 +90,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench_suite: an item generated from a YAML benchmark suite")
+    if config.getoption("bench_shard") is not None and not config.getoption("bench_run_id"):
+        raise pytest.UsageError("--bench-shard needs --bench-run-id: the id the shards of one run share, so that "
+                                "history, report and gate join them (e.g. --bench-run-id $CI_PIPELINE_ID)")
     # pytest-benchmark opens --benchmark-json only at the very end and does not
     # create its folder: a missing folder would throw away the whole run.
     out = config.getoption("benchmark_json", None)
@@ -194,10 +211,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("bench_case", module.cases, ids=[c.id for c in module.cases])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item.parent, SuiteModule):
             item.add_marker(pytest.mark.bench_suite)
+    shard = config.getoption("bench_shard")
+    if shard is not None:
+        from bench.shard import select
+
+        def group(item: pytest.Item) -> tuple[str, ...]:
+            case = getattr(getattr(item, "callspec", None), "params", {}).get("bench_case")
+            if case is None:  # a suite error item: keep it with its suite's first shard
+                return (str(item.path), "")
+            return (str(case.suite.path), case.model.name, case.target.name)
+
+        suite_items = [i for i in items if isinstance(i.parent, SuiteModule) or isinstance(i, SuiteErrorItem)]
+        _, dropped = select(suite_items, [group(i) for i in suite_items], shard)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if i not in set(dropped)]
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
@@ -326,6 +358,10 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
     output_json["tvm_bench"] = {"schema": OUTCOMES_SCHEMA, "outcomes": config.stash.get(_OUTCOMES, [])}
     if config.getoption("bench_confirms"):
         output_json["tvm_bench"]["confirms"] = config.getoption("bench_confirms")
+    if config.getoption("bench_run_id"):
+        shard = config.getoption("bench_shard")
+        output_json["tvm_bench"]["run"] = {"id": config.getoption("bench_run_id"),
+                                           "shard": [shard.index, shard.count] if shard else [1, 1]}
 
 
 _VERDICT = pytest.StashKey[Any]()
@@ -344,10 +380,11 @@ def _current_frames(config: pytest.Config, session: Any) -> tuple[Any, Any]:
     for r in session.results:
         row = {k: r.info.get(k) for k in INFO_FIELDS}
         row["machine"], row["machine_desc"] = row_machine(host, host_desc, r.info)
+        row["host_machine"] = host
         row.update({k: r.stats.get(k) for k in STAT_FIELDS})
         row["check_failed"] = [k for k, v in (r.info.get("check") or {}).items() if v != "pass"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=["machine", "machine_desc", *INFO_FIELDS, *STAT_FIELDS,
+    return pd.DataFrame(rows, columns=["machine", "machine_desc", "host_machine", *INFO_FIELDS, *STAT_FIELDS,
                                        "check_failed"]), pd.DataFrame(
         config.stash.get(_OUTCOMES, []), columns=["case", "variant", "outcome", "message"])
 

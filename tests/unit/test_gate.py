@@ -378,3 +378,35 @@ def test_runs_before_the_thread_fix_are_not_a_baseline(tmp_path: Path, capsys: p
                  str(tmp_path / "v.json")]) == 1
     verdict = json.loads((tmp_path / "v.json").read_text())
     assert verdict["cases"][0]["status"] == "regression" and verdict["cases"][0]["baseline_runs"] == 20
+
+
+def test_a_shard_that_never_reported_fails_as_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Shards of one run are judged as one run (not repeats); the cases of a shard that did not report
+    are missing, and the verdict says how many shards came in."""
+    rng = np.random.default_rng(22)
+
+    def sharded(folder: Path, name: str, day: int, shards: list[int]) -> list[Path]:
+        paths = []
+        for index in shards:
+            case = f"m{index}-native-b64-tuned"
+            path = run_file(folder / f"{name}-{index}.json", START + timedelta(days=day, minutes=index),
+                            [bench_entry(case, f"m{index}", "tuned", noisy_run(rng, 1e-3), speedup=3.0, threads=2)],
+                            cpu=CPU_B if index == 2 else None or {"brand_raw": "AMD EPYC 9B14", "count": 2})
+            data = json.loads(path.read_text())
+            data["tvm_bench"] = {"schema": 1, "outcomes": [], "run": {"id": f"{name}", "shard": [index, 2]}}
+            path.write_text(json.dumps(data))
+            paths.append(path)
+        return paths
+
+    for day in range(5):
+        sharded(tmp_path / "hist", f"night{day}", day, [1, 2])
+    whole = sharded(tmp_path, "tonight", 10, [1, 2])
+    assert main(["gate", "--current", *map(str, whole), "--history", str(tmp_path / "hist")]) == 0
+    assert "shards 1, 2 of 2" in capsys.readouterr().out
+    partial = sharded(tmp_path, "tomorrow", 11, [1])
+    assert main(["gate", "--current", *map(str, partial), "--history", str(tmp_path / "hist"), "--json",
+                 str(tmp_path / "v.json")]) == 1
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert {c["case"]: c["status"] for c in verdict["cases"]} == {"m1-native-b64-tuned": "unchanged",
+                                                                 "m2-native-b64-tuned": "missing"}
+    assert any("only 1 of 2 shards of run tomorrow reported" in n for n in verdict["notes"])

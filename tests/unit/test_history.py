@@ -112,3 +112,23 @@ def test_thread_count_is_part_of_where_an_item_ran(tmp_path: Path) -> None:
     assert machine[("a", "untuned")][1].endswith("TVM threads not recorded")
     assert machine[("b", "untuned")][1].endswith(", 2 threads")
     assert h.results["host_machine"].nunique() == 1
+
+
+def test_shards_of_one_run_are_one_run(tmp_path: Path) -> None:
+    """Files stamped with the same run id are merged into one run, a shard file seen twice counts once,
+    and the run notes how many shards reported."""
+    import json as _json
+
+    def shard(name: str, index: int, case: str, when: datetime) -> None:
+        path = run_file(tmp_path / name, when, [bench_entry(case, "m", "untuned", [1.0, 1.1], threads=2)])
+        data = _json.loads(path.read_text())
+        data["tvm_bench"] = {"schema": 1, "outcomes": [], "run": {"id": "night-7", "shard": [index, 3]}}
+        path.write_text(_json.dumps(data))
+
+    shard("a.json", 1, "a-native-untuned", WHEN)
+    shard("b.json", 2, "b-native-untuned", WHEN.replace(hour=4))
+    shard("b-again.json", 2, "b-native-untuned", WHEN.replace(hour=5))
+    h = load_history([tmp_path])
+    assert list(h.runs["run_id"]) == ["20261101T030000-night-7"] and list(h.runs["shards"]) == ["2 of 3"]
+    assert sorted(h.results["case"]) == ["a-native-untuned", "b-native-untuned"]
+    assert set(h.results["file"].map(lambda f: Path(f).name)) == {"a.json"}
