@@ -14,7 +14,7 @@ from bench.__main__ import main
 from bench.confirm import confirm
 from bench.gate import GateError, decide, ratio_interval
 from bench.history import load_history
-from tests.helpers import CPU_B, bench_entry, run_file
+from tests.helpers import CPU_A, CPU_B, bench_entry, run_file
 
 START = datetime(2026, 11, 1)
 
@@ -391,7 +391,7 @@ def test_a_shard_that_never_reported_fails_as_missing(tmp_path: Path, capsys: py
             case = f"m{index}-native-b64-tuned"
             path = run_file(folder / f"{name}-{index}.json", START + timedelta(days=day, minutes=index),
                             [bench_entry(case, f"m{index}", "tuned", noisy_run(rng, 1e-3), speedup=3.0, threads=2)],
-                            cpu=CPU_B if index == 2 else None or {"brand_raw": "AMD EPYC 9B14", "count": 2})
+                            cpu=CPU_B if index == 2 else CPU_A)
             data = json.loads(path.read_text())
             data["tvm_bench"] = {"schema": 1, "outcomes": [], "run": {"id": f"{name}", "shard": [index, 2]}}
             path.write_text(json.dumps(data))
