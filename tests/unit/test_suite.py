@@ -198,3 +198,55 @@ def test_limits_validate_and_merge_per_model(tmp_path: Path) -> None:
     assert (limits.build_s, limits.tune_s, limits.measure_s, limits.memory_mb) == (1800, 60, 5, None)
     bad = text.replace("measure_s: 5", "measure_seconds: 5")
     assert error_of(tmp_path, bad).startswith("s.yaml: models[0].limits.measure_seconds: unknown key")
+
+
+RPC = """
+models:
+  - name: tiny
+    source: {{generator: tiny_cnn}}
+targets:
+  - name: board
+    target: {target}
+    rpc: {rpc}
+{export}"""
+
+
+@pytest.mark.tvm
+@pytest.mark.parametrize(
+    ("target", "rpc", "export", "expected"),
+    [
+        ("{kind: llvm, num-cores: 4}", "{key: pi4, trackr: 'h:1'}", "",
+         "s.yaml: targets[0].rpc.trackr: unknown key"),
+        ("{kind: llvm, num-cores: 4}", "{key: pi4, tracker: 'nohost'}", "",
+         "s.yaml: targets[0].rpc.tracker: expected HOST:PORT such as 127.0.0.1:9190 (got 'nohost')"),
+        ("{kind: llvm, num-cores: 4}", "{key: pi4, queue_timeout: 0}", "", "s.yaml: targets[0].rpc.queue_timeout:"),
+        ("{kind: llvm}", "{key: pi4}", "", "s.yaml: targets[0].target: an rpc target must name the device's core "
+                                           "count (num-cores)"),
+        ("native", "{key: pi4}", "", "s.yaml: targets[0].target: 'native' is this host's CPU"),
+        ("{kind: llvm, mtriple: aarch64-linux-gnu, num-cores: 4}", "{key: pi4}", "",
+         "s.yaml: targets[0].export.cc: the target's mtriple 'aarch64-linux-gnu' is not this host's"),
+        ("{kind: llvm, num-cores: 4}", "{key: pi4}", "    export: {cc: no-such-g++}\n",
+         "s.yaml: targets[0].export.cc: compiler 'no-such-g++' not found on PATH"),
+    ],
+)
+def test_rpc_targets_validate(tmp_path: Path, target: str, rpc: str, export: str, expected: str) -> None:
+    """A device pool target is checked before anything runs: address, timeouts, cores, cross compiler."""
+    from bench.case import expand
+
+    with pytest.raises(SuiteError) as info:
+        expand(load_suite(write(tmp_path, RPC.format(target=target, rpc=rpc, export=export))))
+    assert str(info.value).startswith(expected)
+
+
+@pytest.mark.tvm
+def test_rpc_target_identity_includes_the_device_key(tmp_path: Path) -> None:
+    """Two pools of the same target are different builds and tuning databases; 'export' needs rpc."""
+    from bench.case import expand
+
+    text = RPC.format(target="{kind: llvm, num-cores: 2}", rpc="{key: a}", export="") + \
+        "  - {name: other, target: {kind: llvm, num-cores: 2}, rpc: {key: b}}\n"
+    cases = [c for c in expand(load_suite(write(tmp_path, text))) if c.variant == "untuned"]
+    assert cases[0].target.json == cases[1].target.json
+    assert cases[0].untuned_key != cases[1].untuned_key and cases[0].target.is_remote
+    assert "export' applies to rpc targets" in error_of(
+        tmp_path, GOOD.replace("targets: [llvm]", "targets: [{target: llvm, export: {cc: gcc}}]"))
