@@ -204,12 +204,15 @@ class BenchSession:
                 raise
             except Exception as err:  # a device that dies mid-call surfaces as any TVM or socket error
                 reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-                if attempt == 2:
-                    raise BenchError(f"{case.id}: the device with key {case.target.rpc.key!r} failed again after a "
-                                     f"retry: {reason} (first: {retried})", where, key) from None
-                retried = reason
-                release_sessions()
-                self.progress(f"[rpc] {case.id}: lost the device ({reason}); retrying once on another device")
+                if "cudaErrorInitializationError" in reason:
+                    reason += " (a forking rpc_server cannot use CUDA: start it with --no-fork)"
+            # Out of the except block, the traceback no longer holds the failed session: hand it back first.
+            release_sessions()
+            if attempt == 2:
+                raise BenchError(f"{case.id}: the device with key {case.target.rpc.key!r} failed again after a "
+                                 f"retry: {reason} (first: {retried})", where, key)
+            retried = reason
+            self.progress(f"[rpc] {case.id}: lost the device ({reason}); retrying once on another device")
         raise AssertionError("unreachable")
 
     def ort_build(self, case: Case, model: LoadedModel) -> build.Built:
