@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bench.target import THREADS_ENV, physical_cores
 from bench.worker import Options, Worker
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ class InProcess:
         import os
 
         from bench.session import BenchSession
-        from bench.target import THREADS_ENV
 
         os.environ[THREADS_ENV] = str(threads)
         self.threads = threads
@@ -57,7 +57,7 @@ class InProcess:
     def run(self, case: Case) -> Measured:
         from bench.errors import BenchError
 
-        if case.target.threads != self.threads:
+        if case.target.local_threads not in (None, self.threads):
             raise BenchError(f"{case.id}: --bench-isolation=none runs TVM with one thread count per session "
                              f"({self.threads}, from the first case); this target needs {case.target.threads}: "
                              "run it in its own session or with --bench-isolation=process", case.suite.where)
@@ -81,7 +81,8 @@ class Runner:
 
     def _executor_for(self, case: Case) -> Executor:
         """A worker started with the case's TVM thread count; a new one when the count changes."""
-        threads = case.target.threads
+        # A remote target runs nothing here, so any worker serves it.
+        threads = case.target.local_threads or self._threads or physical_cores()
         if self.executor is None or (self.isolate and threads != self._threads):
             if self.executor is not None:
                 self.executor.stop()

@@ -148,9 +148,9 @@ class BenchSession:
     def device(self, case: Case) -> remote.Device:
         """A fresh session on a free device of the target's pool, for one item.
 
-        One library per session: TVM 0.27's RPC server segfaulted (in dlsym)
-        when a session that had run one model loaded a second one, so
-        sessions are never reused across builds. It also spreads items over
+        One library per session: TVM 0.27's RPC server segfaulted here (in
+        dlsym) when a session that had run one model loaded a second, so
+        sessions are not reused across builds. It also spreads items over
         the pool.
         """
         tracker = self.tracker(case)
@@ -161,59 +161,22 @@ class BenchSession:
 
     def library(self, case: Case, variant: str, compiled: build.Compiled) -> Path:
         """The shared library a device loads, linked once per build with the target's compiler."""
-        def make() -> Path:
+        def folder() -> str:
+            import atexit
+            import shutil
             import tempfile
 
-            folder = Path(self._memo(("libdir",), lambda: tempfile.mkdtemp(prefix="tvm-bench-libs-")))
+            path = tempfile.mkdtemp(prefix="tvm-bench-libs-")
+            atexit.register(shutil.rmtree, path, ignore_errors=True)
+            return path
+
+        def make() -> Path:
             name = f"{case.model.name}-{case.target.name}-{variant}-{len(self._memo_store)}.so"
-            return build.export_library(compiled, case.target, folder / name, case.suite.where,
-                                        case.target.key_path)
+            return build.export_library(compiled, case.target, Path(self._memo(("libdir",), folder)) / name,
+                                        case.suite.where, case.target.key_path)
 
-        return self._memo(("library", *case.tuned_key, variant), make)
-
-    def _remote(self, case: Case, model: LoadedModel, prepared: build.Prepared,
-                ) -> tuple[build.Built, list[Any] | None, Tuned | None, remote.Device, TimingPlan, list[float],
-                           str | None]:
-        """Build here, run and time on a device; if the device is lost, once more on another."""
-        untuned_c = self.untuned_compiled(case, model, prepared)
-        tuned: Tuned | None = None
-        compiled = untuned_c
-        if case.variant == "tuned":
-            tuned, compiled = self.tuned_compiled(case, model, prepared)
-        library = self.library(case, case.variant, compiled)
-        untuned_lib = self.library(case, "untuned", untuned_c) if case.variant == "tuned" else None
-        where, key = case.suite.where, case.target.key_path
-        retried: str | None = None
-        self.phase("measure")
-        for attempt in (1, 2):
-            try:
-                untuned_outputs: list[Any] | None = None
-                if untuned_lib is not None:
-                    memo = ("untuned_outputs", *case.untuned_key)
-                    if memo not in self._memo_store:  # the tuned item's check needs the untuned answer
-                        self._memo_store[memo] = build.load_remote(untuned_lib, self.device(case).session, model,
-                                                                   case.target, untuned_c, where, key).outputs
-                        release_sessions()
-                    untuned_outputs = self._memo_store[memo]
-                device = self.device(case)
-                built = build.load_remote(library, device.session, model, case.target, compiled, where, key)
-                plan = plan_timing(case.timing, probe(built.run, built.timer), self.max_time)
-                samples = time_rounds(built.run, plan, built.timer)
-                return built, untuned_outputs, tuned, device, plan, samples, retried
-            except remote.RemoteError:
-                raise
-            except Exception as err:  # a device that dies mid-call surfaces as any TVM or socket error
-                reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-                if "cudaErrorInitializationError" in reason:
-                    reason += " (a forking rpc_server cannot use CUDA: start it with --no-fork)"
-            # Out of the except block, the traceback no longer holds the failed session: hand it back first.
-            release_sessions()
-            if attempt == 2:
-                raise BenchError(f"{case.id}: the device with key {case.target.rpc.key!r} failed again after a "
-                                 f"retry: {reason} (first: {retried})", where, key)
-            retried = reason
-            self.progress(f"[rpc] {case.id}: lost the device ({reason}); retrying once on another device")
-        raise AssertionError("unreachable")
+        key = case.untuned_key if variant == "untuned" else case.tuned_key
+        return self._memo(("library", *key, variant), make)
 
     def ort_build(self, case: Case, model: LoadedModel) -> build.Built:
         """ONNX Runtime as a peer variant: same frozen model, same inputs, the target's cores."""
@@ -294,17 +257,58 @@ class BenchSession:
         return self._measured(info, samples, plan)
 
     def _run_remote(self, case: Case) -> Measured:
+        """Build here, run and time on a device; if the device is lost, once more on another."""
         model = self.model(case)
         prepared = self.prepared(case, model)
-        built, untuned_outputs, tuned, device, plan, samples, retried = self._remote(case, model, prepared)
-        if case.variant == "untuned":
-            untuned_outputs = built.outputs
-        info = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
-        info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
-                     "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
-        del built, device
-        release_sessions()
-        return self._measured(info, samples, plan)
+        untuned_c = self.untuned_compiled(case, model, prepared)
+        tuned: Tuned | None = None
+        compiled = untuned_c
+        if case.variant == "tuned":
+            tuned, compiled = self.tuned_compiled(case, model, prepared)
+        library = self.library(case, case.variant, compiled)
+        where, key = case.suite.where, case.target.key_path
+        retried: str | None = None
+        self.phase("measure")
+        for attempt in (1, 2):
+            failure: str | None = None
+            try:
+                untuned_outputs = self._remote_untuned_outputs(case, model, untuned_c) \
+                    if case.variant == "tuned" else None
+                device = self.device(case)
+                built = build.load_remote(library, device.session, model, case.target, compiled, where, key)
+                plan = plan_timing(case.timing, probe(built.run, built.timer), self.max_time)
+                samples = time_rounds(built.run, plan, built.timer)
+                info = self._info(case, model, prepared, built, plan, samples, tuned,
+                                  built.outputs if case.variant == "untuned" else untuned_outputs)
+                info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
+                             "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
+                del built, device
+            except remote.RemoteError:
+                raise
+            except Exception as err:  # a device that dies mid-call surfaces as any TVM or socket error
+                failure = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                if "cudaErrorInitializationError" in failure:
+                    failure += " (a forking rpc_server cannot use CUDA: start it with --no-fork)"
+            # Out of the except block the traceback no longer holds the session: hand it back to the pool.
+            release_sessions()
+            if failure is None:
+                return self._measured(info, samples, plan)
+            if attempt == 2:
+                raise BenchError(f"{case.id}: the device with key {case.target.rpc.key!r} failed again after a "
+                                 f"retry: {failure} (first: {retried})", where, key)
+            retried = failure
+            self.progress(f"[rpc] {case.id}: lost the device ({failure}); retrying once on another device")
+        raise AssertionError("unreachable")
+
+    def _remote_untuned_outputs(self, case: Case, model: LoadedModel, untuned: build.Compiled) -> list[Any]:
+        """The untuned answer the tuned item is checked against, computed on a device once per session."""
+        memo = ("untuned_outputs", *case.untuned_key)
+        if memo not in self._memo_store:
+            library = self.library(case, "untuned", untuned)
+            self._memo_store[memo] = build.load_remote(library, self.device(case).session, model, case.target,
+                                                       untuned, case.suite.where, case.target.key_path).outputs
+            release_sessions()
+        return self._memo_store[memo]  # type: ignore[no-any-return]
 
     def _info(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, built: build.Built,
               plan: TimingPlan, samples: list[float], tuned: Tuned | None,

@@ -99,6 +99,11 @@ class ResolvedTarget:
         return self.rpc is not None
 
     @property
+    def local_threads(self) -> int | None:
+        """Threads TVM needs in this host's worker: None for a remote target, whose threads are the device's."""
+        return None if self.rpc is not None else self.threads
+
+    @property
     def identity(self) -> str:
         """What a build or a tuning database belongs to: the resolved target, and the device pool it runs on."""
         if self.rpc is None:

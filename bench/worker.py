@@ -134,7 +134,7 @@ class Worker:
             self.stop()
             self._start()
         assert self._send is not None and self._recv is not None and self.proc is not None
-        if case.target.threads != self.threads:
+        if case.target.local_threads not in (None, self.threads):
             raise BenchError(f"{case.id}: internal error: a worker with {self.threads} TVM threads was handed a "
                              f"target that needs {case.target.threads}", case.suite.where)
         limits = case.limits

@@ -42,6 +42,7 @@ REMOTE = '{{name: box, target: {{kind: llvm, num-cores: 2}}, rpc: {{tracker: "{t
 
 
 def run(folder: Path, target: str, trials: int) -> dict[str, dict]:
+    folder = folder.resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "suite.yaml").write_text(SUITE.format(target=target, trials=trials))
@@ -75,7 +76,9 @@ def main() -> None:
     args = parser.parse_args()
     results = {"local": run(args.workdir / "local", LOCAL, args.trials)}
     for servers in (1, 2):
-        with fleet(args.workdir / f"fleet{servers}", servers=servers) as f:
+        logs = args.workdir / f"fleet{servers}"
+        logs.mkdir(parents=True, exist_ok=True)
+        with fleet(logs, servers=servers) as f:
             results[f"rpc x{servers}"] = run(args.workdir / f"rpc{servers}", REMOTE.format(tracker=f.address),
                                              args.trials)
     (args.workdir / "summary.json").write_text(json.dumps(results, indent=1))

@@ -117,8 +117,9 @@ def test_cli_and_environment_override_the_tracker(tmp_path: Path) -> None:
 
 def test_busy_pool_times_out_and_a_killed_server_costs_one_retry(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """No device of the key within queue_timeout is one clear line; a device killed after it was handed
-    out is replaced by another from the pool, once, and the item says so."""
+    """No device of the key within queue_timeout is one clear line, and so is a device running fewer TVM
+    threads than the target names; a device killed after it was handed out is replaced by another from the
+    pool, once, and the item says so."""
     from bench import build
     from bench.case import expand
     from bench.session import BenchSession
@@ -132,6 +133,14 @@ def test_busy_pool_times_out_and_a_killed_server_costs_one_retry(tmp_path: Path,
         with pytest.raises(Exception, match=r"no free device with key 'none' at tracker .* within "
                                             r"rpc.queue_timeout = 3 s"):
             session.run(absent)
+        f.start_server("narrow", key="narrow", threads=1)  # a device started with fewer threads than named
+        f.wait_registered("narrow", 1)
+        (tmp_path / "narrow.yaml").write_text((tmp_path / "fleet.yaml").read_text().replace("key: box",
+                                                                                          "key: narrow"))
+        [narrow] = [c for c in expand(load_suite(tmp_path / "narrow.yaml")) if c.variant == "untuned"]
+        with pytest.raises(Exception, match=r"runs TVM with 1 threads and cannot be given more; the target names 2 "
+                                            r"\(num-cores\). Start its server with TVM_NUM_THREADS=2"):
+            session.run(narrow)
         [case] = [c for c in expand(load_suite(tmp_path / "fleet.yaml")) if c.variant == "untuned"]
         load = build.load_remote
         kills = []
