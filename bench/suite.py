@@ -162,7 +162,7 @@ class LimitsSpec(_Spec):
 
     A case past a limit is killed and becomes an error item; the session goes
     on. Times are per stage of one item: ``build_s`` covers loading, importing
-    and compiling, ``tune_s`` one tuning run (about 0.3-0.6 s per trial on 2
+    and compiling, ``tune_s`` one tuning run (about 0.2-0.5 s per trial on 2
     cores; README "Tuning cost"), ``measure_s`` the probe, timing and checks.
     """
 
