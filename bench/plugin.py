@@ -96,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-benchmark opens --benchmark-json only at the very end and does not
     # create its folder: a missing folder would throw away the whole run.
     out = config.getoption("benchmark_json", None)
-    if isinstance(out, (str, Path)):  # a path; pytest-benchmark before 5 opened the file itself
+    if isinstance(out, (str, Path)):  # a path; some pytest-benchmark releases (5.2.3) hand an open file instead
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     _atomic_benchmark_json(config)
     _sigterm_ends_the_session()
