@@ -1,3 +1,2 @@
-"""Load the harness plugin for every pytest run in this repository."""
-
-pytest_plugins = ["bench.plugin"]
+"""Nothing to load: the harness's pytest plugin comes from the package's ``pytest11`` entry point
+(pyproject.toml), in this repository and in any other once ``tvm-bench`` is installed."""

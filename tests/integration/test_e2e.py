@@ -227,3 +227,28 @@ def test_shards_split_whole_groups_and_need_a_run_id(tmp_path: Path) -> None:
     assert collected == [{"m0", "m2"}, {"m1"}]
     proc = run_pytest("s.yaml", "--collect-only", "--bench-shard", "1/2", cwd=tmp_path)
     assert proc.returncode == 4 and "--bench-shard needs --bench-run-id" in proc.stderr
+
+
+def test_installed_plugin_runs_suites_in_any_folder(tmp_path: Path) -> None:
+    """After `pip install`, `pytest suite.yaml` and `pytest suites/` work in a folder outside this checkout,
+    with no conftest, no -p and no config file: the plugin comes from the pytest11 entry point."""
+    import os
+
+    project = tmp_path / "their-repo"
+    (project / "suites").mkdir(parents=True)
+    (project / "suites" / "tiny.yaml").write_text(
+        "models:\n  - {name: tiny, source: {generator: tiny_cnn}}\ntargets: ['llvm -num-cores=2']\n"
+        "budgets: [0]\nort: false\ntiming: {rounds: 3, iterations: 2, min_rounds: 3, min_time: 0, max_time: 1}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    explicit = subprocess.run([sys.executable, "-m", "pytest", "suites/tiny.yaml", "-p", "no:cacheprovider",
+                               "--benchmark-json", "out.json", "--bench-cache-dir", str(tmp_path / "cache")],
+                              cwd=project, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                              env=env)
+    assert explicit.returncode == 0, explicit.stdout[-3000:]
+    assert "1 passed" in explicit.stdout and not (project / "conftest.py").exists()
+    data = json.loads((project / "out.json").read_text())
+    assert [b["extra_info"]["case"] for b in data["benchmarks"]] == ["tiny-llvm-untuned"]
+    folder = subprocess.run([sys.executable, "-m", "pytest", "suites/", "--collect-only", "-q",
+                             "-p", "no:cacheprovider"], cwd=project, capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL, env=env)
+    assert folder.returncode == 0 and "suites/tiny.yaml::test_case[tiny-llvm-untuned]" in folder.stdout
