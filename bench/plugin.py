@@ -21,6 +21,16 @@ from bench.errors import BenchError
 _SESSION_KEY = pytest.StashKey["Any"]()
 
 
+def _positive_int(value: str) -> int:
+    try:
+        out = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, got {value!r}") from None
+    if out < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 run, got {value!r}")
+    return out
+
+
 def _positive_float(value: str) -> float:
     try:
         out = float(value)
@@ -64,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-gate", metavar="HISTORY", action="append", default=[],
                     help="after the run, gate it against earlier runs in HISTORY (files or folders, repeatable) "
                          "and fail the session on a regression, wrong answer, errored or missing case")
-    group.addoption("--bench-gate-window", metavar="N", type=int, default=20,
+    group.addoption("--bench-gate-window", metavar="N", type=_positive_int, default=20,
                     help="runs in the gate's rolling baseline (default 20)")
     group.addoption("--bench-confirms", metavar="RUN_ID", default=None,
                     help="mark this run as a re-measurement for `bench gate --confirm` of RUN_ID; history and "
@@ -406,7 +416,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     machine = machine_fingerprint(info)
     history = load_history(paths)
     current, outcomes = _current_frames(config, bench)
-    baseline = select_baseline(history, current, None, config.getoption("bench_gate_window"))
+    # pytest-benchmark writes --benchmark-json before this hook: if that file is in the history, it is this run.
+    own = config.getoption("benchmark_json", None)
+    if own is not None and not isinstance(own, (str, Path)):
+        own = own.name  # pytest-benchmark 5.2 hands an open file
+    own_path = Path(own).resolve() if own is not None else None
+    files = history.results["file"].map(lambda f: Path(f).resolve())
+    this_run = set(history.results.loc[files == own_path, "run_id"]) if own_path is not None else set()
+    baseline = select_baseline(history, current, this_run, config.getoption("bench_gate_window"))
     verdict = decide(current, outcomes, baseline, label="this session",
                      baseline_label=f"last {baseline['run_id'].nunique()} runs in {', '.join(paths)}",
                      machine=f"{machine_description(info)} ({machine})")

@@ -252,3 +252,18 @@ def test_installed_plugin_runs_suites_in_any_folder(tmp_path: Path) -> None:
                              "-p", "no:cacheprovider"], cwd=project, capture_output=True, text=True, timeout=300,
                             stdin=subprocess.DEVNULL, env=env)
     assert folder.returncode == 0 and "suites/tiny.yaml::test_case[tiny-llvm-untuned]" in folder.stdout
+
+
+def test_bench_gate_never_judges_a_run_against_itself(tmp_path: Path) -> None:
+    """With --benchmark-json inside the --bench-gate history, the file pytest-benchmark has just written is
+    this run, not its baseline: alone in the history, every case is new. A window of 0 runs is refused."""
+    (tmp_path / "tiny.yaml").write_text(
+        "models:\n  - {name: tiny, source: {generator: tiny_cnn}}\ntargets: ['llvm -num-cores=2']\n"
+        "budgets: [0]\nort: false\ntiming: {rounds: 3, iterations: 2, min_rounds: 3, min_time: 0, max_time: 1}\n")
+    proc = run_pytest("tiny.yaml", "--benchmark-json", "hist/x.json", "--bench-gate", "hist",
+                      "--bench-cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "hist" / "x.json").is_file()
+    assert "tiny-llvm-untuned" in proc.stdout and "no baseline for this case on this machine" in proc.stdout
+    proc = run_pytest("tiny.yaml", "--bench-gate", "hist", "--bench-gate-window", "0", cwd=tmp_path)
+    assert proc.returncode == 4 and "expected at least 1 run, got '0'" in proc.stderr
