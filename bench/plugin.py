@@ -239,7 +239,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _, dropped = select(suite_items, [group(i) for i in suite_items], shard)
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-            items[:] = [i for i in items if i not in set(dropped)]
+            gone = set(dropped)
+            items[:] = [i for i in items if i not in gone]
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
