@@ -118,3 +118,15 @@ def summary_topk(output: np.ndarray, spec: CheckSpec, labels: list[str] | None) 
     if spec.mode != "topk":
         return []
     return top_k(as_rows(output, spec)[0], spec.top_k, labels).as_list()
+
+
+def compare_outputs(a: list[np.ndarray], b: list[np.ndarray], outputs: tuple[tuple[int, str], ...],
+                    spec: CheckSpec, names: tuple[str, str], labels: list[str] | None = None) -> Verdict:
+    """Compare each checked output (graph index, name) of two runs; the first disagreement decides."""
+    for index, name in outputs:
+        verdict = compare(a[index], b[index], spec, names, labels)
+        if not verdict.ok:
+            if len(outputs) == 1:
+                return verdict
+            return Verdict(False, f"output {name!r}: {verdict.message}", {"output": name, **verdict.details})
+    return Verdict(True)

@@ -5,7 +5,9 @@ element-wise ops cost 1 FLOP per output element, and data movement (Reshape,
 Transpose, Concat, ...) costs nothing. Shapes come from ONNX shape inference
 on the frozen (static-shape) model. Operators we have no formula for are
 listed in ``unsupported`` rather than guessed, so a reader knows the total is
-a lower bound.
+a lower bound. An ``If`` counts its costlier branch: which one runs is known
+only at run time, and both usually do the same work for other settings
+(Silero VAD's 16 kHz and 8 kHz paths).
 """
 
 from __future__ import annotations
@@ -63,20 +65,30 @@ def _attr(node: Any, name: str, default: Any) -> Any:
     return default
 
 
+def _subgraphs(node: Any) -> list[Any]:
+    return [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
+
+
 def _shapes(model: Any) -> dict[str, list[int]]:
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     out: dict[str, list[int]] = {}
-    graph = inferred.graph
-    for vi in [*graph.input, *graph.value_info, *graph.output]:
-        dims = vi.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            out[vi.name] = [d.dim_value for d in dims]
-        elif vi.type.tensor_type.HasField("shape") and not dims:
-            out[vi.name] = []
-    for init in graph.initializer:
-        out[init.name] = list(init.dims)
+
+    def collect(graph: Any) -> None:
+        for vi in [*graph.input, *graph.value_info, *graph.output]:
+            dims = vi.type.tensor_type.shape.dim
+            if dims and all(d.HasField("dim_value") for d in dims):
+                out[vi.name] = [d.dim_value for d in dims]
+            elif vi.type.tensor_type.HasField("shape") and not dims:
+                out[vi.name] = []
+        for init in graph.initializer:
+            out[init.name] = list(init.dims)
+        for node in graph.node:
+            for sub in _subgraphs(node):
+                collect(sub)
+
+    collect(inferred.graph)
     return out
 
 
@@ -132,14 +144,24 @@ def count_flops(model: Any) -> FlopCount:
     if isinstance(model, (str, Path)):
         model = onnx.load(str(model))
     shapes = _shapes(model)
-    by_op: dict[str, int] = defaultdict(int)
     unsupported: set[str] = set()
-    for node in model.graph.node:
-        flops = _node_flops(node, shapes)
-        if flops is None:
-            unsupported.add(node.op_type)
-            continue
-        by_op[node.op_type] += flops
+
+    def count(graph: Any) -> dict[str, int]:
+        by_op: dict[str, int] = defaultdict(int)
+        for node in graph.node:
+            if node.op_type == "If":
+                branches = [count(sub) for sub in _subgraphs(node)]
+                for op, flops in max(branches, key=lambda b: sum(b.values()), default={}).items():
+                    by_op[op] += flops
+                continue
+            flops = _node_flops(node, shapes)
+            if flops is None:
+                unsupported.add(node.op_type)
+                continue
+            by_op[node.op_type] += flops
+        return by_op
+
+    by_op = count(model.graph)
     return FlopCount(sum(by_op.values()), dict(sorted(by_op.items())), sorted(unsupported))
 
 

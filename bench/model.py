@@ -17,7 +17,7 @@ from bench.cache import file_sha256, key_of, locked, read_verified, write_verifi
 from bench.errors import ModelError
 from bench.fetch import fetch
 from bench.generators import GENERATOR_VERSION, GENERATORS
-from bench.suite import ImageInput, InputSpec
+from bench.suite import ImageInput, InputSpec, NpyInput, RandomInput, ValueInput
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,13 +38,22 @@ class LoadedModel:
     path: Path
     sha256: str
     inputs: dict[str, np.ndarray] = field(compare=False)
-    output_index: int
-    output_name: str
+    #: The checked outputs as (index in the graph's outputs, name), in the suite's order.
+    outputs: tuple[tuple[int, str], ...]
     labels: list[str] | None = field(default=None, compare=False)
 
     @property
     def shapes(self) -> dict[str, list[int]]:
         return {k: list(v.shape) for k, v in self.inputs.items()}
+
+    @property
+    def output_index(self) -> int:
+        """The first checked output: its top-k goes into the record."""
+        return self.outputs[0][0]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [name for _, name in self.outputs]
 
 
 def _source_bytes(case: Case, models_dir: Path, downloads_dir: Path,
@@ -149,7 +158,8 @@ def _freeze(model: onnx.ModelProto, specs: list[InputSpec], where: str, key: str
     """Pin input shapes and fold Shape->...->Reshape chains with onnxslim."""
     import onnxslim
 
-    shapes = [f"{s.name}:{','.join(str(d) for d in s.shape)}" for s in specs]
+    # A scalar has no dims to pin (onnxslim's syntax cannot even say it): only tensors are listed.
+    shapes = [f"{s.name}:{','.join(str(d) for d in s.shape)}" for s in specs if s.shape]
     try:
         frozen: onnx.ModelProto = onnxslim.slim(model, input_shapes=shapes)
         return frozen
@@ -160,14 +170,25 @@ def _freeze(model: onnx.ModelProto, specs: list[InputSpec], where: str, key: str
 def _make_input(case: Case, spec: InputSpec, index: int) -> np.ndarray:
     import numpy as np
 
-    if isinstance(spec.data, ImageInput):
-        return _image_input(case, spec, spec.data, index)
+    data = spec.data
+    if isinstance(data, ImageInput):
+        return _image_input(case, spec, data, index)
+    if isinstance(data, ValueInput):
+        return np.full(spec.shape, data.value, dtype=spec.dtype)
+    if isinstance(data, NpyInput):  # shape and dtype were checked when the suite loaded
+        return np.ascontiguousarray(np.load(case.suite.resolve_file(data.npy), allow_pickle=False))
     rng = np.random.default_rng(spec.seed)
-    if np.issubdtype(np.dtype(spec.dtype), np.integer):
-        return rng.integers(0, 10, size=spec.shape).astype(spec.dtype)
+    integer = np.issubdtype(np.dtype(spec.dtype), np.integer)
+    if isinstance(data, RandomInput):
+        low, high = data.random.low, data.random.high
+        if integer:
+            return np.asarray(rng.integers(low, high, size=spec.shape, dtype=spec.dtype))
+        return np.asarray(rng.uniform(low, high, size=spec.shape)).astype(spec.dtype)
+    if integer:
+        return np.asarray(rng.integers(0, 10, size=spec.shape)).astype(spec.dtype)
     if spec.dtype == "bool":
-        return rng.integers(0, 2, size=spec.shape).astype(bool)
-    return rng.standard_normal(spec.shape).astype(spec.dtype)
+        return np.asarray(rng.integers(0, 2, size=spec.shape)).astype(bool)
+    return np.asarray(rng.standard_normal(spec.shape)).astype(spec.dtype)
 
 
 def _image_input(case: Case, spec: InputSpec, image: ImageInput, index: int) -> np.ndarray:
@@ -204,18 +225,27 @@ def _labels(case: Case) -> list[str] | None:
     return case.suite.resolve_file(labels).read_text(encoding="utf-8").splitlines()
 
 
-def _output(case: Case, model: onnx.ModelProto) -> tuple[int, str]:
+def _outputs(case: Case, model: onnx.ModelProto) -> tuple[tuple[int, str], ...]:
+    """The checked outputs: ``output`` is an index, a name, a list of them, or ``all``."""
     names = [o.name for o in model.graph.output]
     out = case.model.output
     key = f"models[{case.model_index}].output"
-    if isinstance(out, int):
-        if not 0 <= out < len(names):
-            raise ModelError(f"output index {out} out of range: the model has {len(names)} outputs ({names})",
-                             case.suite.where, key)
-        return out, names[out]
-    if out not in names:
-        raise ModelError(f"the model has no output {out!r} (outputs: {', '.join(names)})", case.suite.where, key)
-    return names.index(out), out
+    if out == "all" and "all" not in names:
+        return tuple(enumerate(names))
+    chosen: list[tuple[int, str]] = []
+    for i, item in enumerate(out if isinstance(out, list) else [out]):
+        where = f"{key}[{i}]" if isinstance(out, list) else key
+        if isinstance(item, int):
+            if not 0 <= item < len(names):
+                raise ModelError(f"output index {item} out of range: the model has {len(names)} outputs ({names})",
+                                 case.suite.where, where)
+            chosen.append((item, names[item]))
+        elif item in names:
+            chosen.append((names.index(item), item))
+        else:
+            raise ModelError(f"the model has no output {item!r} (outputs: {', '.join(names)}; or 'all')",
+                             case.suite.where, where)
+    return tuple(chosen)
 
 
 def load_model(case: Case, cache_dir: Path, progress: Callable[[str], None] = print) -> LoadedModel:
@@ -238,6 +268,6 @@ def load_model(case: Case, cache_dir: Path, progress: Callable[[str], None] = pr
                 write_verified(frozen_path, frozen)
         path = frozen_path
         model = onnx.load_from_string(frozen)
-    index, name = _output(case, model)
+    outputs = _outputs(case, model)
     inputs = {s.name: _make_input(case, s, i) for i, s in enumerate(specs)}
-    return LoadedModel(case.model.name, path, file_sha256(path), inputs, index, name, _labels(case))
+    return LoadedModel(case.model.name, path, file_sha256(path), inputs, outputs, _labels(case))

@@ -37,7 +37,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "model": case.model.name,
         "model_sha256": model.sha256,
         "input_shapes": model.shapes,
-        "output": model.output_name,
+        "output": model.output_names[0] if len(model.outputs) == 1 else model.output_names,
         "target_name": case.target.name,
         "target": json.loads(case.target.json),
         "budget": case.budget.id if case.variant == "tuned" else None,

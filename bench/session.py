@@ -318,7 +318,8 @@ class BenchSession:
                           check.summary_topk(output, case.check, model.labels), tuned)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
         info["samples_s"] = [float(x) for x in samples]
-        info["failures"] = self._check(case, model, output, untuned_outputs, info) if untuned_outputs is not None \
+        info["failures"] = self._check(case, model, built.outputs, untuned_outputs, info) \
+            if untuned_outputs is not None \
             else []
         if case.variant == "ort":
             info.update(check={}, check_ok=True)  # the reference does not check itself
@@ -351,17 +352,17 @@ class BenchSession:
                                          f"differ by {diff:.1%}")
                 self.progress(f"[flops] {case.id}: {info['flops_warning']}")
 
-    def _check(self, case: Case, model: LoadedModel, output: Any, untuned_outputs: list[Any],
+    def _check(self, case: Case, model: LoadedModel, outputs: list[Any], untuned_outputs: list[Any],
                info: dict[str, Any]) -> list[str]:
         verdicts: dict[str, check.Verdict] = {}
         if case.variant == "tuned":
-            verdicts["untuned"] = check.compare(output, untuned_outputs[model.output_index], case.check,
-                                                ("tuned", "untuned"), model.labels)
+            verdicts["untuned"] = check.compare_outputs(outputs, untuned_outputs, model.outputs, case.check,
+                                                        ("tuned", "untuned"), model.labels)
         if self.use_reference and case.check.reference == "onnxruntime" and reference.available():
-            ref = self.reference_output(case, model)[model.output_index]
-            verdicts["onnxruntime"] = check.compare(output, ref, case.check, (case.variant, "onnxruntime"),
-                                                    model.labels)
-            info["reference_topk"] = check.summary_topk(ref, case.check, model.labels)
+            ref = self.reference_output(case, model)
+            verdicts["onnxruntime"] = check.compare_outputs(outputs, ref, model.outputs, case.check,
+                                                            (case.variant, "onnxruntime"), model.labels)
+            info["reference_topk"] = check.summary_topk(ref[model.output_index], case.check, model.labels)
         info["check"] = {name: ("pass" if v.ok else "fail") for name, v in verdicts.items()}
         info["check_ok"] = all(v.ok for v in verdicts.values())
         return [v.message for v in verdicts.values() if not v.ok]

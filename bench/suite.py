@@ -19,7 +19,10 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    StrictFloat,
+    StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -79,14 +82,108 @@ class ImageInput(_Spec):
     preprocess: Literal["imagenet", "none"] = "imagenet"
 
 
+class ValueInput(_Spec):
+    """Every element equals ``value``: a sample rate, a flag, a zeroed recurrent state."""
+
+    value: Any
+
+    @field_validator("value")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if not isinstance(value, (bool, int, float)):
+            raise ValueError(f"expected a number or true/false (got {value!r})")
+        return value
+
+
+class Range(_Spec):
+    #: Integers are drawn from [low, high); floats uniformly from [low, high).
+    low: StrictInt | StrictFloat
+    high: StrictInt | StrictFloat
+
+
+class RandomInput(_Spec):
+    """Seeded values in a range, e.g. token ids below the vocabulary size."""
+
+    random: Range
+
+
+class NpyInput(_Spec):
+    """An array saved with ``numpy.save``; its shape and dtype must be the input's."""
+
+    npy: str
+
+
+def _data_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "data:default"
+    if isinstance(value, dict):
+        kinds = [k for k in ("image", "value", "random", "npy") if k in value]
+        return f"data:{kinds[0]}" if len(kinds) == 1 else None
+    return None
+
+
+InputData = Annotated[
+    Annotated[Literal["random"], Tag("data:default")] | Annotated[ImageInput, Tag("data:image")]
+    | Annotated[ValueInput, Tag("data:value")] | Annotated[RandomInput, Tag("data:random")] | Annotated[NpyInput, Tag("data:npy")],
+    Discriminator(_data_kind, custom_error_type="input_data",
+                  custom_error_message="expected 'random', {value: V}, {random: {low: L, high: H}}, {npy: FILE} "
+                                       "or {image: FILE}"),
+]
+
+
+def dtype_bounds(dtype: str) -> tuple[int, int] | None:
+    """The representable integer range of an integer dtype, else None."""
+    import numpy as np
+
+    if dtype == "bool" or not np.issubdtype(np.dtype(dtype), np.integer):
+        return None
+    info = np.iinfo(np.dtype(dtype))
+    return int(info.min), int(info.max)
+
+
 class InputSpec(_Spec):
-    """One model input; ``data`` is ``random`` (seeded normal) or an image file."""
+    """One model input: its shape (``[]`` for a scalar), dtype, and where its values come from.
+
+    ``data`` defaults to ``random``: seeded normal floats, integers 0-9,
+    random booleans. A stateful model whose state is an input (a streaming
+    audio model's ``state``) is timed with the state as given here, on
+    every call.
+    """
 
     name: str
-    shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    shape: list[Annotated[int, Field(gt=0)]]
     dtype: Literal[_DTYPES] = "float32"  # type: ignore[valid-type]
-    data: Literal["random"] | ImageInput = "random"
+    data: InputData = "random"
     seed: int = 0
+
+    @field_validator("data")
+    @classmethod
+    def _data_fits_dtype(cls, data: Any, info: ValidationInfo) -> Any:
+        dtype = info.data.get("dtype")
+        if dtype is None:
+            return data
+        bounds = dtype_bounds(dtype)
+        if isinstance(data, ValueInput):
+            value = data.value
+            if dtype == "bool" and not isinstance(value, bool):
+                raise ValueError(f"value {value!r} is not a bool: give true or false")
+            if bounds is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                       or not bounds[0] <= value <= bounds[1]):
+                raise ValueError(f"value {value!r} does not fit {dtype} (whole numbers {bounds[0]}..{bounds[1]})")
+            if bounds is None and dtype != "bool" and isinstance(value, bool):
+                raise ValueError(f"value {value!r} is not a number; the input is {dtype}")
+        elif isinstance(data, RandomInput):
+            low, high = data.random.low, data.random.high
+            if dtype == "bool":
+                raise ValueError("a bool input is random true/false already: give 'random' or a value")
+            if not low < high:
+                raise ValueError(f"random: low ({low}) must be below high ({high}), which is excluded")
+            if bounds is not None:
+                if not (isinstance(low, int) and isinstance(high, int)):
+                    raise ValueError(f"random: {dtype} needs whole numbers (got {low}, {high})")
+                if low < bounds[0] or high - 1 > bounds[1]:
+                    raise ValueError(f"random: [{low}, {high}) does not fit {dtype} ({bounds[0]}..{bounds[1]})")
+        return data
 
 
 class TimingSpec(_Spec):
@@ -178,8 +275,8 @@ class ModelSpec(_Spec):
     name: Name
     source: Source
     inputs: list[InputSpec] | None = None
-    #: The output whose classes (or values) are checked: index or name.
-    output: int | str = 0
+    #: The outputs whose classes (or values) are checked: an index or name, a list of them, or ``all``.
+    output: int | str | list[int | str] = 0
     labels: str | list[str] | None = None
     check: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
@@ -326,7 +423,9 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "ImageInput", "literal['random']"):
+        elif part.startswith("data:"):
+            continue
+        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "ImageInput", "literal['random']", "list[union[int,str]]"):
             continue  # pydantic's union-branch labels are noise to a user
         else:
             out += f".{part}" if out else str(part)
@@ -337,7 +436,7 @@ def _first_error(err: ValidationError) -> tuple[str, str]:
     """The most useful single error: prefer one not caused by trying another union branch."""
     errors = err.errors(include_url=False)
     best = min(errors, key=lambda e: (e["type"] in ("string_type", "int_type", "dict_type", "model_type"),
-                                      len(e["loc"])))
+                                      len(e["loc"]), e["type"] != "extra_forbidden"))
     msg = best["msg"].removeprefix("Value error, ")
     if best["type"] == "extra_forbidden":
         msg = "unknown key (check the spelling; see README 'Suite format')"
@@ -488,6 +587,8 @@ def _check_sandbox(suite: Suite, model: ModelSpec, key: str) -> None:
         files.append((model.labels, f"{key}.labels"))
     files += [(inp.data.image, f"{key}.inputs[{j}].data.image") for j, inp in enumerate(model.inputs or [])
               if isinstance(inp.data, ImageInput)]
+    files += [(inp.data.npy, f"{key}.inputs[{j}].data.npy") for j, inp in enumerate(model.inputs or [])
+              if isinstance(inp.data, NpyInput)]
     for relative, where_key in files:
         if relative is None:
             continue
@@ -519,7 +620,11 @@ def _check_references(suite: Suite) -> None:
                              where, f"{key}.source.path")
         if isinstance(model.labels, str) and not suite.resolve_file(model.labels).is_file():
             raise SuiteError(f"labels file not found: {model.labels}", where, f"{key}.labels")
+        _unique([inp.name for inp in model.inputs or []], where, f"{key}.inputs")
+        _check_outputs(model.output, where, f"{key}.output")
         for j, inp in enumerate(model.inputs or []):
+            if isinstance(inp.data, NpyInput):
+                _check_npy(suite.resolve_file(inp.data.npy), inp, where, f"{key}.inputs[{j}].data.npy")
             if isinstance(inp.data, ImageInput):
                 if not suite.resolve_file(inp.data.image).is_file():
                     raise SuiteError(f"image file not found: {inp.data.image}", where,
@@ -540,3 +645,33 @@ def _check_references(suite: Suite) -> None:
         suite.model_timing(i)
         suite.model_gate(i)
         suite.model_limits(i)
+
+
+def _check_outputs(output: int | str | list[int | str], where: str, key: str) -> None:
+    if isinstance(output, list):
+        if not output:
+            raise SuiteError("an empty list checks nothing: give an index, a name, a list of them, or 'all'",
+                             where, key)
+        for i, item in enumerate(output):
+            if output.index(item) != i:
+                raise SuiteError(f"output {item!r} is listed twice", where, f"{key}[{i}]")
+
+
+def _check_npy(path: Path, spec: InputSpec, where: str, key: str) -> None:
+    """The file must exist and hold an array of the input's shape and dtype (read from its header only)."""
+    import numpy as np
+
+    if not path.is_file():
+        raise SuiteError(f"npy file not found: {path} (paths are relative to the suite file)", where, key)
+    with path.open("rb") as head:
+        if head.read(6) != b"\x93NUMPY":
+            raise SuiteError(f"{path.name} is not a numpy .npy file (write it with numpy.save)", where, key)
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SuiteError(f"{path.name} is not a numpy .npy array ({str(err).splitlines()[0]})", where, key) from None
+    if not isinstance(array, np.ndarray):
+        raise SuiteError(f"{path.name} is an archive of arrays; save one array with numpy.save", where, key)
+    if list(array.shape) != list(spec.shape) or array.dtype != np.dtype(spec.dtype):
+        raise SuiteError(f"{path.name} holds {array.dtype} {list(array.shape)}; input {spec.name!r} is "
+                         f"{spec.dtype} {list(spec.shape)}", where, key)

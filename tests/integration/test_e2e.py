@@ -267,3 +267,22 @@ def test_bench_gate_never_judges_a_run_against_itself(tmp_path: Path) -> None:
     assert "tiny-llvm-untuned" in proc.stdout and "no baseline for this case on this machine" in proc.stdout
     proc = run_pytest("tiny.yaml", "--bench-gate", "hist", "--bench-gate-window", "0", cwd=tmp_path)
     assert proc.returncode == 4 and "expected at least 1 run, got '0'" in proc.stderr
+
+
+def test_real_streaming_model_with_a_scalar_int64_input(tmp_path: Path) -> None:
+    """The shipped audio suite: Silero VAD, whose sample rate is a scalar int64 (16000) and whose recurrent
+    state is an input, runs untuned, tuned and on ONNX Runtime, and every output is checked."""
+    proc = run_pytest(REPO / "suites" / "audio.yaml", "--benchmark-json", "out.json", "--bench-cache-dir", "cache",
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    items = by_name(json.loads((tmp_path / "out.json").read_text()))
+    assert set(items) == {"test_case[silero_vad-native-untuned]", "test_case[silero_vad-native-ort]",
+                          "test_case[silero_vad-native-b64-tuned]"}
+    for item in items.values():
+        info = item["extra_info"]
+        assert info["input_shapes"] == {"input": [1, 512], "sr": [], "state": [2, 1, 128]}
+        assert info["output"] == ["output", "stateN"]
+        assert info["check_ok"] is True
+    tuned = items["test_case[silero_vad-native-b64-tuned]"]["extra_info"]
+    assert tuned["check"] == {"untuned": "pass", "onnxruntime": "pass"}
+    assert tuned["kernels_scheduled"] * 2 > tuned["kernels"]

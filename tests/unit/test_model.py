@@ -100,7 +100,7 @@ models:
 targets: [llvm]
 """)
     model = load_model(first_case(path), tmp_path / "cache")
-    assert (model.output_index, model.output_name) == (1, "embedding")
+    assert model.outputs == ((1, "embedding"),)
     assert list(model.inputs) == ["image", "meta"]
     assert np.array_equal(model.inputs["meta"], np.random.default_rng(7).standard_normal((1, 4)).astype(np.float32))
 
@@ -115,7 +115,7 @@ targets: [llvm]
         ("[{name: image, shape: [1, 1, 32, 32]}, {name: meta, shape: [1, 4]}]", "0",
          "s.yaml: models[0].inputs[0].shape: shape [1, 1, 32, 32] does not match the model's input 'image'"),
         ("[{name: image, shape: [1, 3, 32, 32]}, {name: meta, shape: [1, 4]}]", "probs",
-         "s.yaml: models[0].output: the model has no output 'probs' (outputs: logits, embedding)"),
+         "s.yaml: models[0].output: the model has no output 'probs' (outputs: logits, embedding; or 'all')"),
         ("[{name: image, shape: [1, 3, 32, 32]}, {name: meta, shape: [1, 4]}]", "5",
          "s.yaml: models[0].output: output index 5 out of range"),
     ],
@@ -245,3 +245,82 @@ def test_tampered_model_cache_entry_is_set_aside_and_rebuilt(tmp_path: Path, mon
     assert again.sha256 == first.sha256 and cached.read_bytes() != b""
     assert "content does not match its recorded sha256" in messages[0]
     assert len(list((cache / "quarantine").glob("*gen-tiny_cnn-*.onnx"))) == 1
+
+
+def scalar_model(path: Path) -> Path:
+    """x float32 [1, 4], sr int64 scalar, ids int64 [3]: y = x * sr, z = ids + 1 (two outputs)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT), helper.make_node("Mul", ["x", "srf"], ["y"]),
+         helper.make_node("Add", ["ids", "one"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("z", TensorProto.INT64, [3])],
+        [helper.make_tensor("one", TensorProto.INT64, [], [1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_scalar_constant_range_and_npy_inputs(tmp_path: Path) -> None:
+    """A scalar int64 input takes a constant, token ids a range, and a tensor can come from a .npy file;
+    ``output: all`` checks every output."""
+    scalar_model(tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.arange(4, dtype=np.float32).reshape(1, 4))
+    path = suite_file(tmp_path, """
+models:
+  - name: m
+    source: {path: m.onnx}
+    inputs:
+      - {name: x, shape: [1, 4], data: {npy: x.npy}}
+      - {name: sr, shape: [], dtype: int64, data: {value: 16000}}
+      - {name: ids, shape: [3], dtype: int64, data: {random: {low: 30000, high: 30522}}, seed: 3}
+    output: all
+targets: [llvm]
+""")
+    model = load_model(first_case(path), tmp_path / "cache")
+    assert model.inputs["sr"].shape == () and model.inputs["sr"].dtype == np.int64 and model.inputs["sr"] == 16000
+    assert np.array_equal(model.inputs["x"], np.arange(4, dtype=np.float32).reshape(1, 4))
+    ids = model.inputs["ids"]
+    assert ids.dtype == np.int64 and ((30000 <= ids) & (ids < 30522)).all()
+    assert np.array_equal(ids, np.random.default_rng(3).integers(30000, 30522, size=[3], dtype="int64"))
+    assert model.outputs == ((0, "y"), (1, "z"))
+    import onnxruntime as ort
+
+    y, _ = ort.InferenceSession(str(model.path)).run(None, model.inputs)
+    assert np.array_equal(y, model.inputs["x"] * 16000)
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [("1", ((1, "z"),)), ("[z, 0]", ((1, "z"), (0, "y"))), ("y", ((0, "y"),))],
+)
+def test_output_selection(tmp_path: Path, output: str, expected: tuple) -> None:
+    scalar_model(tmp_path / "m.onnx")
+    path = suite_file(tmp_path, f"""
+models:
+  - name: m
+    source: {{path: m.onnx}}
+    inputs: [{{name: x, shape: [1, 4]}}, {{name: sr, shape: [], dtype: int64}}, {{name: ids, shape: [3], dtype: int64}}]
+    output: {output}
+targets: [llvm]
+""")
+    assert load_model(first_case(path), tmp_path / "cache").outputs == expected
+
+
+def test_scalar_declared_as_a_vector_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    scalar_model(tmp_path / "m.onnx")
+    path = suite_file(tmp_path, """
+models:
+  - name: m
+    source: {path: m.onnx}
+    inputs: [{name: x, shape: [1, 4]}, {name: sr, shape: [1], dtype: int64}, {name: ids, shape: [3], dtype: int64}]
+    output: [0, w]
+targets: [llvm]
+""")
+    with pytest.raises(ModelError, match=r"^s.yaml: models\[0\].inputs\[1\].shape: shape \[1\] does not match the "
+                                         r"model's input 'sr' \[\]$"):
+        load_model(first_case(path), tmp_path / "cache")

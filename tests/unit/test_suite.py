@@ -83,6 +83,37 @@ def test_good_suite_loads_with_defaults(tmp_path: Path) -> None:
                       "    source: {generator: tiny_cnn}\n    check: {top_k: 0}"),
          "s.yaml: models[0].check.top_k: Input should be greater than or equal to 1"),
         ("targets: [llvm]\n", "s.yaml: models: Field required"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {value: 1.5}}]"),
+         "s.yaml: models[0].inputs[0].data: value 1.5 does not fit int64"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: uint8, data: {value: 300}}]"),
+         "s.yaml: models[0].inputs[0].data: value 300 does not fit uint8 (whole numbers 0..255)"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {value: sixteen}}]"),
+         "s.yaml: models[0].inputs[0].data.value: expected a number or true/false (got 'sixteen')"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: bool, data: {value: 1}}]"),
+         "s.yaml: models[0].inputs[0].data: value 1 is not a bool: give true or false"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {random: {low: 10, high: 0}}}]"),
+         "s.yaml: models[0].inputs[0].data: random: low (10) must be below high (0), which is excluded"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int8, data: {random: {low: 0, high: 300}}}]"),
+         "s.yaml: models[0].inputs[0].data: random: [0, 300) does not fit int8 (-128..127)"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {random: {low: 0, hi: 3}}}]"),
+         "s.yaml: models[0].inputs[0].data.random.hi: unknown key"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {rand: 3}}]"),
+         "s.yaml: models[0].inputs[0].data: expected 'random', {value: V}, {random: {low: L, high: H}}, {npy: FILE}"),
+        (GOOD.replace("    source: {generator: tiny_cnn}",
+                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [2], dtype: float32, data: {npy: missing.npy}}]"),
+         "s.yaml: models[0].inputs[0].data.npy: npy file not found"),
+        (GOOD.replace("    source: {generator: tiny_cnn}", "    source: {generator: tiny_cnn}\n    output: []"),
+         "s.yaml: models[0].output: an empty list checks nothing"),
+        (GOOD.replace("    source: {generator: tiny_cnn}", "    source: {generator: tiny_cnn}\n    output: [0, 0]"),
+         "s.yaml: models[0].output[1]: output 0 is listed twice"),
     ],
 )
 def test_bad_input_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -133,9 +164,26 @@ def test_model_level_overrides_merge_with_suite_settings(tmp_path: Path) -> None
 
 
 def test_shipped_suites_validate() -> None:
-    """The suites in suites/ are valid."""
-    for path in sorted(Path(__file__).resolve().parents[2].joinpath("suites").glob("*.yaml")):
-        load_suite(path)
+    """The suites in suites/ are valid, and they are the ones the README describes."""
+    paths = sorted(Path(__file__).resolve().parents[2].joinpath("suites").glob("*.yaml"))
+    assert [p.name for p in paths] == ["audio.yaml", "nightly.yaml", "smoke.yaml"]
+    suites = {p.stem: load_suite(p) for p in paths}
+    assert suites["smoke"].spec.default and not suites["nightly"].spec.default and not suites["audio"].spec.default
+
+
+def test_npy_input_must_match_shape_and_dtype(tmp_path: Path) -> None:
+    """A .npy file is checked against the declared input when the suite loads, from its header."""
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float64))
+    (tmp_path / "t.npy").write_text("not an array")
+    base = GOOD.replace("    source: {generator: tiny_cnn}",
+                        "    source: {generator: tiny_cnn}\n    inputs: [{name: x, shape: [2, 3], data: {npy: FILE}}]")
+    assert error_of(tmp_path, base.replace("FILE", "x.npy")) == (
+        "s.yaml: models[0].inputs[0].data.npy: x.npy holds float64 [2, 3]; input 'x' is float32 [2, 3]")
+    assert error_of(tmp_path, base.replace("FILE", "t.npy")) == (
+        "s.yaml: models[0].inputs[0].data.npy: t.npy is not a numpy .npy file (write it with numpy.save)")
+    load_suite(write(tmp_path, base.replace("FILE", "x.npy").replace("shape: [2, 3]", "shape: [2, 3], dtype: float64")))
 
 
 def test_python_tags_are_refused_and_never_run(tmp_path: Path) -> None:
