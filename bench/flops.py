@@ -151,8 +151,8 @@ def count_flops(model: Any) -> FlopCount:
         for node in graph.node:
             if node.op_type == "If":
                 branches = [count(sub) for sub in _subgraphs(node)]
-                for op, flops in max(branches, key=lambda b: sum(b.values()), default={}).items():
-                    by_op[op] += flops
+                for op, work in max(branches, key=lambda b: sum(b.values()), default={}).items():
+                    by_op[op] += work
                 continue
             flops = _node_flops(node, shapes)
             if flops is None:

@@ -181,8 +181,8 @@ def _make_input(case: Case, spec: InputSpec, index: int) -> np.ndarray:
     integer = np.issubdtype(np.dtype(spec.dtype), np.integer)
     if isinstance(data, RandomInput):
         low, high = data.random.low, data.random.high
-        if integer:
-            return np.asarray(rng.integers(low, high, size=spec.shape, dtype=spec.dtype))
+        if integer:  # the suite checked that both ends are whole numbers for an integer dtype
+            return np.asarray(rng.integers(int(low), int(high), size=spec.shape, dtype=spec.dtype))
         return np.asarray(rng.uniform(low, high, size=spec.shape)).astype(spec.dtype)
     if integer:
         return np.asarray(rng.integers(0, 10, size=spec.shape)).astype(spec.dtype)

@@ -18,9 +18,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    Tag,
     StrictFloat,
     StrictInt,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -124,7 +124,8 @@ def _data_kind(value: Any) -> str | None:
 
 InputData = Annotated[
     Annotated[Literal["random"], Tag("data:default")] | Annotated[ImageInput, Tag("data:image")]
-    | Annotated[ValueInput, Tag("data:value")] | Annotated[RandomInput, Tag("data:random")] | Annotated[NpyInput, Tag("data:npy")],
+    | Annotated[ValueInput, Tag("data:value")] | Annotated[RandomInput, Tag("data:random")]
+    | Annotated[NpyInput, Tag("data:npy")],
     Discriminator(_data_kind, custom_error_type="input_data",
                   custom_error_message="expected 'random', {value: V}, {random: {low: L, high: H}}, {npy: FILE} "
                                        "or {image: FILE}"),
@@ -425,7 +426,8 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part.startswith("data:"):
             continue
-        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "ImageInput", "literal['random']", "list[union[int,str]]"):
+        elif part in ("str", "int", "dict[str,any]", "TargetSpec", "ImageInput", "literal['random']",
+                      "list[union[int,str]]"):
             continue  # pydantic's union-branch labels are noise to a user
         else:
             out += f".{part}" if out else str(part)

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,7 +42,7 @@ LOCAL = '{name: box, target: "llvm -num-cores=2"}'
 REMOTE = '{{name: box, target: {{kind: llvm, num-cores: 2}}, rpc: {{tracker: "{tracker}", key: box}}}}'
 
 
-def run(folder: Path, target: str, trials: int) -> dict[str, dict]:
+def run(folder: Path, target: str, trials: int) -> dict[str, dict[str, Any]]:
     folder = folder.resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

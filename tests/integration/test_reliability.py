@@ -79,7 +79,8 @@ def test_crash_abort_hang_and_memory_blowup_fail_only_their_case(tmp_path: Path)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
-    return psutil.Process(pid).children(recursive=True)
+    children: list[psutil.Process] = psutil.Process(pid).children(recursive=True)
+    return children
 
 
 def left_running(procs: list[psutil.Process]) -> list[psutil.Process]:

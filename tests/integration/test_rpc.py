@@ -143,7 +143,7 @@ def test_busy_pool_times_out_and_a_killed_server_costs_one_retry(tmp_path: Path,
             session.run(narrow)
         [case] = [c for c in expand(load_suite(tmp_path / "fleet.yaml")) if c.variant == "untuned"]
         load = build.load_remote
-        kills = []
+        kills: list[int] = []
 
         def dies_once(*args: Any) -> Any:
             if not kills:  # the server dies right after the tracker handed it out ...

@@ -61,7 +61,7 @@ def test_injected_slowdown_is_a_fraction_of_the_undisturbed_call(monkeypatch: py
     def run() -> None:
         clock[0] += next(durations)
 
-    monkeypatch.setattr(measure.time, "perf_counter", perf_counter)
+    monkeypatch.setattr("bench.measure.time.perf_counter", perf_counter)
     monkeypatch.setenv(measure.SLOWDOWN_ENV, "0.1")
     slowed = measure.with_injected_slowdown(run)
     start = clock[0]

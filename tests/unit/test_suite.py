@@ -24,6 +24,11 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def with_input(spec: str) -> str:
+    source = "    source: {generator: tiny_cnn}"
+    return GOOD.replace(source, f"{source}\n    inputs: [{spec}]")
+
+
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -83,32 +88,23 @@ def test_good_suite_loads_with_defaults(tmp_path: Path) -> None:
                       "    source: {generator: tiny_cnn}\n    check: {top_k: 0}"),
          "s.yaml: models[0].check.top_k: Input should be greater than or equal to 1"),
         ("targets: [llvm]\n", "s.yaml: models: Field required"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {value: 1.5}}]"),
+        (with_input("{name: sr, shape: [], dtype: int64, data: {value: 1.5}}"),
          "s.yaml: models[0].inputs[0].data: value 1.5 does not fit int64"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: uint8, data: {value: 300}}]"),
+        (with_input("{name: sr, shape: [], dtype: uint8, data: {value: 300}}"),
          "s.yaml: models[0].inputs[0].data: value 300 does not fit uint8 (whole numbers 0..255)"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {value: sixteen}}]"),
+        (with_input("{name: sr, shape: [], dtype: int64, data: {value: sixteen}}"),
          "s.yaml: models[0].inputs[0].data.value: expected a number or true/false (got 'sixteen')"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: bool, data: {value: 1}}]"),
+        (with_input("{name: sr, shape: [], dtype: bool, data: {value: 1}}"),
          "s.yaml: models[0].inputs[0].data: value 1 is not a bool: give true or false"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {random: {low: 10, high: 0}}}]"),
+        (with_input("{name: sr, shape: [], dtype: int64, data: {random: {low: 10, high: 0}}}"),
          "s.yaml: models[0].inputs[0].data: random: low (10) must be below high (0), which is excluded"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int8, data: {random: {low: 0, high: 300}}}]"),
+        (with_input("{name: sr, shape: [], dtype: int8, data: {random: {low: 0, high: 300}}}"),
          "s.yaml: models[0].inputs[0].data: random: [0, 300) does not fit int8 (-128..127)"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {random: {low: 0, hi: 3}}}]"),
+        (with_input("{name: sr, shape: [], dtype: int64, data: {random: {low: 0, hi: 3}}}"),
          "s.yaml: models[0].inputs[0].data.random.hi: unknown key"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [], dtype: int64, data: {rand: 3}}]"),
+        (with_input("{name: sr, shape: [], dtype: int64, data: {rand: 3}}"),
          "s.yaml: models[0].inputs[0].data: expected 'random', {value: V}, {random: {low: L, high: H}}, {npy: FILE}"),
-        (GOOD.replace("    source: {generator: tiny_cnn}",
-                      "    source: {generator: tiny_cnn}\n    inputs: [{name: sr, shape: [2], dtype: float32, data: {npy: missing.npy}}]"),
+        (with_input("{name: sr, shape: [2], dtype: float32, data: {npy: missing.npy}}"),
          "s.yaml: models[0].inputs[0].data.npy: npy file not found"),
         (GOOD.replace("    source: {generator: tiny_cnn}", "    source: {generator: tiny_cnn}\n    output: []"),
          "s.yaml: models[0].output: an empty list checks nothing"),
