@@ -12,13 +12,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bench.errors import BenchError
 
-_SESSION_KEY = pytest.StashKey["Any"]()
+if TYPE_CHECKING:
+    from bench.case import Case
+    from bench.gate import Verdict
+    from bench.runner import Runner
+    from bench.shard import Shard
+
+_RUNNER_KEY: pytest.StashKey[Runner] = pytest.StashKey()
 
 
 def _positive_int(value: str) -> int:
@@ -51,7 +57,7 @@ def _address(value: str) -> str:
     return value
 
 
-def _shard(value: str) -> Any:
+def _shard(value: str) -> Shard:
     from bench.shard import parse_shard
 
     try:
@@ -172,7 +178,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 class SuiteModule(pytest.Module):
     """A YAML suite collected as if it were a test module of ``bench.testcase``."""
 
-    cases: list[Any]
+    cases: list[Case]
 
     def _getobj(self) -> Any:
         import bench.testcase
@@ -250,8 +256,8 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def bench_session(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """The session-wide harness: a worker process that keeps models and builds across items."""
+def bench_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
+    """The session's runner: hands each case to a worker process that keeps models and builds across items."""
     from bench.cache import cache_root
     from bench.runner import Runner
     from bench.worker import Options
@@ -273,64 +279,9 @@ def bench_session(pytestconfig: pytest.Config) -> Iterator[Any]:
                       use_reference=not pytestconfig.getoption("bench_no_reference"),
                       rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"))
     runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
-    pytestconfig.stash[_SESSION_KEY] = runner
+    pytestconfig.stash[_RUNNER_KEY] = runner
     yield runner
     runner.close()
-
-
-def record_samples(benchmark: Any, samples: list[float], iterations: int) -> dict[str, Any]:
-    """Hand the worker's per-round samples to pytest-benchmark as if it had timed them.
-
-    The calls were timed in the worker process; pytest-benchmark's pedantic
-    mode replays them here against a clock that advances by exactly the
-    measured time per call, so its statistics, JSON, autosave and compare see
-    the real numbers. ``tests/unit/test_record_samples.py`` pins this to the
-    installed pytest-benchmark.
-    """
-    from bench.measure import summarize
-
-    if getattr(benchmark, "disabled", False):
-        return summarize(samples)
-    per_call = [s for s in samples for _ in range(iterations)]
-    clock = [0.0]
-
-    def perf_counter() -> float:  # the name pytest-benchmark records as the timer
-        return clock[0]
-
-    def call() -> None:
-        if per_call:
-            clock[0] += per_call.pop(0)
-
-    benchmark._timer = perf_counter
-    benchmark.pedantic(call, rounds=len(samples), iterations=iterations, warmup_rounds=0)
-    st = benchmark.stats.stats
-    return {"median": st.median, "mean": st.mean, "stddev": st.stddev, "min": st.min, "max": st.max,
-            "rounds": st.rounds}
-
-
-def run_case(case: Any, benchmark: Any, runner: Any) -> None:
-    """Body of every suite item: measure in the worker, record in pytest-benchmark, check."""
-    from bench.session import CaseSkipped
-
-    benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
-    skipped: str | None = None
-    failed: str | None = None
-    try:
-        measured = runner.measure(case)
-    except CaseSkipped as err:
-        skipped = str(err)
-    except BenchError as err:
-        failed = str(err)
-    # Outside the except blocks, so the report shows our message and not a chained traceback.
-    if skipped is not None:
-        pytest.skip(skipped)
-    if failed is not None:
-        pytest.fail(failed, pytrace=False)
-    stats = record_samples(benchmark, measured.samples, measured.iterations)
-    result = runner.finish(case, measured, stats)
-    benchmark.extra_info.update(result.info)
-    if result.failures:
-        pytest.fail("\n".join(result.failures), pytrace=False)
 
 
 _OUTCOMES = pytest.StashKey[list[dict[str, Any]]]()
@@ -375,7 +326,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
                                            "shard": [shard.index, shard.count] if shard else [1, 1]}
 
 
-_VERDICT = pytest.StashKey[Any]()
+_VERDICT: pytest.StashKey[Verdict] = pytest.StashKey()
 
 
 def _current_frames(config: pytest.Config, session: Any) -> tuple[Any, Any]:
@@ -405,7 +356,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """--bench-gate: judge this run against the history; a failure sets the exit status."""
     config = session.config
     paths = config.getoption("bench_gate")
-    bench = config.stash.get(_SESSION_KEY, None)
+    bench = config.stash.get(_RUNNER_KEY, None)
     if not paths or bench is None:
         return
     from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
@@ -441,55 +392,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("tvm-bench gate")
         for line in render_text(verdict).splitlines():
             terminalreporter.write_line(line)
-    session = config.stash.get(_SESSION_KEY, None)
+    session = config.stash.get(_RUNNER_KEY, None)
     if session is None or not session.results:
         return
+    from bench.summary import summary_lines
+
     tr = terminalreporter
     tr.section("tvm-bench: untuned / tuned / ONNX Runtime (medians)")
     for line in summary_lines(session.results):
         tr.write_line(line)
 
 
-def summary_lines(results: list[Any]) -> list[str]:
-    """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak."""
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for r in results:
-        key = (r.case.suite.name, r.case.model.name, r.case.target.name)
-        group = groups.setdefault(key, {"tuned": {}})
-        if r.case.variant == "tuned":
-            group["tuned"][r.case.budget.id] = r
-        else:
-            group[r.case.variant] = r
-
-    def ms(r: Any) -> str:
-        return f"{r.stats['median'] * 1e3:.3f}" if r is not None else "-"
-
-    def work(r: Any) -> str:
-        if r is None or r.info.get("gflops_per_s") is None:
-            return "-"
-        pct = r.info.get("pct_of_peak")
-        return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
-
-    head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
-            f"{'speedup':>8} {'tuned/ort':>9}  {'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
-    lines = [head]
-    for (_, model, target), group in groups.items():
-        untuned, ort = group.get("untuned"), group.get("ort")
-        for budget, tuned in (group["tuned"] or {"-": None}).items():
-            members = [m for m in (untuned, tuned, ort) if m is not None]
-            speed = tuned.info.get("speedup_median") if tuned is not None else None
-            vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None
-            gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
-            ok = "FAIL" if any(m.failures for m in members) else "ok"
-            lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
-                         f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9}  "
-                         f"{gflops:<44} {ok}")
-    return lines
-
-
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Record the peak GFLOP/s measured this session next to pytest-benchmark's machine info."""
-    session = config.stash.get(_SESSION_KEY, None)
+    session = config.stash.get(_RUNNER_KEY, None)
     if session is None:
         return
     peaks = session.peaks()

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES = [0.0031, 0.0012, 0.0020, 0.0101, 0.0024]
 
 TEST = f"""
-from bench.plugin import record_samples
+from bench.testcase import record_samples
 
 def test_replay(benchmark):
     stats = record_samples(benchmark, {SAMPLES!r}, 5)

@@ -1,0 +1,45 @@
+"""The table that closes the terminal output: untuned, tuned and ONNX Runtime side by side."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.runner import CaseResult
+
+
+def summary_lines(results: list[CaseResult]) -> list[str]:
+    """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in results:
+        key = (r.case.suite.name, r.case.model.name, r.case.target.name)
+        group = groups.setdefault(key, {"tuned": {}})
+        if r.case.variant == "tuned":
+            group["tuned"][r.case.budget.id] = r
+        else:
+            group[r.case.variant] = r
+
+    def ms(r: CaseResult | None) -> str:
+        return f"{r.stats['median'] * 1e3:.3f}" if r is not None else "-"
+
+    def work(r: CaseResult | None) -> str:
+        if r is None or r.info.get("gflops_per_s") is None:
+            return "-"
+        pct = r.info.get("pct_of_peak")
+        return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
+
+    head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
+            f"{'speedup':>8} {'tuned/ort':>9}  {'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
+    lines = [head]
+    for (_, model, target), group in groups.items():
+        untuned, ort = group.get("untuned"), group.get("ort")
+        for budget, tuned in (group["tuned"] or {"-": None}).items():
+            members = [m for m in (untuned, tuned, ort) if m is not None]
+            speed = tuned.info.get("speedup_median") if tuned is not None else None
+            vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None
+            gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
+            ok = "FAIL" if any(m.failures for m in members) else "ok"
+            lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
+                         f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9}  "
+                         f"{gflops:<44} {ok}")
+    return lines
