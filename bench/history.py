@@ -19,19 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.record import COLUMNS, KNOWN_SCHEMAS
+
 if TYPE_CHECKING:
     import pandas as pd
 
 #: Stats copied from pytest-benchmark's per-item ``stats`` block.
 STAT_FIELDS = ("min", "max", "mean", "median", "stddev", "iqr", "rounds", "ops")
-#: extra_info fields copied as columns (missing ones become NaN/None).
-INFO_FIELDS = ("suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version",
-               "model_sha256", "import_s", "compile_s", "kernels", "kernels_scheduled", "tuning_s", "trials",
-               "tasks", "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok",
-               "samples_s", "topk", "gate", "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops",
-               "tuned_vs_ort_median", "tvm_threads", "ort_threads")
-
-
 class HistoryError(Exception):
     """One results file that cannot be used; the message says why.
 
@@ -149,6 +143,11 @@ def read_run(path: Path) -> Run:
         raise HistoryError(f"{path}: a pytest-benchmark file without tvm-bench extra_info (foreign); skipped",
                            corrupt=False)
     for bench in benches:
+        schema = bench["extra_info"]["bench_schema"]
+        if schema not in KNOWN_SCHEMAS:
+            raise HistoryError(f"{path}: benchmark {bench.get('name', '?')!r} has bench_schema {schema!r}; this "
+                               f"tvm-bench reads {', '.join(map(str, KNOWN_SCHEMAS))}: read it with the version that "
+                               "wrote it, or upgrade tvm-bench", corrupt=False)
         missing = _missing_fields(bench)
         if missing:
             raise HistoryError(f"{path}: benchmark {bench.get('name', '?')!r} lacks {missing}; the file is damaged")
@@ -279,21 +278,15 @@ def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) ->
     for run in runs:
         base = _run_columns(run)
         for bench in run.benchmarks:
-            info, stats = bench["extra_info"], bench.get("stats") or {}
             host, host_desc = bench.get("_host") or (run.machine, run.machine_desc)
-            machine, desc = row_machine(host, host_desc, info)
-            row = {**base, "machine": machine, "machine_desc": desc, "host_machine": host,
-                   "name": bench.get("name"), "fullname": bench.get("fullname")}
-            row.update({k: stats.get(k) for k in STAT_FIELDS})
-            row.update({k: info.get(k) for k in INFO_FIELDS})
-            row["check_failed"] = [k for k, v in (info.get("check") or {}).items() if v != "pass"]
-            result_rows.append(row)
+            row = result_row(bench["extra_info"], bench.get("stats") or {}, host, host_desc)
+            result_rows.append({**base, **row, "name": bench.get("name"), "fullname": bench.get("fullname")})
         for outcome in run.outcomes:
             outcome_rows.append({**base, **{k: outcome.get(k) for k in (
                 "case", "suite", "model", "target_name", "variant", "budget", "outcome", "message", "nodeid")}})
-    results = pd.DataFrame(result_rows, columns=[*_run_columns_names(), "host_machine", "name", "fullname",
-                                                 *STAT_FIELDS,
-                                                 *INFO_FIELDS, "check_failed"])
+    # The row's machine (where the item ran) replaces the run's (the host that wrote the file).
+    columns = list(dict.fromkeys([*_run_columns_names(), "name", "fullname", *RESULT_COLUMNS]))
+    results = pd.DataFrame(result_rows, columns=columns)
     outcomes = pd.DataFrame(outcome_rows, columns=[*_run_columns_names(), "case", "suite", "model", "target_name",
                                                    "variant", "budget", "outcome", "message", "nodeid"])
     run_frame = pd.DataFrame([_run_columns(r) for r in runs], columns=_run_columns_names())
@@ -301,6 +294,24 @@ def load_history(paths: Iterable[str | Path], *, confirmations: bool = False) ->
         return frame.sort_values(["run_time", "run_id"], kind="stable").reset_index(drop=True)
 
     return History(ordered(results), ordered(outcomes), ordered(run_frame), problems)
+
+
+#: The columns ``result_row`` fills, after the run's own.
+RESULT_COLUMNS = ("machine", "machine_desc", "host_machine", *STAT_FIELDS, *COLUMNS, "check_failed")
+
+
+def result_row(info: dict[str, Any], stats: dict[str, Any], host: str, host_desc: str) -> dict[str, Any]:
+    """One measured item as a results row: where it ran, its statistics and its record's columns.
+
+    The one conversion, used for the history files and for the session the
+    ``--bench-gate`` option judges, so both look the same to the gate.
+    """
+    machine, desc = row_machine(host, host_desc, info)
+    row: dict[str, Any] = {"machine": machine, "machine_desc": desc, "host_machine": host}
+    row.update({k: stats.get(k) for k in STAT_FIELDS})
+    row.update({k: info.get(k) for k in COLUMNS})
+    row["check_failed"] = [k for k, v in (info.get("check") or {}).items() if v != "pass"]
+    return row
 
 
 def is_missing(value: Any) -> bool:

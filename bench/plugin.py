@@ -19,6 +19,8 @@ import pytest
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bench.case import Case
     from bench.gate import Verdict
     from bench.runner import Runner
@@ -329,26 +331,18 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 _VERDICT: pytest.StashKey[Verdict] = pytest.StashKey()
 
 
-def _current_frames(config: pytest.Config, session: Any) -> tuple[Any, Any]:
+def _current_frames(config: pytest.Config, runner: Runner) -> tuple[pd.DataFrame, pd.DataFrame]:
     """This session's results and outcomes in the history loader's shape."""
     import pandas as pd
     from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
-    from bench.history import INFO_FIELDS, STAT_FIELDS, machine_description, machine_fingerprint, row_machine
+    from bench.history import RESULT_COLUMNS, machine_description, machine_fingerprint, result_row
 
     info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
     host, host_desc = machine_fingerprint(info), machine_description(info)
-    rows = []
-    for r in session.results:
-        row = {k: r.info.get(k) for k in INFO_FIELDS}
-        row["machine"], row["machine_desc"] = row_machine(host, host_desc, r.info)
-        row["host_machine"] = host
-        row.update({k: r.stats.get(k) for k in STAT_FIELDS})
-        row["check_failed"] = [k for k, v in (r.info.get("check") or {}).items() if v != "pass"]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["machine", "machine_desc", "host_machine", *INFO_FIELDS, *STAT_FIELDS,
-                                       "check_failed"]), pd.DataFrame(
-        config.stash.get(_OUTCOMES, []), columns=["case", "variant", "outcome", "message"])
+    rows = [result_row(dict(r.info), r.stats, host, host_desc) for r in runner.results]
+    return (pd.DataFrame(rows, columns=list(RESULT_COLUMNS)),
+            pd.DataFrame(config.stash.get(_OUTCOMES, []), columns=["case", "variant", "outcome", "message"]))
 
 
 @pytest.hookimpl(trylast=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from bench.measure import SLOWDOWN_ENV
 
@@ -23,13 +23,99 @@ if TYPE_CHECKING:
 
 #: Stamped into every item so readers can refuse records they do not understand.
 RECORD_SCHEMA = 1
+#: The schemas this version reads (bench.history refuses others, naming the file).
+KNOWN_SCHEMAS = (1,)
+
+
+class Record(TypedDict, total=False):
+    """Every key the harness writes into an item's ``extra_info``: the one definition.
+
+    Writers (this module, bench.session, bench.runner) are type-checked
+    against it, so a new key is declared here first; readers (bench.history,
+    the gate, the report) take their columns from ``COLUMNS``.
+    """
+
+    bench_schema: int
+    suite: str
+    suite_file: str
+    case: str
+    model: str
+    model_sha256: str
+    input_shapes: dict[str, list[int]]
+    #: The checked output's name, or the names when several are checked.
+    output: str | list[str]
+    target_name: str
+    target: dict[str, Any]
+    budget: str | None
+    runtime: Literal["tvm", "onnxruntime"]
+    budget_trials: int
+    max_trials_per_task: int | None
+    variant: str
+    tvm_version: str
+    threads_source: str
+    import_s: float | None
+    compile_s: float
+    kernels: int | None
+    kernels_scheduled: int | None
+    timing: dict[str, Any]
+    #: "host": timed here with time.perf_counter; "device": by TVM's time_evaluator on the remote device.
+    clock: Literal["host", "device"]
+    timing_requested: dict[str, Any]
+    topk: list[dict[str, Any]]
+    reference_topk: list[dict[str, Any]]
+    gate: dict[str, Any]
+    injected_slowdown: float
+    # ONNX Runtime peer
+    ort_version: str
+    ort_threads: int
+    ort_graph_optimization: str
+    # tuning
+    tuning_s: float
+    trials: int
+    tasks: int
+    seconds_per_trial: float | None
+    tuning_cached: bool
+    tuning_key: str
+    tuning_resumed_records: int
+    tuning_runner_threads: list[int]
+    # where it ran
+    tvm_threads: int | None
+    device: dict[str, Any]
+    device_id: str
+    rpc_retried: str | None
+    # the measurement and its checks
+    samples_s: list[float]
+    check: dict[str, str]
+    check_ok: bool
+    flops: int
+    flops_unsupported_ops: list[str]
+    gflops_per_s: float | None
+    peak_gflops: float
+    pct_of_peak: float
+    tvm_flops: int
+    flops_disagreement: float | None
+    flops_warning: str
+    # relations to the peers of the same (model, target), made by bench.runner
+    speedup_median: float | None
+    speedup_mean: float | None
+    untuned_median_s: float | None
+    ort_median_s: float | None
+    tuned_vs_ort_median: float | None
+
+
+#: Record keys that history, report and gate read as columns (missing ones become NaN/None).
+COLUMNS: tuple[str, ...] = (
+    "suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version", "model_sha256",
+    "import_s", "compile_s", "kernels", "kernels_scheduled", "tuning_s", "trials", "tasks", "seconds_per_trial",
+    "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate", "runtime", "flops",
+    "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median", "tvm_threads", "ort_threads")
 
 
 def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,
-               topk: list[dict[str, Any]], tuned: Tuned | None) -> dict[str, Any]:
+               topk: list[dict[str, Any]], tuned: Tuned | None) -> Record:
     import tvm
 
-    info: dict[str, Any] = {
+    info: Record = {
         "bench_schema": RECORD_SCHEMA,
         "suite": case.suite.name,
         "suite_file": case.suite.where,
@@ -52,7 +138,6 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "kernels": built.kernels,
         "kernels_scheduled": built.scheduled,
         "timing": plan.as_dict(),
-        #: "host": timed here with time.perf_counter; "device": by TVM's time_evaluator on the remote device.
         "clock": "device" if case.target.is_remote else "host",
         "timing_requested": case.timing.model_dump(),
         "topk": topk,

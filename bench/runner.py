@@ -17,13 +17,14 @@ from bench.worker import Options, Worker
 
 if TYPE_CHECKING:
     from bench.case import Case
+    from bench.record import Record
     from bench.session import Measured
 
 
 @dataclass
 class CaseResult:
     case: Case
-    info: dict[str, Any]
+    info: Record
     stats: dict[str, Any]
     failures: list[str] = field(default_factory=list)
 
@@ -99,7 +100,7 @@ class Runner:
 
     def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
         """Attach the ratios to this case's peers and keep the result for the summary and the gate."""
-        info = dict(measured.info)
+        info = measured.info.copy()
         if case.variant in ("untuned", "ort"):
             self.peer_stats[(*case.untuned_key, case.variant)] = stats
         else:

@@ -23,7 +23,7 @@ from bench.flops import FlopCount, count_flops, tvm_task_flops
 from bench.measure import TimingPlan, plan_timing, probe, summarize, time_rounds, with_injected_slowdown
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
-from bench.record import extra_info
+from bench.record import Record, extra_info
 from bench.target import THREADS_ENV
 from bench.tune import Progress, Tuned, tune
 
@@ -61,7 +61,7 @@ class CaseSkipped(BenchError):
 class Measured:
     """One case's numbers and verdicts as plain data, so they can cross a process boundary."""
 
-    info: dict[str, Any]
+    info: Record
     #: Seconds per call, one per round.
     samples: list[float]
     iterations: int
@@ -251,10 +251,10 @@ class BenchSession:
         run = with_injected_slowdown(built.run)
         plan = plan_timing(case.timing, probe(run), self.max_time)
         samples = time_rounds(run, plan)
-        info = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
+        info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
         if case.variant != "ort":
             info["tvm_threads"] = tvm_threads()
-        return self._measured(info, samples, plan)
+        return self._measured(info, failures, samples, plan)
 
     def _run_remote(self, case: Case) -> Measured:
         """Build here, run and time on a device; if the device is lost, once more on another."""
@@ -278,7 +278,7 @@ class BenchSession:
                 built = build.load_remote(library, device.session, model, case.target, compiled, where, key)
                 plan = plan_timing(case.timing, probe(built.run, built.timer), self.max_time)
                 samples = time_rounds(built.run, plan, built.timer)
-                info = self._info(case, model, prepared, built, plan, samples, tuned,
+                info, failures = self._info(case, model, prepared, built, plan, samples, tuned,
                                   built.outputs if case.variant == "untuned" else untuned_outputs)
                 info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
                              "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
@@ -292,7 +292,7 @@ class BenchSession:
             # Out of the except block the traceback no longer holds the session: hand it back to the pool.
             release_sessions()
             if failure is None:
-                return self._measured(info, samples, plan)
+                return self._measured(info, failures, samples, plan)
             if attempt == 2:
                 raise BenchError(f"{case.id}: the device with key {case.target.rpc.key!r} failed again after a "
                                  f"retry: {failure} (first: {retried})", where, key)
@@ -312,36 +312,35 @@ class BenchSession:
 
     def _info(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, built: build.Built,
               plan: TimingPlan, samples: list[float], tuned: Tuned | None,
-              untuned_outputs: list[Any] | None) -> dict[str, Any]:
+              untuned_outputs: list[Any] | None) -> tuple[Record, list[str]]:
         output = built.outputs[model.output_index]
         info = extra_info(case, model, prepared, built, plan,
                           check.summary_topk(output, case.check, model.labels), tuned)
         # Per-round seconds: the gate's significance test needs the samples, not just the summary.
         info["samples_s"] = [float(x) for x in samples]
-        info["failures"] = self._check(case, model, built.outputs, untuned_outputs, info) \
-            if untuned_outputs is not None \
-            else []
+        failures = self._check(case, model, built.outputs, untuned_outputs, info) \
+            if untuned_outputs is not None else []
         if case.variant == "ort":
-            info.update(check={}, check_ok=True)  # the reference does not check itself
+            info.update({"check": {}, "check_ok": True})  # the reference does not check itself
         self._work(case, model, prepared, summarize(samples), info)
-        return info
+        return info, failures
 
-    def _measured(self, info: dict[str, Any], samples: list[float], plan: TimingPlan) -> Measured:
-        failures = info.pop("failures")
+    def _measured(self, info: Record, failures: list[str], samples: list[float], plan: TimingPlan) -> Measured:
         return Measured(info, samples, plan.iterations, failures,
                         {t: p.as_dict() for t, p in self.peaks().items()})
 
     def _work(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, stats: dict[str, Any],
-              info: dict[str, Any]) -> None:
+              info: Record) -> None:
         """FLOPs per inference, achieved GFLOP/s, and the share of the measured peak."""
         flops = self.flops(case, model)
         info["flops"] = flops.total
         info["flops_unsupported_ops"] = flops.unsupported
-        info["gflops_per_s"] = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
-        if case.target.kind == "llvm" and not case.target.is_remote:  # the host's peak says nothing of a device
+        gflops = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
+        info["gflops_per_s"] = gflops
+        if gflops is not None and case.target.kind == "llvm" and not case.target.is_remote:  # not a device's
             peak = self.peak(case.target.threads)
             info["peak_gflops"] = peak.measured_gflops
-            info["pct_of_peak"] = round(100 * info["gflops_per_s"] / peak.measured_gflops, 2)
+            info["pct_of_peak"] = round(100 * gflops / peak.measured_gflops, 2)
         if case.variant == "tuned" and prepared is not None:
             tvm = self.tvm_flops(case, prepared)
             info["tvm_flops"] = tvm
@@ -353,7 +352,7 @@ class BenchSession:
                 self.progress(f"[flops] {case.id}: {info['flops_warning']}")
 
     def _check(self, case: Case, model: LoadedModel, outputs: list[Any], untuned_outputs: list[Any],
-               info: dict[str, Any]) -> list[str]:
+               info: Record) -> list[str]:
         verdicts: dict[str, check.Verdict] = {}
         if case.variant == "tuned":
             verdicts["untuned"] = check.compare_outputs(outputs, untuned_outputs, model.outputs, case.check,

@@ -73,6 +73,16 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
         assert info["compile_s"] > 0 and info["timing"]["rounds"] == st["rounds"]
 
 
+def test_every_recorded_key_is_declared_in_the_record(first_run: tuple[Path, Any, dict]) -> None:
+    """What a real run writes into extra_info is exactly what bench.record.Record declares: one owner."""
+    from bench.record import RECORD_SCHEMA, Record
+
+    _, _, data = first_run
+    for item in data["benchmarks"]:
+        assert set(item["extra_info"]) <= set(Record.__annotations__), item["name"]
+        assert item["extra_info"]["bench_schema"] == RECORD_SCHEMA
+
+
 def test_tvm_runs_on_the_cores_the_target_names(first_run: tuple[Path, Any, dict]) -> None:
     """Every TVM item ran with the target's num-cores threads, read back in the process that timed it, and
     the tuning runner's measuring processes used them too (TVM's own default here would be 1)."""

@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from bench.history import load_history, machine_fingerprint
 from tests.helpers import CPU_A, CPU_B, bench_entry, run_file, synthetic_history
 
@@ -132,3 +134,26 @@ def test_shards_of_one_run_are_one_run(tmp_path: Path) -> None:
     assert list(h.runs["run_id"]) == ["20261101T030000-night-7"] and list(h.runs["shards"]) == ["2 of 3"]
     assert sorted(h.results["case"]) == ["a-native-untuned", "b-native-untuned"]
     assert set(h.results["file"].map(lambda f: Path(f).name)) == {"a.json"}
+
+
+def test_a_record_schema_this_version_does_not_know_is_refused(tmp_path: Path) -> None:
+    """A file written by a newer tvm-bench is refused with its name, not misread; it is not quarantined."""
+    from bench.history import HistoryError, read_run
+
+    entry = bench_entry("m-native-untuned", "m", "untuned", [1e-3, 1.1e-3, 1.2e-3])
+    entry["extra_info"]["bench_schema"] = 2
+    path = run_file(tmp_path / "h" / "new.json", datetime(2026, 11, 1), [entry])
+    with pytest.raises(HistoryError) as info:
+        read_run(path)
+    assert str(info.value).startswith(f"{path}: benchmark 'test_case[m-native-untuned]' has bench_schema 2; "
+                                      "this tvm-bench reads 1")
+    assert not info.value.corrupt
+    history = load_history([tmp_path / "h"])
+    assert history.results.empty and len(history.problems) == 1 and path.is_file()
+
+
+def test_record_columns_are_declared_record_keys() -> None:
+    """The columns readers take are keys of the one record definition (a typo would be a silent NaN column)."""
+    from bench.record import COLUMNS, Record
+
+    assert set(COLUMNS) <= set(Record.__annotations__)
