@@ -92,7 +92,8 @@ def _gate(args: argparse.Namespace) -> int:
     import os
 
     from bench.cache import atomic_write
-    from bench.gate import GateError, gate_files, render_markdown, render_text
+    from bench.gate import GateError, GateSettings, render_markdown, render_text
+    from bench.judge import gate_files
 
     if args.baseline is None and not args.history:
         raise GateError("give --history (earlier runs) or --baseline (a pinned run)")
@@ -107,8 +108,8 @@ def _gate(args: argparse.Namespace) -> int:
             raise GateError(f"--current {err}") from None
         rerun = pytest_rerun(args.current[-1], run_id, args.confirm_dir, args.confirm_args,
                              log=lambda line: print(line, file=sys.stderr, flush=True))
-    verdict = gate_files(args.current, args.history, args.baseline, window=args.window, alpha=args.alpha,
-                         threshold=args.threshold, statistic=args.statistic,
+    settings = GateSettings(alpha=args.alpha, threshold=args.threshold, statistic=args.statistic, window=args.window)
+    verdict = gate_files(args.current, args.history, args.baseline, settings=settings,
                          allow_machine_mismatch=args.allow_machine_mismatch, confirm_times=args.confirm, rerun=rerun)
     print(render_text(verdict))
     markdown = render_markdown(verdict)

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bench.gate import GateError, Verdict, decide
+from bench.gate import GateError, GateSettings, Verdict, decide
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +24,7 @@ Rerun = Callable[[list[str], int], Path]
 
 
 def confirm(verdict: Verdict, cur_rows: pd.DataFrame, cur_out: pd.DataFrame, base_rows: pd.DataFrame,
-            rerun: Rerun, times: int, **decide_args: Any) -> None:
+            rerun: Rerun, times: int, settings: GateSettings | None = None) -> None:
     """Keep only the regressions that persist when their cases are measured ``times`` more times.
 
     The re-measurements are judged as repeats of the current run (the median
@@ -52,7 +52,7 @@ def confirm(verdict: Verdict, cur_rows: pd.DataFrame, cur_out: pd.DataFrame, bas
             return
         extra.append(rows[rows["case"].isin(flagged)])
     unmeasured = {case for case in flagged if any(case not in set(rows["case"]) for rows in extra)}
-    joint = decide(pd.concat([cur_rows, *extra], ignore_index=True), cur_out, base_rows, **decide_args)
+    joint = decide(pd.concat([cur_rows, *extra], ignore_index=True), cur_out, base_rows, settings)
     for again in joint.cases:
         first = flagged.get(again.case)
         if first is None:

@@ -47,8 +47,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
@@ -57,9 +56,6 @@ from bench.history import is_missing
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from bench.confirm import Rerun
-    from bench.history import History
 
 #: Stamped into the JSON verdict.
 VERDICT_SCHEMA = 2
@@ -73,7 +69,40 @@ BOOTSTRAP = 4000
 STATISTICS: dict[str, Callable[..., Any]] = {"min": np.min, "median": np.median}
 DEFAULT_STATISTIC = "min"
 
-FAILING = ("regression", "wrong-answer", "errored", "missing", "not-faster")
+Status = Literal[
+    # failing
+    "regression", "wrong-answer", "errored", "missing", "not-faster",
+    # reported
+    "improvement", "unchanged", "new", "skipped", "too-few-rounds", "reference-slower", "reference-faster",
+    "unconfirmed",
+]
+STATUSES: tuple[Status, ...] = get_args(Status)
+FAILING: frozenset[Status] = frozenset(STATUSES[:5])
+Statistic = Literal["min", "median"]
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the gate decides. ``threshold`` and ``statistic`` of None mean each case's suite settings."""
+
+    #: False-alarm rate per run, split across its cases.
+    alpha: float = DEFAULT_ALPHA
+    threshold: float | None = None
+    statistic: Statistic | None = None
+    #: Runs in the rolling baseline.
+    window: int = DEFAULT_WINDOW
+    #: Seeds the bootstrap, so a verdict can be reproduced.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise GateError(f"alpha must be between 0 and 1 (got {self.alpha:g})")
+        if self.window < 1:
+            raise GateError(f"the baseline window must hold at least 1 run (got {self.window})")
+        if self.threshold is not None and not 0 < self.threshold < 10:
+            raise GateError(f"threshold out of range (got {self.threshold:g})")
+        if self.statistic is not None and self.statistic not in STATISTICS:
+            raise GateError(f"statistic must be one of {', '.join(STATISTICS)} (got {self.statistic!r})")
 
 
 class GateError(BenchError):
@@ -139,7 +168,7 @@ def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[n
 @dataclass
 class CaseVerdict:
     case: str
-    status: str  # regression | improvement | unchanged | wrong-answer | errored | missing | not-faster | new | ...
+    status: Status
     reason: str
     variant: str | None = None
     statistic: str | None = None  # the run location compared: min or median of the rounds
@@ -206,18 +235,20 @@ def _statistic(row: pd.Series) -> str:
     return DEFAULT_STATISTIC
 
 
-def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.DataFrame, *,
-           alpha: float = DEFAULT_ALPHA, threshold: float | None = None, statistic: str | None = None,
-           seed: int = 0, label: str = "current", baseline_label: str = "baseline", machine: str = "") -> Verdict:
+def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.DataFrame,
+           settings: GateSettings | None = None, *, label: str = "current", baseline_label: str = "baseline",
+           machine: str = "") -> Verdict:
     """Compare one run (``current``) with baseline rows from the same machine.
 
-    ``baseline`` holds one or more runs (column ``run_id``); ``threshold`` and
-    ``statistic`` override the per-case settings recorded by the suite.
+    ``baseline`` holds one or more runs (column ``run_id``); the settings'
+    ``threshold`` and ``statistic`` override the per-case ones recorded by
+    the suite. Reading files and choosing the baseline is bench.judge's job.
     """
-    rng = np.random.default_rng(seed)
-    verdict = Verdict(label, machine, baseline_label, alpha)
+    settings = settings or GateSettings()
+    rng = np.random.default_rng(settings.seed)
+    verdict = Verdict(label, machine, baseline_label, settings.alpha)
     n_cases = max(1, current["case"].nunique() if not current.empty else 0)
-    case_alpha = alpha / n_cases
+    case_alpha = settings.alpha / n_cases
     base_by_case = {case: rows for case, rows in baseline.groupby("case")} if not baseline.empty else {}
     errored = set()
     measured = set(current["case"])
@@ -232,8 +263,8 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
                                                  variant=o.get("variant")))
     for case, rows in current.groupby("case", sort=False):
         row = rows.iloc[-1]
-        t = threshold if threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
-        stat_name = statistic or _statistic(row)
+        t = settings.threshold if settings.threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
+        stat_name = settings.statistic or _statistic(row)
         stat = STATISTICS[stat_name]
         cur_runs = [_run_samples(r) for _, r in rows.iterrows()]
         v = CaseVerdict(case, "unchanged", "", variant=row["variant"], statistic=stat_name,
@@ -286,94 +317,6 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
 def _first_line(message: Any) -> str:
     text = str(message or "").strip()
     return text.splitlines()[0][:300] if text else ""
-
-
-def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str | set[str] | None,
-                    window: int) -> pd.DataFrame:
-    """The last ``window`` runs of ``history`` that measured the current cases where they ran now.
-
-    A row's ``machine`` is where the item ran and with how many threads
-    (bench.history.row_machine), so a case only meets its own past: never a
-    run from another CPU, another device, or another thread count.
-    """
-    def pair(frame: pd.DataFrame) -> pd.Series:
-        return frame["case"].astype(str) + "\0" + frame["machine"].astype(str)
-
-    results = history.results
-    same = pair(results).isin(set(pair(current)))
-    # Cases this run lacks, from runs that shared a host with it (a sharded run spans hosts): the baseline
-    # keeps them so the verdict can call them missing.
-    related = set(results.loc[results["host_machine"].isin(set(current["host_machine"])), "run_id"])
-    absent = ~results["case"].isin(set(current["case"])) & results["run_id"].isin(related)
-    rows = results[same | absent]
-    if exclude_runs:
-        excluded = {exclude_runs} if isinstance(exclude_runs, str) else set(exclude_runs)
-        rows = rows[~rows["run_id"].isin(excluded)]
-    runs = list(dict.fromkeys(rows.sort_values("run_time")["run_id"]))[-window:]
-    return rows[rows["run_id"].isin(runs)]
-
-
-def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: Path | None = None, *,
-               window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_ALPHA, threshold: float | None = None,
-               statistic: str | None = None, allow_machine_mismatch: bool = False,
-               confirm_times: int = 0, rerun: Rerun | None = None) -> Verdict:
-    """The CLI's decision: the current JSON (or repeats of it) vs rolling history or a pinned baseline file.
-
-    With ``confirm_times`` and ``rerun``, regressions are re-measured before they fail (see ``confirm``).
-    """
-    from bench.history import HistoryError, load_history, read_run
-
-    currents = [current] if isinstance(current, Path) else list(current)
-    try:
-        runs = [read_run(path) for path in currents]
-    except HistoryError as err:
-        raise GateError(f"--current {err}") from None
-    run = runs[-1]
-    shards = run.group is not None and all(r.group == run.group for r in runs)
-    for other in runs[:-1]:
-        if other.machine != run.machine and not shards:  # shards of one run may come from several hosts
-            raise GateError(f"--current {other.path} and {run.path} were measured on different machines "
-                            f"({other.machine_desc}, {run.machine_desc}); repeats must come from one machine")
-    now = load_history(currents)
-    cur_rows, cur_out = now.results, now.outcomes
-    if baseline is not None:
-        try:
-            pinned = read_run(baseline)
-        except HistoryError as err:
-            raise GateError(f"--baseline {err}") from None
-        if pinned.machine != run.machine and not allow_machine_mismatch:
-            raise GateError(f"--baseline {baseline} was measured on {pinned.machine_desc} ({pinned.machine}), the "
-                            f"current run on {run.machine_desc} ({run.machine}): timings from different machines "
-                            "are not comparable (--allow-machine-mismatch to compare anyway)")
-        base_rows = load_history([baseline]).results
-        label = str(baseline)
-    else:
-        history = load_history(history_paths)
-        if history.results.empty and history.problems:
-            raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
-        base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs} | set(cur_rows["run_id"]), window)
-        label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
-    if shards:
-        seen = sorted({r.shard[0] for r in runs if r.shard})
-        current_label = f"run {run.group}, shards {', '.join(map(str, seen))} of {run.shard[1] if run.shard else 1}"
-    elif len(currents) > 1:
-        current_label = f"{len(currents)} repeats: {', '.join(str(p) for p in currents)}"
-    else:
-        current_label = str(currents[0])
-    decide_args: dict[str, Any] = {"alpha": alpha, "threshold": threshold, "statistic": statistic,
-                                   "label": current_label, "baseline_label": label,
-                                   "machine": f"{run.machine_desc} ({run.machine})"}
-    verdict = decide(cur_rows, cur_out, base_rows, **decide_args)
-    if rerun is not None and confirm_times > 0:
-        from bench.confirm import confirm
-
-        confirm(verdict, cur_rows, cur_out, base_rows, rerun, confirm_times, **decide_args)
-    if shards and run.shard is not None and len({r.shard for r in runs}) < run.shard[1]:
-        verdict.notes.append(f"only {len({r.shard for r in runs})} of {run.shard[1]} shards of run {run.group} "
-                             "reported: the cases of the others are missing")
-    if base_rows.empty:
-        verdict.notes.append(f"no baseline runs for machine {run.machine_desc} ({run.machine}); every case is new")
-    return verdict
 
 
 _ICON = {"regression": "FAIL", "wrong-answer": "FAIL", "errored": "FAIL", "missing": "FAIL", "not-faster": "FAIL",

@@ -355,24 +355,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
-    from bench.gate import decide, select_baseline
-    from bench.history import load_history, machine_description, machine_fingerprint
+    from bench.gate import GateSettings
+    from bench.history import machine_description, machine_fingerprint
+    from bench.judge import gate_session
 
     info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
-    machine = machine_fingerprint(info)
-    history = load_history(paths)
     current, outcomes = _current_frames(config, bench)
-    # pytest-benchmark writes --benchmark-json before this hook: if that file is in the history, it is this run.
     own = config.getoption("benchmark_json", None)
     if own is not None and not isinstance(own, (str, Path)):
         own = own.name  # pytest-benchmark 5.2 hands an open file
-    own_path = Path(own).resolve() if own is not None else None
-    files = history.results["file"].map(lambda f: Path(f).resolve())
-    this_run = set(history.results.loc[files == own_path, "run_id"]) if own_path is not None else set()
-    baseline = select_baseline(history, current, this_run, config.getoption("bench_gate_window"))
-    verdict = decide(current, outcomes, baseline, label="this session",
-                     baseline_label=f"last {baseline['run_id'].nunique()} runs in {', '.join(paths)}",
-                     machine=f"{machine_description(info)} ({machine})")
+    verdict = gate_session(current, outcomes, paths, [Path(own)] if own is not None else [],
+                           GateSettings(window=config.getoption("bench_gate_window")),
+                           f"{machine_description(info)} ({machine_fingerprint(info)})")
     config.stash[_VERDICT] = verdict
     if verdict.failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

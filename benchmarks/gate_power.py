@@ -35,8 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.confirm import Rerun, pytest_rerun  # noqa: E402
-from bench.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, STATISTICS, Verdict, gate_files  # noqa: E402
+from bench.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, STATISTICS, GateSettings, Verdict  # noqa: E402
 from bench.history import read_run  # noqa: E402
+from bench.judge import gate_files  # noqa: E402
 from bench.measure import SLOWDOWN_ENV  # noqa: E402
 
 
@@ -104,7 +105,7 @@ def main() -> None:
                         help="reuse runs already in --workdir (re-gate recorded runs, e.g. with another --alpha)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
-    opts = {"window": args.window, "alpha": args.alpha, "statistic": args.statistic, "confirm_times": args.confirm}
+    settings = GateSettings(alpha=args.alpha, statistic=args.statistic, window=args.window)
 
     aa_dir = args.workdir / "aa"
     aa_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def main() -> None:
             print(f"A/A run {i + 1}/{args.aa}: {secs:.0f} s", flush=True)
         others = [p for p in aa_runs if p != out and p.is_file()]
         verdict = gate_files(out, [*args.history, *others], rerun=recorded_or_fresh(out, 0.0, args.pytest_args),
-                             **opts)
+                             settings=settings, confirm_times=args.confirm)
         false_alarms += verdict.failed
         print(line(out.stem, verdict), flush=True)
     print(f"A/A false alarms: {false_alarms} of {len(aa_runs)} runs", flush=True)
@@ -138,7 +139,7 @@ def main() -> None:
         for i, out in enumerate(runs):
             rerun = (following(runs, i) if args.power_confirm == "next-runs"
                      else recorded_or_fresh(out, slowdown, args.pytest_args))
-            verdict = gate_files(out, baseline, rerun=rerun, **opts)
+            verdict = gate_files(out, baseline, rerun=rerun, settings=settings, confirm_times=args.confirm)
             regressed = [c.case for c in verdict.cases if c.status == "regression"]
             for case in regressed:
                 per_case[case] = per_case.get(case, 0) + 1

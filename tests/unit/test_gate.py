@@ -411,3 +411,45 @@ def test_a_shard_that_never_reported_fails_as_missing(tmp_path: Path, capsys: py
     assert {c["case"]: c["status"] for c in verdict["cases"]} == {"m1-native-b64-tuned": "unchanged",
                                                                  "m2-native-b64-tuned": "missing"}
     assert any("only 1 of 2 shards of run tomorrow reported" in n for n in verdict["notes"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"window": 0}, "the baseline window must hold at least 1 run (got 0)"),
+     ({"alpha": 1.5}, "alpha must be between 0 and 1 (got 1.5)"),
+     ({"statistic": "mean"}, "statistic must be one of min, median (got 'mean')")],
+)
+def test_settings_refuse_what_cannot_be_decided(kwargs: dict, message: str) -> None:
+    from bench.gate import GateSettings
+
+    with pytest.raises(GateError) as info:
+        GateSettings(**kwargs)
+    assert str(info.value) == message
+
+
+def test_settings_override_each_cases_suite_settings() -> None:
+    """A frozen settings object carries the overrides: a 15% slowdown passes a 20% threshold."""
+    from bench.gate import GateSettings
+
+    rng = np.random.default_rng(1)
+    cur = frame([row("m-native-b64-tuned", noisy_run(rng, 1.15e-3), gate={"threshold": 0.05})])
+    base = baseline(rng)
+    assert decide(cur, NO_OUTCOMES, base).cases[0].status == "regression"
+    assert decide(cur, NO_OUTCOMES, base, GateSettings(threshold=0.20)).cases[0].status == "unchanged"
+
+
+def test_statuses_are_one_closed_set() -> None:
+    from bench.gate import _ICON, FAILING, STATUSES
+
+    assert {"regression", "wrong-answer", "errored", "missing", "not-faster"} == FAILING
+    assert set(_ICON) == set(STATUSES)
+
+
+def test_gate_has_no_import_cycle_with_confirm() -> None:
+    """bench.gate is statistics only: importing it loads neither the confirm stage nor the file-handling judge."""
+    import subprocess
+    import sys
+
+    code = "import sys, bench.gate; print(sorted(m for m in sys.modules if m in ('bench.confirm', 'bench.judge')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,130 @@
+"""Judge a run: its rows, its baseline, the gate's decision and the confirmation of regressions.
+
+The one path both ``python -m bench gate`` (``gate_files``) and
+``pytest --bench-gate`` (``gate_session``) take: reading results files,
+choosing the baseline from history or a pinned run, deciding
+(bench.gate.decide), and re-measuring before a regression fails
+(bench.confirm). bench.gate itself is statistics on frames, no files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.confirm import Rerun, confirm
+from bench.gate import GateError, GateSettings, Verdict, decide
+from bench.history import History, HistoryError, load_history, read_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def judge(current: pd.DataFrame, outcomes: pd.DataFrame, baseline: pd.DataFrame, settings: GateSettings | None,
+          *, label: str, baseline_label: str, machine: str, rerun: Rerun | None = None,
+          confirm_times: int = 0) -> Verdict:
+    """Decide, then re-measure the regressions ``confirm_times`` times when a ``rerun`` is given."""
+    settings = settings or GateSettings()
+    verdict = decide(current, outcomes, baseline, settings, label=label, baseline_label=baseline_label,
+                     machine=machine)
+    if rerun is not None and confirm_times > 0:
+        confirm(verdict, current, outcomes, baseline, rerun, confirm_times, settings)
+    if baseline.empty:
+        verdict.notes.append(f"no baseline runs for machine {machine}; every case is new")
+    return verdict
+
+
+def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str | set[str] | None,
+                    window: int) -> pd.DataFrame:
+    """The last ``window`` runs of ``history`` that measured the current cases where they ran now.
+
+    A row's ``machine`` is where the item ran and with how many threads
+    (bench.history.row_machine), so a case only meets its own past: never a
+    run from another CPU, another device, or another thread count.
+    """
+    def pair(frame: pd.DataFrame) -> pd.Series:
+        return frame["case"].astype(str) + "\0" + frame["machine"].astype(str)
+
+    results = history.results
+    same = pair(results).isin(set(pair(current)))
+    # Cases this run lacks, from runs that shared a host with it (a sharded run spans hosts): the baseline
+    # keeps them so the verdict can call them missing.
+    related = set(results.loc[results["host_machine"].isin(set(current["host_machine"])), "run_id"])
+    absent = ~results["case"].isin(set(current["case"])) & results["run_id"].isin(related)
+    rows = results[same | absent]
+    if exclude_runs:
+        excluded = {exclude_runs} if isinstance(exclude_runs, str) else set(exclude_runs)
+        rows = rows[~rows["run_id"].isin(excluded)]
+    runs = list(dict.fromkeys(rows.sort_values("run_time")["run_id"]))[-window:]
+    return rows[rows["run_id"].isin(runs)]
+
+
+def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: Path | None = None, *,
+               settings: GateSettings | None = None, allow_machine_mismatch: bool = False,
+               confirm_times: int = 0, rerun: Rerun | None = None) -> Verdict:
+    """The CLI's decision: the current JSON (or repeats of it) vs rolling history or a pinned baseline file.
+
+    With ``confirm_times`` and ``rerun``, regressions are re-measured before they fail (see ``confirm``).
+    """
+    settings = settings or GateSettings()
+    currents = [current] if isinstance(current, Path) else list(current)
+    try:
+        runs = [read_run(path) for path in currents]
+    except HistoryError as err:
+        raise GateError(f"--current {err}") from None
+    run = runs[-1]
+    shards = run.group is not None and all(r.group == run.group for r in runs)
+    for other in runs[:-1]:
+        if other.machine != run.machine and not shards:  # shards of one run may come from several hosts
+            raise GateError(f"--current {other.path} and {run.path} were measured on different machines "
+                            f"({other.machine_desc}, {run.machine_desc}); repeats must come from one machine")
+    now = load_history(currents)
+    cur_rows, cur_out = now.results, now.outcomes
+    if baseline is not None:
+        try:
+            pinned = read_run(baseline)
+        except HistoryError as err:
+            raise GateError(f"--baseline {err}") from None
+        if pinned.machine != run.machine and not allow_machine_mismatch:
+            raise GateError(f"--baseline {baseline} was measured on {pinned.machine_desc} ({pinned.machine}), the "
+                            f"current run on {run.machine_desc} ({run.machine}): timings from different machines "
+                            "are not comparable (--allow-machine-mismatch to compare anyway)")
+        base_rows = load_history([baseline]).results
+        label = str(baseline)
+    else:
+        history = load_history(history_paths)
+        if history.results.empty and history.problems:
+            raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
+        base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs} | set(cur_rows["run_id"]),
+                                    settings.window)
+        label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
+    if shards:
+        seen = sorted({r.shard[0] for r in runs if r.shard})
+        current_label = f"run {run.group}, shards {', '.join(map(str, seen))} of {run.shard[1] if run.shard else 1}"
+    elif len(currents) > 1:
+        current_label = f"{len(currents)} repeats: {', '.join(str(p) for p in currents)}"
+    else:
+        current_label = str(currents[0])
+    verdict = judge(cur_rows, cur_out, base_rows, settings, label=current_label, baseline_label=label,
+                    machine=f"{run.machine_desc} ({run.machine})", rerun=rerun, confirm_times=confirm_times)
+    if shards and run.shard is not None and len({r.shard for r in runs}) < run.shard[1]:
+        verdict.notes.append(f"only {len({r.shard for r in runs})} of {run.shard[1]} shards of run {run.group} "
+                             "reported: the cases of the others are missing")
+    return verdict
+
+
+def gate_session(current: pd.DataFrame, outcomes: pd.DataFrame, history_paths: list[str], own_files: list[Path],
+                 settings: GateSettings, machine: str) -> Verdict:
+    """``--bench-gate``: this session's rows against the history folders or files it names.
+
+    pytest-benchmark writes ``--benchmark-json`` before the gate runs; when
+    that file lies in the history, it is this session and not its baseline.
+    """
+    history = load_history(history_paths)
+    own = {path.resolve() for path in own_files}
+    files = history.results["file"].map(lambda f: Path(f).resolve())
+    this_run = set(history.results.loc[files.isin(own), "run_id"])
+    baseline = select_baseline(history, current, this_run, settings.window)
+    return judge(current, outcomes, baseline, settings, label="this session",
+                 baseline_label=f"last {baseline['run_id'].nunique()} runs in {', '.join(history_paths)}",
+                 machine=machine)
