@@ -1,8 +1,30 @@
-"""Warnings are errors in the harness's own tests (not in users' suite runs)."""
+"""Warnings are errors in the harness's own tests (not in users' suite runs); ``-m "not tvm"`` is honest.
+
+Every test that needs Apache TVM carries the ``tvm`` marker, so ``pytest tests/ -m "not tvm"`` runs the
+rest on a machine without it. To keep that true, a run that deselects ``tvm`` makes ``import tvm`` fail
+in this process: an unmarked test that reaches TVM fails loudly instead of passing by luck.
+"""
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
+from typing import Any
+
 import pytest
+
+
+class _NoTvm(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name == "tvm" or name.startswith("tvm."):
+            raise ImportError(f"test imports {name} but is not marked 'tvm' (pytest -m 'not tvm' deselects "
+                              "TVM tests): add @pytest.mark.tvm")
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "not tvm" in (config.option.markexpr or "") and "tvm" not in sys.modules:
+        sys.meta_path.insert(0, _NoTvm())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

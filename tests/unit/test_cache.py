@@ -65,33 +65,50 @@ def test_verified_read_detects_edits(tmp_path: Path) -> None:
     assert read_verified(tmp_path / "models" / "absent.onnx", tmp_path, warnings.append) is None
 
 
-def lock_holder(lock: Path, seconds: float) -> subprocess.Popen[str]:
-    """Another process that takes ``lock``, says 'held', and keeps it for ``seconds``."""
+def lock_holder(lock: Path) -> subprocess.Popen[str]:
+    """Another process that takes ``lock``, says 'held', and keeps it until it reads a line (or dies)."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from filelock import FileLock\n"
-        f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep({seconds})")],
-        stdout=subprocess.PIPE, text=True)
+        "import sys; from filelock import FileLock\n"
+        f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); sys.stdin.readline()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
 
 
 def test_lock_makes_a_second_session_wait(tmp_path: Path) -> None:
-    """While another process holds an entry's lock, locked() says so and waits for it."""
+    """While another process holds an entry's lock, locked() says so and waits until it is released.
+
+    No timing margin: the holder releases only when told to, after this session has said it is waiting.
+    """
+    import threading
+
     lock = tmp_path / "entry.lock"
-    with lock_holder(lock, 1.5):
-        messages: list[str] = []
-        start = time.monotonic()
+    messages: list[str] = []
+    entered = threading.Event()
+
+    def second_session() -> None:
         with locked(lock, "tuning x", messages.append):
-            waited = time.monotonic() - start
-    assert waited > 0.5, "the lock was not held by the other process"
-    assert messages[0].startswith("[cache] waiting for another session that is tuning x")
-    assert "acquired after" in messages[1]
+            entered.set()
+
+    with lock_holder(lock) as holder:
+        waiter = threading.Thread(target=second_session, daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + 60
+        while not messages and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert messages and messages[0].startswith("[cache] waiting for another session that is tuning x")
+        assert not entered.is_set(), "entered the lock while another process held it"
+        assert holder.stdin is not None
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        waiter.join(60)
+    assert entered.is_set() and "acquired after" in messages[1]
 
 
 def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     """A session killed with SIGKILL leaves no stale lock behind."""
     lock = tmp_path / "entry.lock"
-    with lock_holder(lock, 60) as holder:
+    with lock_holder(lock) as holder:
         holder.kill()
     messages: list[str] = []
     with locked(lock, "tuning x", messages.append):

@@ -20,6 +20,8 @@ targets:
 budgets: [0, 16, {name: big, trials: 256, max_trials_per_task: 32}]
 """
 
+pytestmark = pytest.mark.tvm  # expanding a suite resolves its targets with TVM
+
 
 def cases(tmp_path: Path, extra: str = "") -> list[str]:
     path = tmp_path / "m.yaml"

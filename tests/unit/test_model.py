@@ -60,6 +60,7 @@ def first_case(path: Path):
     return expand(load_suite(path))[0]
 
 
+@pytest.mark.tvm
 def test_dynamic_export_is_frozen_and_imports(tmp_path: Path) -> None:
     """A symbolic batch with a run-time Reshape target is frozen so TVM can import it."""
     from bench.build import import_onnx
@@ -79,6 +80,7 @@ targets: [llvm]
     import_onnx(model, "s.yaml", "models[0]")
 
 
+@pytest.mark.tvm
 def test_symbolic_input_without_declaration_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Symbolic dims need a declared shape; the error says which input and what to add."""
     monkeypatch.chdir(tmp_path)
@@ -89,6 +91,7 @@ def test_symbolic_input_without_declaration_is_an_error(tmp_path: Path, monkeypa
                                "declare 'inputs' with a static shape")
 
 
+@pytest.mark.tvm
 def test_multi_input_multi_output_selects_output_by_name(tmp_path: Path) -> None:
     """Models with several inputs and outputs work; the suite picks the checked output."""
     path = suite_file(tmp_path, """
@@ -105,6 +108,7 @@ targets: [llvm]
     assert np.array_equal(model.inputs["meta"], np.random.default_rng(7).standard_normal((1, 4)).astype(np.float32))
 
 
+@pytest.mark.tvm
 @pytest.mark.parametrize(
     ("inputs", "output", "message"),
     [
@@ -137,6 +141,7 @@ targets: [llvm]
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.tvm
 @pytest.mark.parametrize(("content", "message"), [
     (b"\x00\x01garbage", "is not a valid ONNX file"),
     (b"", "has an empty graph"),
@@ -154,6 +159,7 @@ def test_broken_model_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, con
     assert message in str(info.value)
 
 
+@pytest.mark.tvm
 def test_unsupported_operator_named_with_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An operator TVM's importer lacks is named, with the node, before anything is built."""
     from onnx import TensorProto, helper
@@ -173,6 +179,7 @@ def test_unsupported_operator_named_with_node(tmp_path: Path, monkeypatch: pytes
                                "supported by TVM's ONNX importer")
 
 
+@pytest.mark.tvm
 def test_tuning_key_tracks_model_target_and_budget(tmp_path: Path) -> None:
     """The tuning cache key changes with the model bytes, the resolved target and the budget."""
     from bench.tune import tuning_key
@@ -192,6 +199,7 @@ budgets: [8, 16]
     assert tuning_key(cases[0], other) != keys[cases[0].id]
 
 
+@pytest.mark.tvm
 def test_image_input_with_imagenet_preprocessing_and_labels(tmp_path: Path) -> None:
     """An image is resized, center-cropped, normalised to NCHW; labels come from a file."""
     from PIL import Image
@@ -216,6 +224,7 @@ targets: [llvm]
     assert model.labels is not None and model.labels[3] == "class3" and len(model.labels) == 10
 
 
+@pytest.mark.tvm
 def test_unreadable_image_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An image file that is not an image names the file and key."""
     monkeypatch.chdir(tmp_path)
@@ -232,6 +241,7 @@ targets: [llvm]
     assert str(info.value).startswith("s.yaml: models[0].inputs[0].data.image: cannot read image bad.png")
 
 
+@pytest.mark.tvm
 def test_tampered_model_cache_entry_is_set_aside_and_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A generated model whose cached bytes no longer match their recorded sha256 is moved and regenerated."""
     monkeypatch.chdir(tmp_path)
@@ -264,6 +274,7 @@ def scalar_model(path: Path) -> Path:
     return path
 
 
+@pytest.mark.tvm
 def test_scalar_constant_range_and_npy_inputs(tmp_path: Path) -> None:
     """A scalar int64 input takes a constant, token ids a range, and a tensor can come from a .npy file;
     ``output: all`` checks every output."""
@@ -293,6 +304,7 @@ targets: [llvm]
     assert np.array_equal(y, model.inputs["x"] * 16000)
 
 
+@pytest.mark.tvm
 @pytest.mark.parametrize(
     ("output", "expected"),
     [("1", ((1, "z"),)), ("[z, 0]", ((1, "z"), (0, "y"))), ("y", ((0, "y"),))],
@@ -310,6 +322,7 @@ targets: [llvm]
     assert load_model(first_case(path), tmp_path / "cache").outputs == expected
 
 
+@pytest.mark.tvm
 def test_scalar_declared_as_a_vector_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     scalar_model(tmp_path / "m.onnx")

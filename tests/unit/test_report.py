@@ -65,13 +65,20 @@ def test_hostile_names_render_as_text(tmp_path: Path) -> None:
     assert html.count("<script>") == 1  # only the page's own table sorter
 
 
-def test_write_report_outputs_page_and_csv(tmp_path: Path) -> None:
-    """write_report writes index.html and history.csv, readable by others."""
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_write_report_outputs_page_and_csv(tmp_path: Path, umask: int, mode: int) -> None:
+    """write_report writes index.html and history.csv with the permissions the umask allows (a report is
+    meant to be shared, so not mkstemp's private 0600 unless the user asked for it)."""
     synthetic_history(tmp_path / "runs", runs=3, cases=1)
-    page, data = write_report([tmp_path / "runs"], tmp_path / "out")
+    old = os.umask(umask)
+    try:
+        page, data = write_report([tmp_path / "runs"], tmp_path / "out")
+    finally:
+        os.umask(old)
     assert page.read_text().startswith("<!DOCTYPE html>")
     assert (tmp_path / "out" / "history.csv").read_text().count("\n") == 3 * 2 + 1
-    assert page.stat().st_mode & 0o044 == 0o044 or os.umask(0o022) & 0o044
+    assert page.stat().st_mode & 0o777 == mode
+    assert (tmp_path / "out" / "history.csv").stat().st_mode & 0o777 == mode
     assert "load_s" in data.timings and not list((tmp_path / "out").glob("*.tmp"))
 
 

@@ -31,6 +31,7 @@ def test_malformed_strings_rejected(text: str) -> None:
         parse_target_string(text)
 
 
+@pytest.mark.tvm
 def test_string_and_dict_resolve_to_the_same_identity() -> None:
     """Both spellings of one target share one cache identity."""
     a = resolve("llvm -mcpu=core-avx2 -num-cores=2")
@@ -40,6 +41,7 @@ def test_string_and_dict_resolve_to_the_same_identity() -> None:
     assert a.name == "llvm_core-avx2"
 
 
+@pytest.mark.tvm
 def test_native_is_the_host_cpu() -> None:
     """'native' resolves to an LLVM target with the host CPU and a core count."""
     from tvm.target import codegen
@@ -49,6 +51,7 @@ def test_native_is_the_host_cpu() -> None:
     assert t.spec["num-cores"] >= 1 and t.kind == "llvm" and not t.is_gpu
 
 
+@pytest.mark.tvm
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -63,6 +66,7 @@ def test_unknown_targets_get_tvms_reason(value: str, message: str) -> None:
         resolve(value)
 
 
+@pytest.mark.tvm
 def test_gpu_target_resolves_without_a_gpu() -> None:
     """A CUDA target with an LLVM host is valid here; running it is what gets skipped."""
     t = resolve({"kind": "cuda", "arch": "sm_90", "host": "llvm"})
@@ -74,6 +78,7 @@ def test_default_name_is_a_safe_id() -> None:
     assert default_name({"kind": "llvm", "mcpu": "a b/c"}) == "llvm_a_b_c"
 
 
+@pytest.mark.tvm
 def test_thread_count_comes_from_the_target_or_the_host() -> None:
     """num-cores sets TVM's threads; without it an LLVM target gets the host's physical cores, stated and
     written into its identity; a bad num-cores is refused."""
