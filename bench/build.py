@@ -56,6 +56,8 @@ class Built:
     scheduled: int
     kernels: int
     timer: DeviceTimer | None = field(default=None, repr=False)
+    #: Share of the model's kernel FLOPs in tuned (scheduled) kernels.
+    scheduled_flop_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Compiled:
     compile_s: float
     scheduled: int
     kernels: int
+    #: Share of the model's kernel FLOPs (each kernel times its call sites) in scheduled kernels: when only
+    #: some tasks are tuned by design (``tuning.ops``), this, not the kernel count, says whether the build is tuned.
+    scheduled_flop_share: float | None = None
 
 
 def _failing_node(tb: Any) -> Any:
@@ -135,9 +140,21 @@ def _last_line(err: BaseException) -> str:
     return text.splitlines()[-1] if text else type(err).__name__
 
 
+def tuning_module(prepared: Prepared, prepack: bool) -> Any:
+    """The module MetaSchedule tunes: with ``prepack``, weights are marked free to change layout."""
+    from tvm import relax
+
+    return relax.transform.AttachAttrLayoutFreeBuffers()(prepared.mod) if prepack else prepared.mod
+
+
 def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
-                       work_dir: Path | None = None) -> Compiled:
-    """Compile, applying the MetaSchedule database in ``work_dir`` if given."""
+                       work_dir: Path | None = None, prepack: bool = False) -> Compiled:
+    """Compile, applying the MetaSchedule database in ``work_dir`` if given.
+
+    With ``prepack`` the tuned kernels' weight layout rewrites are split out
+    and folded into the constant weights (the static_shape_tuning pipeline's
+    ``cpu_weight_prepack`` passes), so they run once here, not per call.
+    """
     import tvm
     from tvm import relax
 
@@ -147,12 +164,51 @@ def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedT
         tgt = target.tvm()
         if work_dir is not None:
             with tgt:
+                mod = tuning_module(prepared, prepack)
                 mod = relax.transform.MetaScheduleApplyDatabase(str(work_dir))(mod)
+                if prepack:
+                    mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+                                                    relax.transform.LiftTransformParams(),
+                                                    relax.transform.FoldConstant(),
+                                                    # the rewrites ran on the constants: drop their kernels
+                                                    relax.transform.DeadCodeElimination(["main"])])(mod)
+        share = scheduled_flop_share(mod)
         executable = tvm.compile(mod, target=tgt)
     except Exception as err:
         raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {_last_line(err)}",
                          where, key) from None
-    return Compiled(executable, time.perf_counter() - start, count_scheduled(mod), len(prim_funcs(mod)))
+    return Compiled(executable, time.perf_counter() - start, count_scheduled(mod), len(prim_funcs(mod)), share)
+
+
+def scheduled_flop_share(mod: Any) -> float | None:
+    """FLOPs in scheduled kernels / all kernel FLOPs, each kernel counted once per call site in the model."""
+    import tvm
+    from tvm import relax
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    calls: dict[str, int] = {}
+
+    def visit(expr: Any) -> None:
+        if isinstance(expr, relax.Call):
+            for arg in expr.args:
+                if isinstance(arg, tvm.ir.GlobalVar):
+                    calls[arg.name_hint] = calls.get(arg.name_hint, 0) + 1
+
+    for _, func in mod.functions.items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    total = scheduled = 0.0
+    for gv, func in mod.functions.items():
+        if not isinstance(func, tvm.tirx.PrimFunc) or gv.name_hint not in calls:
+            continue
+        try:
+            flops = float(estimate_tir_flops(tvm.IRModule({gv: func}))) * calls[gv.name_hint]
+        except Exception:  # a kernel the estimator cannot read counts as no work
+            continue
+        total += flops
+        if func.attrs is not None and bool(func.attrs.get("tirx.is_scheduled", False)):
+            scheduled += flops
+    return round(scheduled / total, 4) if total else None
 
 
 def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
@@ -179,7 +235,8 @@ def load_local(compiled: Compiled, model: LoadedModel, target: ResolvedTarget) -
         return out
 
     outputs = _to_numpy(run())
-    return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels)
+    return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels,
+                 scheduled_flop_share=compiled.scheduled_flop_share)
 
 
 def export_library(compiled: Compiled, target: ResolvedTarget, path: Path, where: str, key: str) -> Path:
@@ -236,7 +293,8 @@ def load_remote(library: Path, remote: Any, model: LoadedModel, target: Resolved
         return [float(x) for x in result.results]
 
     outputs = _to_numpy(run())
-    return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels, timer)
+    return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels, timer,
+                 compiled.scheduled_flop_share)
 
 
 def _to_numpy(out: Any) -> list[np.ndarray]:

@@ -57,6 +57,8 @@ class Record(TypedDict, total=False):
     compile_s: float
     kernels: int | None
     kernels_scheduled: int | None
+    #: Share of the model's kernel FLOPs in tuned kernels (the "is it tuned" rule; see bench.build).
+    scheduled_flop_share: float | None
     timing: dict[str, Any]
     #: "host": timed here with time.perf_counter; "device": by TVM's time_evaluator on the remote device.
     clock: Literal["host", "device"]
@@ -106,9 +108,10 @@ class Record(TypedDict, total=False):
 #: Record keys that history, report and gate read as columns (missing ones become NaN/None).
 COLUMNS: tuple[str, ...] = (
     "suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version", "model_sha256",
-    "import_s", "compile_s", "kernels", "kernels_scheduled", "tuning_s", "trials", "tasks", "seconds_per_trial",
-    "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate", "runtime", "flops",
-    "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median", "tvm_threads", "ort_threads")
+    "import_s", "compile_s", "kernels", "kernels_scheduled", "scheduled_flop_share", "tuning_s", "trials", "tasks",
+    "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
+    "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median", "tvm_threads",
+    "ort_threads")
 
 
 def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,
@@ -137,6 +140,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "compile_s": round(built.compile_s, 4),
         "kernels": built.kernels,
         "kernels_scheduled": built.scheduled,
+        "scheduled_flop_share": built.scheduled_flop_share,
         "timing": plan.as_dict(),
         "clock": "device" if case.target.is_remote else "host",
         "timing_requested": case.timing.model_dump(),
@@ -149,7 +153,8 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         import onnxruntime
 
         info.update({"ort_version": onnxruntime.__version__, "ort_threads": case.target.threads,
-                     "ort_graph_optimization": "ORT_ENABLE_ALL", "kernels": None, "kernels_scheduled": None})
+                     "ort_graph_optimization": "ORT_ENABLE_ALL", "kernels": None, "kernels_scheduled": None,
+                     "scheduled_flop_share": None})
     if tuned is not None:
         info.update({
             "tuning_s": round(tuned.tuning_s, 3),

@@ -53,6 +53,10 @@ def tvm_threads() -> int:
     return int(tvm.runtime.num_threads())
 
 
+#: A tuned build must run at least this share of the model's kernel FLOPs in tuned kernels.
+MIN_TUNED_FLOP_SHARE = 0.5
+
+
 class CaseSkipped(BenchError):
     """The case cannot run here (e.g. its device is absent); not a failure."""
 
@@ -119,16 +123,20 @@ class BenchSession:
         def make() -> tuple[Tuned, build.Compiled]:
             self.phase("tune")
             tracker = self.tracker(case) if case.target.is_remote else None
-            tuned = tune(prepared, case, model, self.cache_dir, retune=self.retune, progress=self.progress,
-                         tracker=tracker)
+            prepack = case.tuning.cpu_weight_prepack
+            tuned = tune(build.tuning_module(prepared, prepack), case, model, self.cache_dir, retune=self.retune,
+                         progress=self.progress, tracker=tracker)
             self.phase("build")
             compiled = build.compile_executable(prepared, model, case.target, case.suite.where,
-                                                f"models[{case.model_index}]", work_dir=tuned.work_dir)
-            if compiled.scheduled * 2 <= compiled.kernels:
+                                                f"models[{case.model_index}]", work_dir=tuned.work_dir,
+                                                prepack=prepack)
+            share = compiled.scheduled_flop_share
+            if share is None or share < MIN_TUNED_FLOP_SHARE:
                 raise BuildError(
-                    f"tuning records applied to only {compiled.scheduled} of {compiled.kernels} kernels "
-                    f"({tuned.tasks} tuning tasks, {tuned.trials} trials): this build is not tuned. "
-                    f"Raise the budget to at least {tuned.tasks * 4} trials or rerun with --retune",
+                    f"tuning records applied to kernels holding {share or 0:.0%} of the model's FLOPs "
+                    f"({compiled.scheduled} of {compiled.kernels} kernels; {tuned.tasks} tuning tasks, "
+                    f"{tuned.trials} trials): this build is not tuned. Raise the budget to at least "
+                    f"{tuned.tasks * 4} trials, widen tuning.ops, or rerun with --retune",
                     case.suite.where, f"budgets ({case.budget.id})")
             return tuned, compiled
 

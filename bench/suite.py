@@ -253,6 +253,11 @@ class TuningSpec(_Spec):
     seed: int = 0
     builder_timeout: float = Field(default=30.0, gt=0)
     runner_timeout: float = Field(default=30.0, gt=0)
+    #: Let tuned conv/matmul kernels read their weights in a layout of their own, rewritten once at
+    #: build time (TVM's cpu_weight_prepack). Weights are constants here, so the model's inputs do not change.
+    cpu_weight_prepack: bool = False
+    #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
+    ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
 
 
 class LimitsSpec(_Spec):

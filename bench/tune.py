@@ -45,7 +45,6 @@ from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
 
 if TYPE_CHECKING:
-    from bench.build import Prepared
     from bench.case import Case
     from bench.model import LoadedModel
     from bench.remote import Tracker
@@ -261,6 +260,7 @@ def _progress_callback(label: str, budget: int, weights: list[float], names: lis
             self.trials = 0
             self.best: dict[int, float] = {}
             self.started = time.perf_counter()
+            self.trajectory: list[tuple[int, float]] = []
 
         def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any,
                   builder_results: Any, runner_results: Any) -> None:
@@ -272,6 +272,7 @@ def _progress_callback(label: str, budget: int, weights: list[float], names: lis
                     self.best[task_id] = min(self.best.get(task_id, math.inf), sec)
             est = sum(weights[i] * s for i, s in self.best.items())
             elapsed = time.perf_counter() - self.started
+            self.trajectory.append((self.trials, elapsed))
             progress(f"[tune] {label}: {shown}/{budget} trials, {len(self.best)}/{len(weights)} tasks "
                      f"measured, best est. latency {est * 1e3:.3f} ms (sum of tuned kernels), "
                      f"{elapsed:.0f} s, last task {names[task_id]}")
@@ -295,16 +296,17 @@ def _reset_meta_schedule_logger() -> None:
         handler.close()
 
 
-def tune(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
+def tune(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
          progress: Progress, tracker: Tracker | None = None) -> Tuned:
-    """Return the case's tuning database, tuning now only if the cache has none.
+    """Return the case's tuning database for ``mod`` (bench.build.tuning_module), tuning now only if the
+    cache has none.
 
     With ``tracker`` (an rpc target), candidates are built here and measured
     on the device pool, one runner worker per free device.
     """
     entry, key = entry_dir(case, model, cache_dir)
     with locked(entry.parent / f"{entry.name}.lock", f"tuning {entry.name}", progress):
-        return _tune_locked(prepared, case, model, cache_dir, entry, key, retune=retune, progress=progress,
+        return _tune_locked(mod, case, model, cache_dir, entry, key, retune=retune, progress=progress,
                             tracker=tracker)
 
 
@@ -347,7 +349,14 @@ def _runner(case: Case, tracker: Tracker | None, threads_dir: Path, progress: Pr
                                                                   str(threads_dir)))
 
 
-def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: Path, entry: Path, key: str, *,
+def select_tasks(tasks: list[Any], ops: list[str] | None) -> list[Any]:
+    """The tasks ``tuning.ops`` asks for: those whose name contains one of the op names (all without ops)."""
+    if not ops:
+        return tasks
+    return [t for t in tasks if any(op in t.task_name for op in ops)]
+
+
+def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entry: Path, key: str, *,
                  retune: bool, progress: Progress, tracker: Tracker | None) -> Tuned:
     import tvm
     from tvm.s_tir import meta_schedule as ms
@@ -360,10 +369,17 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
 
     settings, budget = case.tuning, case.budget
     target = case.target.tvm()
-    tasks = ms.relax_integration.extract_tasks(prepared.mod, target, {})
-    if not tasks:
+    extracted = ms.relax_integration.extract_tasks(mod, target, {})
+    if not extracted:
         raise BuildError("MetaSchedule extracted no tasks to tune", case.suite.where,
                          f"models[{case.model_index}]")
+    tasks = select_tasks(list(extracted), settings.ops)
+    if not tasks:
+        raise BuildError(f"no tuning task matches tuning.ops {settings.ops}; the model's tasks are "
+                         f"{', '.join(sorted({t.task_name for t in extracted}))}", case.suite.where, "tuning.ops")
+    if len(tasks) < len(extracted):
+        progress(f"[tune] {case.id}: tuning.ops {settings.ops} selects {len(tasks)} of {len(extracted)} tasks; "
+                 "the others build untuned")
     per_iter = max(1, min(settings.trials_per_iter, budget.trials // len(tasks)))
     # Tune into work.partial and rename when done: "work" only ever holds a finished database.
     partial = entry / "work.partial"
@@ -428,7 +444,9 @@ def _tune_locked(prepared: Prepared, case: Case, model: LoadedModel, cache_dir: 
             "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
             "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time(),
             "resumed_from_records": done, "database_sha256": _digest(work), "threads": case.target.threads,
-            "runner_threads": list(runner_threads)}
+            "runner_threads": list(runner_threads),
+            # (trials, seconds) after each measured batch of this run: the cost side of a tuning curve.
+            "trajectory": [[done + n, round(s, 3)] for n, s in report.trajectory]}
     atomic_write(entry / "meta.json", json.dumps(meta, indent=1))
     progress(f"[tune] {case.id}: {trials} trials ({trials - done} in this run, {tuning_s:.1f} s, "
              f"{tuning_s / max(trials - done, 1):.2f} s/trial), database {work}")

@@ -85,3 +85,16 @@ def test_entry_without_meta_is_not_touched(tmp_path: Path) -> None:
     write_db(entry / "work.partial", [WORKLOAD], [record(0, 1e-3)])
     assert _read_meta(entry, "k", tmp_path, print) is None
     assert (entry / "work.partial" / RECORDS).is_file()
+
+
+def test_tuning_ops_select_tasks_by_name() -> None:
+    """tuning.ops keeps the tasks whose name contains one of the ops; no ops keeps all."""
+    from types import SimpleNamespace
+
+    from bench.tune import select_tasks
+
+    tasks = [SimpleNamespace(task_name=n) for n in ("fused_conv2d_add_relu", "fused_matmul_add", "mean", "softmax")]
+    assert [t.task_name for t in select_tasks(tasks, ["conv2d", "matmul"])] == ["fused_conv2d_add_relu",
+                                                                                 "fused_matmul_add"]
+    assert select_tasks(tasks, None) == tasks
+    assert select_tasks(tasks, ["dense"]) == []
