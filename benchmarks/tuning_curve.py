@@ -1,0 +1,264 @@
+"""Tuned latency against the trials and seconds spent, for search configurations side by side.
+
+For each configuration (a set of the suite's ``tuning`` settings) and seed,
+the model is tuned once through the harness (bench.tune, the same code and
+cache key a suite run uses) up to the largest budget; each smaller budget
+is a snapshot: the database's first N records, in the order they were
+measured, applied to the same module and timed like a suite item. MetaSchedule
+measures in the same order whatever the total budget once every task has had
+its first iteration (the gradient scheduler's choices do not depend on the
+total), so a snapshot at N stands for a run with budget N; below
+``trials_per_iter x tasks`` it is an approximation. Seconds come from the
+trajectory tune() records after each measured batch.
+
+ONNX Runtime is timed in the same process, and the last snapshot of each
+configuration gets a per-kernel profile (VM instrumentation) that says which
+kernels hold the remaining time. Output: a table on stdout, ``curve.csv``,
+``profile.csv`` and a PNG. Run one at a time on an idle machine:
+
+    .venv/bin/python benchmarks/tuning_curve.py --model resnet50 --trials 1000 --at 128,256,512,1000 \\
+        --config harness --config prepack:cpu_weight_prepack=true \\
+        --config "convs:ops=[conv2d, matmul];cpu_weight_prepack=true" --workdir results/curve-resnet50
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SUITE = """
+name: curve
+models:
+  - name: {model}
+    source: {{generator: {model}}}
+targets:
+  - {{name: cpu, target: native}}
+budgets: [{{name: b{trials}, trials: {trials}}}]
+tuning: {tuning}
+timing: {{rounds: 10, iterations: 10, min_rounds: 5, min_time: 1.0, max_time: 10}}
+"""
+
+
+Row = dict[str, Any]
+#: (config, seed, kernel, ms per inference, calls per inference)
+ProfileRow = tuple[str, int, str, float, int]
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    tuning: dict[str, Any]
+
+
+def parse_config(text: str) -> Config:
+    """``name`` or ``name:key=value,key=value`` (values in YAML: true, 32, [conv2d, matmul])."""
+    import yaml
+
+    name, _, rest = text.partition(":")
+    tuning: dict[str, Any] = {}
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        tuning[key.strip()] = yaml.safe_load(value)
+    return Config(name, tuning)
+
+
+def snapshot(work: Path, trials: int, into: Path) -> Path:
+    """The database as it stood after its first ``trials`` records."""
+    from bench.tune import RECORDS, WORKLOADS
+
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    shutil.copy(work / WORKLOADS, into / WORKLOADS)
+    lines = (work / RECORDS).read_text().splitlines(keepends=True)[:trials]
+    (into / RECORDS).write_text("".join(lines))
+    return into
+
+
+def seconds_at(trajectory: list[list[float]], trials: int) -> float | None:
+    """Tuning seconds when ``trials`` had been measured (the first batch reaching it)."""
+    for done, secs in trajectory:
+        if done >= trials:
+            return float(secs)
+    return float(trajectory[-1][1]) if trajectory else None
+
+
+def time_build(built: Any, case: Any) -> dict[str, float]:
+    from bench.measure import plan_timing, probe, summarize, time_rounds
+
+    plan = plan_timing(case.timing, probe(built.run))
+    return summarize(time_rounds(built.run, plan))
+
+
+def kernel_profile(compiled: Any, model: Any, calls: int = 20) -> list[tuple[str, float, int]]:
+    """(kernel, seconds per inference, calls per inference), slowest first, from VM instrumentation."""
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    args = [tvm.runtime.tensor(v) for v in model.inputs.values()]
+    spent: dict[str, float] = {}
+    count: dict[str, int] = {}
+    started: dict[str, float] = {}
+
+    def instrument(func: Any, name: str, before: bool, ret: Any, *rest: Any) -> int:
+        if before:
+            started[name] = time.perf_counter()
+        else:
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - started.pop(name, time.perf_counter())
+            count[name] = count.get(name, 0) + 1
+        return 0
+
+    vm["main"](*args)
+    vm.set_instrument(instrument)
+    for _ in range(calls):
+        vm["main"](*args)
+    rows = [(name, spent[name] / calls, count[name] // calls) for name in spent if not name.startswith("vm.")]
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[list[Row], list[ProfileRow]]:
+    import yaml
+
+    from bench import build
+    from bench.case import expand
+    from bench.session import BenchSession
+    from bench.suite import load_suite
+    from bench.tune import tune
+
+    folder = args.workdir / f"{config.name}-s{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    tuning = {**config.tuning, "seed": seed}
+    (folder / "suite.yaml").write_text(SUITE.format(model=args.model, trials=max(args.at),
+                                                    tuning=yaml.safe_dump(tuning, default_flow_style=True)))
+    [case] = [c for c in expand(load_suite(folder / "suite.yaml")) if c.variant == "tuned"]
+    session = BenchSession(args.workdir / "cache", progress=lambda m: print(m, flush=True)
+                           if not m.startswith("[tune]") or "trials (" in m or "tasks, budget" in m else None)
+    model = session.model(case)
+    prepared = session.prepared(case, model)
+    prepack = case.tuning.cpu_weight_prepack
+    tuned = tune(build.tuning_module(prepared, prepack), case, model, args.workdir / "cache", retune=False,
+                 progress=session.progress)
+    meta = json.loads((tuned.work_dir.parent / "meta.json").read_text())
+    rows: list[Row] = []
+    profile: list[ProfileRow] = []
+    for trials in sorted(args.at):
+        snap = snapshot(tuned.work_dir, trials, folder / f"snap{trials}")
+        compiled = build.compile_executable(prepared, model, case.target, "curve", "tuned", work_dir=snap,
+                                            prepack=prepack)
+        built = build.load_local(compiled, model, case.target)
+        stats = time_build(built, case)
+        rows.append({"config": config.name, "seed": seed, "trials": trials,
+                     "tuning_s": seconds_at(meta.get("trajectory") or [], trials),
+                     "median_ms": stats["median"] * 1e3, "min_ms": stats["min"] * 1e3,
+                     "flop_share": compiled.scheduled_flop_share, "tasks": tuned.tasks})
+        print(f"{config.name} seed {seed}: {trials} trials -> median {stats['median'] * 1e3:.3f} ms "
+              f"(min {stats['min'] * 1e3:.3f}), {compiled.scheduled_flop_share:.1%} of FLOPs tuned", flush=True)
+        if trials == max(args.at):
+            profile = [(config.name, seed, name, s * 1e3, n) for name, s, n in kernel_profile(compiled, model)]
+    return rows, profile
+
+
+def main() -> int:
+    from bench.target import physical_cores
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="mobilenet_v2", help="a built-in generator (default mobilenet_v2)")
+    parser.add_argument("--at", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256, 500],
+                        help="budgets to report, comma-separated; the largest is tuned (default 64,256,500)")
+    parser.add_argument("--config", action="append", type=parse_config, default=[],
+                        help="NAME or NAME:key=value;key=value (suite tuning settings); repeatable "
+                             "(default: harness, the shipped defaults)")
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / "results" / "tuning-curve")
+    parser.add_argument("--png", type=Path, default=None, help="default: WORKDIR/curve.png")
+    args = parser.parse_args()
+    threads = physical_cores()
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM starts its pool (bench/target.py)
+    configs = args.config or [Config("harness", {})]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    rows: list[Row] = []
+    profile: list[ProfileRow] = []
+    for config in configs:
+        for seed in args.seeds:
+            more, kernels = run_config(config, seed, args)
+            rows += more
+            profile += kernels
+    ort_ms = time_ort(args)
+    for row in rows:
+        row["vs_ort"] = row["median_ms"] / ort_ms
+    with (args.workdir / "curve.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with (args.workdir / "profile.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([("config", "seed", "kernel", "ms_per_inference", "calls"), *profile])
+    print(f"\n{args.model}, {threads} threads, ONNX Runtime median {ort_ms:.3f} ms")
+    print(f"{'config':<14} {'seed':>4} {'trials':>6} {'tuning s':>9} {'median ms':>10} {'min ms':>8} "
+          f"{'x ORT':>6} {'FLOPs tuned':>11}")
+    for r in rows:
+        secs = f"{r['tuning_s']:.0f}" if r["tuning_s"] is not None else "-"
+        print(f"{r['config']:<14} {r['seed']:>4} {r['trials']:>6} {secs:>9} {r['median_ms']:>10.3f} "
+              f"{r['min_ms']:>8.3f} {r['vs_ort']:>6.2f} {r['flop_share']:>11.1%}")
+    for config in configs:
+        top = [p for p in profile if p[0] == config.name][:8]
+        total = sum(p[3] for p in profile if p[0] == config.name and p[1] == args.seeds[0])
+        print(f"\nslowest kernels, {config.name}, {max(args.at)} trials (of {total:.2f} ms in kernels):")
+        for _, _, name, ms, calls in top:
+            print(f"  {ms:8.3f} ms {ms / total:6.1%}  x{calls:<3} {name}")
+    plot(rows, ort_ms, args)
+    return 0
+
+
+def time_ort(args: argparse.Namespace) -> float:
+    """ONNX Runtime on the same frozen model and inputs, timed like the TVM builds."""
+    from bench import build
+    from bench.case import expand
+    from bench.session import BenchSession
+    from bench.suite import load_suite
+
+    [case] = [c for c in expand(load_suite(next(args.workdir.glob("*-s*/suite.yaml")))) if c.variant == "ort"]
+    session = BenchSession(args.workdir / "cache", progress=print)
+    built: build.Built = session.ort_build(case, session.model(case))
+    return time_build(built, case)["median"] * 1e3
+
+
+def plot(rows: list[Row], ort_ms: float, args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for key in dict.fromkeys((r["config"], r["seed"]) for r in rows):
+        mine = [r for r in rows if (r["config"], r["seed"]) == key]
+        label = f"{key[0]} (seed {key[1]})" if len(args.seeds) > 1 else key[0]
+        axes[0].plot([r["trials"] for r in mine], [r["median_ms"] for r in mine], marker="o", label=label)
+        axes[1].plot([r["tuning_s"] or 0 for r in mine], [r["median_ms"] for r in mine], marker="o", label=label)
+    for ax, xlabel in zip(axes, ("trials", "tuning seconds"), strict=True):
+        ax.axhline(ort_ms, color="grey", linestyle="--", label="ONNX Runtime")
+        ax.set_xlabel(xlabel)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("tuned median latency (ms)")
+    axes[1].legend()
+    fig.suptitle(f"{args.model}: tuned latency vs tuning budget")
+    fig.tight_layout()
+    out = args.png or args.workdir / "curve.png"
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}, {args.workdir / 'curve.csv'} and {args.workdir / 'profile.csv'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
