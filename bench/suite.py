@@ -255,7 +255,8 @@ class TuningSpec(_Spec):
     runner_timeout: float = Field(default=30.0, gt=0)
     #: Let tuned conv/matmul kernels read their weights in a layout of their own, rewritten once at
     #: build time (TVM's cpu_weight_prepack). Weights are constants here, so the model's inputs do not change.
-    cpu_weight_prepack: bool = False
+    #: On by default: ResNet-50 at 1000 trials 62.8 vs 77.0 ms in one run (README "Tuning curve").
+    cpu_weight_prepack: bool = True
     #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
     ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
 
