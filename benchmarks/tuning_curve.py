@@ -4,12 +4,13 @@ For each configuration (a set of the suite's ``tuning`` settings) and seed,
 the model is tuned once through the harness (bench.tune, the same code and
 cache key a suite run uses) up to the largest budget; each smaller budget
 is a snapshot: the database's first N records, in the order they were
-measured, applied to the same module and timed like a suite item. MetaSchedule
-measures in the same order whatever the total budget once every task has had
-its first iteration (the gradient scheduler's choices do not depend on the
-total), so a snapshot at N stands for a run with budget N; below
-``trials_per_iter x tasks`` it is an approximation. Seconds come from the
-trajectory tune() records after each measured batch.
+measured, applied to the same module and timed like a suite item. Once every
+task has had its first iteration MetaSchedule measures in the same order
+whatever the total budget (the gradient scheduler's choices do not depend on
+it), so a snapshot at N stands for a run with budget N. Below
+``trials_per_iter x tasks`` they differ (the budget sets the trials per
+iteration), so those budgets are tuned as runs of their own. Seconds come
+from the trajectory tune() records after each measured batch.
 
 ONNX Runtime is timed in the same process, and the last snapshot of each
 configuration gets a per-kernel profile (VM instrumentation) that says which
@@ -93,11 +94,15 @@ def seconds_at(trajectory: list[list[float]], trials: int) -> float | None:
     return float(trajectory[-1][1]) if trajectory else None
 
 
-def time_build(built: Any, case: Any) -> dict[str, float]:
+def time_build(built: Any, case: Any, repeats: int = 1) -> dict[str, float]:
+    """Median of ``repeats`` timed runs' medians, and the smallest round: one run moved by 20% here."""
+    import statistics
+
     from bench.measure import plan_timing, probe, summarize, time_rounds
 
     plan = plan_timing(case.timing, probe(built.run))
-    return summarize(time_rounds(built.run, plan))
+    runs = [summarize(time_rounds(built.run, plan)) for _ in range(repeats)]
+    return {"median": statistics.median(r["median"] for r in runs), "min": min(r["min"] for r in runs)}
 
 
 def kernel_profile(compiled: Any, model: Any, calls: int = 20) -> list[tuple[str, float, int]]:
@@ -134,35 +139,48 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
     from bench.case import expand
     from bench.session import BenchSession
     from bench.suite import load_suite
-    from bench.tune import tune
+    from bench.tune import Tuned, tune
 
     folder = args.workdir / f"{config.name}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    tuning = {**config.tuning, "seed": seed}
-    (folder / "suite.yaml").write_text(SUITE.format(model=args.model, trials=max(args.at),
-                                                    tuning=yaml.safe_dump(tuning, default_flow_style=True)))
-    [case] = [c for c in expand(load_suite(folder / "suite.yaml")) if c.variant == "tuned"]
+    tuning = yaml.safe_dump({**config.tuning, "seed": seed}, default_flow_style=True)
     session = BenchSession(args.workdir / "cache", progress=lambda m: print(m, flush=True)
                            if not m.startswith("[tune]") or "trials (" in m or "tasks, budget" in m else None)
-    model = session.model(case)
-    prepared = session.prepared(case, model)
-    prepack = case.tuning.cpu_weight_prepack
-    tuned = tune(build.tuning_module(prepared, prepack), case, model, args.workdir / "cache", retune=False,
-                 progress=session.progress)
-    meta = json.loads((tuned.work_dir.parent / "meta.json").read_text())
+
+    def tuned_at(trials: int) -> tuple[Any, Any, Any, Tuned]:
+        """Tune (or reuse from the cache) a run with this budget, exactly as a suite with it would."""
+        path = folder / f"suite-b{trials}.yaml"
+        path.write_text(SUITE.format(model=args.model, trials=trials, tuning=tuning))
+        [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
+        model = session.model(case)
+        prepared = session.prepared(case, model)
+        tuned = tune(build.tuning_module(prepared, case.tuning.cpu_weight_prepack), case, model,
+                     args.workdir / "cache", retune=False, progress=session.progress)
+        return case, model, prepared, tuned
+
+    case, model, prepared, full = tuned_at(max(args.at))
+    meta = json.loads((full.work_dir.parent / "meta.json").read_text())
+    # Until every task has had its first iteration the order of measurement depends on the budget
+    # (it sets trials per iteration): smaller budgets are tuned as runs of their own.
+    warm = meta["trials_per_iter"] * meta["tasks"]
     rows: list[Row] = []
     profile: list[ProfileRow] = []
     for trials in sorted(args.at):
-        snap = snapshot(tuned.work_dir, trials, folder / f"snap{trials}")
-        compiled = build.compile_executable(prepared, model, case.target, "curve", "tuned", work_dir=snap,
-                                            prepack=prepack)
+        if trials >= warm or trials == max(args.at):
+            work, how, secs = snapshot(full.work_dir, trials, folder / f"snap{trials}"), "snapshot", \
+                seconds_at(meta.get("trajectory") or [], trials)
+            tasks = full.tasks
+        else:
+            _, _, _, own = tuned_at(trials)
+            work, how, secs, tasks = own.work_dir, "own run", own.tuning_s, own.tasks
+        compiled = build.compile_executable(prepared, model, case.target, "curve", "tuned", work_dir=work,
+                                            prepack=case.tuning.cpu_weight_prepack)
         built = build.load_local(compiled, model, case.target)
-        stats = time_build(built, case)
-        rows.append({"config": config.name, "seed": seed, "trials": trials,
-                     "tuning_s": seconds_at(meta.get("trajectory") or [], trials),
+        stats = time_build(built, case, args.repeats)
+        rows.append({"config": config.name, "seed": seed, "trials": trials, "tuning_s": secs, "from": how,
                      "median_ms": stats["median"] * 1e3, "min_ms": stats["min"] * 1e3,
-                     "flop_share": compiled.scheduled_flop_share, "tasks": tuned.tasks})
-        print(f"{config.name} seed {seed}: {trials} trials -> median {stats['median'] * 1e3:.3f} ms "
+                     "flop_share": compiled.scheduled_flop_share, "tasks": tasks})
+        print(f"{config.name} seed {seed}: {trials} trials ({how}) -> median {stats['median'] * 1e3:.3f} ms "
               f"(min {stats['min'] * 1e3:.3f}), {compiled.scheduled_flop_share:.1%} of FLOPs tuned", flush=True)
         if trials == max(args.at):
             profile = [(config.name, seed, name, s * 1e3, n) for name, s, n in kernel_profile(compiled, model)]
@@ -180,6 +198,8 @@ def main() -> int:
                         help="NAME or NAME:key=value;key=value (suite tuning settings); repeatable "
                              "(default: harness, the shipped defaults)")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of each build; the table shows the median of their medians (default 3)")
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "tuning-curve")
     parser.add_argument("--png", type=Path, default=None, help="default: WORKDIR/curve.png")
     args = parser.parse_args()
@@ -188,6 +208,9 @@ def main() -> int:
     configs = args.config or [Config("harness", {})]
     args.workdir.mkdir(parents=True, exist_ok=True)
 
+    # ONNX Runtime first, in a process where TVM has not run yet: timed after many TVM builds in the same
+    # process it came out 2x slower (8.1 vs 4.2 ms on MobileNetV2), which no suite run sees.
+    ort_ms = time_ort(args)
     rows: list[Row] = []
     profile: list[ProfileRow] = []
     for config in configs:
@@ -195,7 +218,6 @@ def main() -> int:
             more, kernels = run_config(config, seed, args)
             rows += more
             profile += kernels
-    ort_ms = time_ort(args)
     for row in rows:
         row["vs_ort"] = row["median_ms"] / ort_ms
     with (args.workdir / "curve.csv").open("w", newline="") as f:
@@ -205,12 +227,13 @@ def main() -> int:
     with (args.workdir / "profile.csv").open("w", newline="") as f:
         csv.writer(f).writerows([("config", "seed", "kernel", "ms_per_inference", "calls"), *profile])
     print(f"\n{args.model}, {threads} threads, ONNX Runtime median {ort_ms:.3f} ms")
-    print(f"{'config':<14} {'seed':>4} {'trials':>6} {'tuning s':>9} {'median ms':>10} {'min ms':>8} "
-          f"{'x ORT':>6} {'FLOPs tuned':>11}")
+    print(f"{'config':<14} {'seed':>4} {'trials':>6} {'from':>8} {'tuning s':>9} {'s/trial':>7} {'median ms':>10} "
+          f"{'min ms':>8} {'x ORT':>6} {'FLOPs tuned':>11}")
     for r in rows:
         secs = f"{r['tuning_s']:.0f}" if r["tuning_s"] is not None else "-"
-        print(f"{r['config']:<14} {r['seed']:>4} {r['trials']:>6} {secs:>9} {r['median_ms']:>10.3f} "
-              f"{r['min_ms']:>8.3f} {r['vs_ort']:>6.2f} {r['flop_share']:>11.1%}")
+        per = f"{r['tuning_s'] / r['trials']:.2f}" if r["tuning_s"] else "-"
+        print(f"{r['config']:<14} {r['seed']:>4} {r['trials']:>6} {r['from']:>8} {secs:>9} {per:>7} "
+              f"{r['median_ms']:>10.3f} {r['min_ms']:>8.3f} {r['vs_ort']:>6.2f} {r['flop_share']:>11.1%}")
     for config in configs:
         top = [p for p in profile if p[0] == config.name][:8]
         total = sum(p[3] for p in profile if p[0] == config.name and p[1] == args.seeds[0])
@@ -228,10 +251,12 @@ def time_ort(args: argparse.Namespace) -> float:
     from bench.session import BenchSession
     from bench.suite import load_suite
 
-    [case] = [c for c in expand(load_suite(next(args.workdir.glob("*-s*/suite.yaml")))) if c.variant == "ort"]
+    path = args.workdir / "ort.yaml"
+    path.write_text(SUITE.format(model=args.model, trials=0, tuning="{}"))
+    [case] = [c for c in expand(load_suite(path)) if c.variant == "ort"]
     session = BenchSession(args.workdir / "cache", progress=print)
     built: build.Built = session.ort_build(case, session.model(case))
-    return time_build(built, case)["median"] * 1e3
+    return time_build(built, case, args.repeats)["median"] * 1e3
 
 
 def plot(rows: list[Row], ort_ms: float, args: argparse.Namespace) -> None:
