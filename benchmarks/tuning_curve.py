@@ -135,7 +135,7 @@ def kernel_profile(compiled: Any, model: Any, calls: int = 20) -> list[tuple[str
 def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[list[Row], list[ProfileRow]]:
     import yaml
 
-    from bench import build
+    from bench import build, check
     from bench.case import expand
     from bench.session import BenchSession
     from bench.suite import load_suite
@@ -176,12 +176,17 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
         compiled = build.compile_executable(prepared, model, case.target, "curve", "tuned", work_dir=work,
                                             prepack=case.tuning.cpu_weight_prepack)
         built = build.load_local(compiled, model, case.target)
+        # Every point of the curve must still give the right answer (top-k against ONNX Runtime).
+        verdict = check.compare_outputs(built.outputs, session.reference_output(case, model), model.outputs,
+                                        case.check, ("tuned", "onnxruntime"), model.labels)
         stats = time_build(built, case, args.repeats)
         rows.append({"config": config.name, "seed": seed, "trials": trials, "tuning_s": secs, "from": how,
                      "median_ms": stats["median"] * 1e3, "min_ms": stats["min"] * 1e3,
-                     "flop_share": compiled.scheduled_flop_share, "tasks": tasks})
+                     "flop_share": compiled.scheduled_flop_share, "tasks": tasks,
+                     "check": "pass" if verdict.ok else f"FAIL: {verdict.message.splitlines()[0]}"})
         print(f"{config.name} seed {seed}: {trials} trials ({how}) -> median {stats['median'] * 1e3:.3f} ms "
-              f"(min {stats['min'] * 1e3:.3f}), {compiled.scheduled_flop_share:.1%} of FLOPs tuned", flush=True)
+              f"(min {stats['min'] * 1e3:.3f}), {compiled.scheduled_flop_share:.1%} of FLOPs tuned, "
+              f"top-k check {'pass' if verdict.ok else 'FAIL'}", flush=True)
         if trials == max(args.at):
             profile = [(config.name, seed, name, s * 1e3, n) for name, s, n in kernel_profile(compiled, model)]
     return rows, profile
@@ -228,12 +233,12 @@ def main() -> int:
         csv.writer(f).writerows([("config", "seed", "kernel", "ms_per_inference", "calls"), *profile])
     print(f"\n{args.model}, {threads} threads, ONNX Runtime median {ort_ms:.3f} ms")
     print(f"{'config':<14} {'seed':>4} {'trials':>6} {'from':>8} {'tuning s':>9} {'s/trial':>7} {'median ms':>10} "
-          f"{'min ms':>8} {'x ORT':>6} {'FLOPs tuned':>11}")
+          f"{'min ms':>8} {'x ORT':>6} {'FLOPs tuned':>11} check")
     for r in rows:
         secs = f"{r['tuning_s']:.0f}" if r["tuning_s"] is not None else "-"
         per = f"{r['tuning_s'] / r['trials']:.2f}" if r["tuning_s"] else "-"
         print(f"{r['config']:<14} {r['seed']:>4} {r['trials']:>6} {r['from']:>8} {secs:>9} {per:>7} "
-              f"{r['median_ms']:>10.3f} {r['min_ms']:>8.3f} {r['vs_ort']:>6.2f} {r['flop_share']:>11.1%}")
+              f"{r['median_ms']:>10.3f} {r['min_ms']:>8.3f} {r['vs_ort']:>6.2f} {r['flop_share']:>11.1%} {r['check']}")
     for config in configs:
         top = [p for p in profile if p[0] == config.name][:8]
         total = sum(p[3] for p in profile if p[0] == config.name and p[1] == args.seeds[0])
