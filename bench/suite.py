@@ -255,8 +255,9 @@ class TuningSpec(_Spec):
     runner_timeout: float = Field(default=30.0, gt=0)
     #: Let tuned conv/matmul kernels read their weights in a layout of their own, rewritten once at
     #: build time (TVM's cpu_weight_prepack). Weights are constants here, so the model's inputs do not change.
-    #: On by default: ResNet-50 at 1000 trials 62.8 vs 77.0 ms in one run (README "Tuning curve").
-    cpu_weight_prepack: bool = True
+    #: Off by default: 5% faster on ResNet-50 at equal trials side by side, but 26% more seconds per trial
+    #: (README "Tuning curve"), so it loses at equal tuning time.
+    cpu_weight_prepack: bool = False
     #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
     ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
 

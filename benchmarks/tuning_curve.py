@@ -132,7 +132,7 @@ def kernel_profile(compiled: Any, model: Any, calls: int = 20) -> list[tuple[str
     return sorted(rows, key=lambda r: -r[1])
 
 
-def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[list[Row], list[ProfileRow]]:
+def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[list[Row], list[ProfileRow], Any]:
     import yaml
 
     from bench import build, check
@@ -189,7 +189,8 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
               f"top-k check {'pass' if verdict.ok else 'FAIL'}", flush=True)
         if trials == max(args.at):
             profile = [(config.name, seed, name, s * 1e3, n) for name, s, n in kernel_profile(compiled, model)]
-    return rows, profile
+            largest = (built, case)
+    return rows, profile, largest
 
 
 def main() -> int:
@@ -203,6 +204,9 @@ def main() -> int:
                         help="NAME or NAME:key=value;key=value (suite tuning settings); repeatable "
                              "(default: harness, the shipped defaults)")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    parser.add_argument("--ab", type=int, default=0, metavar="N",
+                        help="then time the largest build of each configuration and ONNX Runtime in turn, N times "
+                             "each: the side-by-side comparison (default 0: off)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs of each build; the table shows the median of their medians (default 3)")
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "tuning-curve")
@@ -215,12 +219,13 @@ def main() -> int:
 
     # ONNX Runtime first, in a process where TVM has not run yet: timed after many TVM builds in the same
     # process it came out 2x slower (8.1 vs 4.2 ms on MobileNetV2), which no suite run sees.
-    ort_ms = time_ort(args)
+    ort_ms, ort_build = time_ort(args)
     rows: list[Row] = []
     profile: list[ProfileRow] = []
+    largest: dict[str, Any] = {}
     for config in configs:
         for seed in args.seeds:
-            more, kernels = run_config(config, seed, args)
+            more, kernels, largest[f"{config.name} s{seed}"] = run_config(config, seed, args)
             rows += more
             profile += kernels
     for row in rows:
@@ -245,11 +250,36 @@ def main() -> int:
         print(f"\nslowest kernels, {config.name}, {max(args.at)} trials (of {total:.2f} ms in kernels):")
         for _, _, name, ms, calls in top:
             print(f"  {ms:8.3f} ms {ms / total:6.1%}  x{calls:<3} {name}")
+    if args.ab:
+        interleaved(largest, ort_build, args)
     plot(rows, ort_ms, args)
     return 0
 
 
-def time_ort(args: argparse.Namespace) -> float:
+def interleaved(largest: dict[str, Any], ort: tuple[Any, Any], args: argparse.Namespace) -> None:
+    """Side by side: the largest build of each configuration and ONNX Runtime, timed in turn ``--ab`` times.
+
+    Timed one after another, the same ResNet-50 build came out 64.6 and 73.1 ms here: drift between
+    configurations timed minutes apart is as large as the effects compared. Taking turns spreads it evenly.
+    """
+    import statistics
+
+    from bench.measure import plan_timing, probe, summarize, time_rounds
+
+    contenders = {**largest, "onnxruntime": ort}
+    plans = {k: plan_timing(case.timing, probe(built.run)) for k, (built, case) in contenders.items()}
+    medians: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(args.ab):
+        for k, (built, _case) in contenders.items():
+            medians[k].append(summarize(time_rounds(built.run, plans[k]))["median"] * 1e3)
+    ort_ms = statistics.median(medians["onnxruntime"])
+    print(f"\ninterleaved, {args.ab} turns each, {max(args.at)} trials: median of medians (spread of the turns)")
+    for k, values in medians.items():
+        mid = statistics.median(values)
+        print(f"  {k:<16} {mid:9.3f} ms  ({min(values):.3f} .. {max(values):.3f})  {mid / ort_ms:5.2f}x ORT")
+
+
+def time_ort(args: argparse.Namespace) -> tuple[float, tuple[Any, Any]]:
     """ONNX Runtime on the same frozen model and inputs, timed like the TVM builds."""
     from bench import build
     from bench.case import expand
@@ -261,7 +291,7 @@ def time_ort(args: argparse.Namespace) -> float:
     [case] = [c for c in expand(load_suite(path)) if c.variant == "ort"]
     session = BenchSession(args.workdir / "cache", progress=print)
     built: build.Built = session.ort_build(case, session.model(case))
-    return time_build(built, case, args.repeats)["median"] * 1e3
+    return time_build(built, case, args.repeats)["median"] * 1e3, (built, case)
 
 
 def plot(rows: list[Row], ort_ms: float, args: argparse.Namespace) -> None:
