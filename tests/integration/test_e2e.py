@@ -83,6 +83,18 @@ def test_every_recorded_key_is_declared_in_the_record(first_run: tuple[Path, Any
         assert item["extra_info"]["bench_schema"] == RECORD_SCHEMA
 
 
+def test_tuned_build_is_judged_by_its_share_of_flops(first_run: tuple[Path, Any, dict]) -> None:
+    """The tuned item records the share of the model's kernel FLOPs in tuned kernels (above the 50% rule);
+    the untuned one has none; the ONNX Runtime peer has no kernels."""
+    from bench.session import MIN_TUNED_FLOP_SHARE
+
+    _, _, data = first_run
+    items = by_name(data)
+    assert items["test_case[tiny-cpu-b16-tuned]"]["extra_info"]["scheduled_flop_share"] >= MIN_TUNED_FLOP_SHARE
+    assert items["test_case[tiny-cpu-untuned]"]["extra_info"]["scheduled_flop_share"] == 0.0
+    assert items["test_case[tiny-cpu-ort]"]["extra_info"]["scheduled_flop_share"] is None
+
+
 def test_tvm_runs_on_the_cores_the_target_names(first_run: tuple[Path, Any, dict]) -> None:
     """Every TVM item ran with the target's num-cores threads, read back in the process that timed it, and
     the tuning runner's measuring processes used them too (TVM's own default here would be 1)."""
