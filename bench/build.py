@@ -172,7 +172,8 @@ def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedT
                                                     relax.transform.FoldConstant(),
                                                     # the rewrites ran on the constants: drop their kernels
                                                     relax.transform.DeadCodeElimination(["main"])])(mod)
-        share = scheduled_flop_share(mod)
+        # Without a database nothing is scheduled: no need to estimate every kernel's FLOPs to say so.
+        share = scheduled_flop_share(mod) if work_dir is not None else 0.0
         executable = tvm.compile(mod, target=tgt)
     except Exception as err:
         raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {_last_line(err)}",
