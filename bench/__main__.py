@@ -1,9 +1,10 @@
-"""``python -m bench report|gate``: the harness's commands outside pytest."""
+"""``python -m bench report|gate|changes``: the harness's commands outside pytest."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -85,7 +86,65 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)")
     gate.add_argument("--allow-machine-mismatch", action="store_true",
                       help="compare with a pinned baseline measured on another machine")
+    changes = sub.add_parser(
+        "changes", help="list the steps in each case's history: when, how big, how sure, between which commits",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Find persistent steps in each case's series of runs (per machine; each run's location is "
+                    "the gate's statistic, the min of its rounds unless the suite says median). Steps come from "
+                    "asv's step detection; each is kept when a Mann-Whitney U test of the runs on either side is "
+                    "significant (--max-pvalue) and it is at least --min-change. A step lies between the last "
+                    "run at the old level and the first at the new one; their commits give the range to bisect "
+                    "(git log A..B).",
+        epilog="exit status: 0 listed (found or not), 2 usage or input error")
+    changes.add_argument("paths", nargs="+", metavar="HISTORY",
+                         help="benchmark JSON files or folders (damaged files are moved to quarantine/)")
+    changes.add_argument("--since", type=_date, default=None, metavar="DATE",
+                         help="only steps whose new level began on or after DATE (YYYY-MM-DD[THH:MM]); the whole "
+                              "history is still used to find them")
+    changes.add_argument("--statistic", choices=("min", "median"), default=None,
+                         help="override every case's statistic (default: the suite's gate.statistic, else min)")
+    changes.add_argument("--max-pvalue", type=_fraction, default=None, metavar="P",
+                         help="keep steps whose test p-value is below P (default 0.01)")
+    changes.add_argument("--min-change", type=_fraction, default=None, metavar="FRACTION",
+                         help="ignore steps smaller than this (default 2%%)")
+    changes.add_argument("-k", "--case", default=None, metavar="SUBSTRING",
+                         help="only cases whose id contains SUBSTRING")
+    changes.add_argument("--json", action="store_true", help="print the steps as JSON instead of a table")
     return parser
+
+
+def _date(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-25 or 2026-11-25T02:00, got {value!r}") \
+            from None
+
+
+def _changes(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.changes import DEFAULT_MAX_PVALUE, DEFAULT_MIN_CHANGE, find_changes, render_changes
+    from bench.history import load_history
+
+    history = load_history(args.paths)
+    for problem in history.problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    results = history.results
+    if results.empty:
+        print("error: no usable results in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return 2
+    if args.case:
+        results = results[results["case"].astype(str).str.contains(args.case, regex=False)]
+    points = find_changes(results, statistic=args.statistic,
+                          max_pvalue=DEFAULT_MAX_PVALUE if args.max_pvalue is None else args.max_pvalue,
+                          min_change=DEFAULT_MIN_CHANGE if args.min_change is None else args.min_change,
+                          since=args.since)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in points], indent=1))
+    else:
+        print(render_changes(points, runs=history.runs["run_id"].nunique(), cases=results["case"].nunique()))
+    return 0
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -137,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "gate":
             return _gate(args)
+        if args.command == "changes":
+            return _changes(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

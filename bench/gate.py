@@ -179,6 +179,8 @@ class CaseVerdict:
     ci_high: float | None = None
     threshold: float | None = None
     baseline_runs: int = 0
+    #: The step in this case's history that the current run belongs to (bench.changes), when one is found.
+    change_point: dict[str, Any] | None = None
 
     @property
     def failing(self) -> bool:
@@ -333,9 +335,17 @@ def render_text(verdict: Verdict) -> str:
     lines += [f"note: {n}" for n in verdict.notes]
     for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
         lines.append(f"  {_ICON.get(c.status, c.status):>6}  {c.case:<44} {c.status:<15} {c.reason}")
+        if c.change_point is not None:
+            lines.append(f"{'':10}{'':44} {'':15} {describe_step(c.change_point)}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(verdict.counts().items()))
     lines.append(f"gate {'FAILED' if verdict.failed else 'passed'}: {counts}")
     return "\n".join(lines)
+
+
+def describe_step(point: dict[str, Any]) -> str:
+    """One line for a change point a case belongs to (ChangePoint.to_dict())."""
+    return (f"step {point['change']:+.1%} began between runs {point['run_before']} and {point['run_after']} "
+            f"(commits {point['commit_range']}, p {point['pvalue']:.1g}, {point['runs_after']} runs since)")
 
 
 def render_markdown(verdict: Verdict) -> str:
@@ -348,6 +358,8 @@ def render_markdown(verdict: Verdict) -> str:
         change = "" if c.ratio is None else f"{c.ratio - 1:+.1%}"
         ci = "" if c.ci_low is None or c.ci_high is None else f"{c.ci_low - 1:+.1%} .. {c.ci_high - 1:+.1%}"
         reason = c.reason.replace("|", "\\|")
+        if c.change_point is not None:
+            reason += "; " + describe_step(c.change_point)
         status = f"**{c.status}**" if c.failing else c.status
         out.append(f"| `{c.case}` | {status} | {c.statistic or ''} | {_fmt(c.current_s)} | {_fmt(c.baseline_s)} "
                    f"| {change} | {ci} "

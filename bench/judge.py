@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 
 def judge(current: pd.DataFrame, outcomes: pd.DataFrame, baseline: pd.DataFrame, settings: GateSettings | None,
           *, label: str, baseline_label: str, machine: str, rerun: Rerun | None = None,
-          confirm_times: int = 0) -> Verdict:
-    """Decide, then re-measure the regressions ``confirm_times`` times when a ``rerun`` is given."""
+          confirm_times: int = 0, history: pd.DataFrame | None = None) -> Verdict:
+    """Decide, then re-measure the regressions ``confirm_times`` times when a ``rerun`` is given.
+
+    With the full ``history`` results, a failing case whose latest runs form
+    a step in its history is told where that step began (bench.changes).
+    """
     settings = settings or GateSettings()
     verdict = decide(current, outcomes, baseline, settings, label=label, baseline_label=baseline_label,
                      machine=machine)
@@ -31,7 +35,30 @@ def judge(current: pd.DataFrame, outcomes: pd.DataFrame, baseline: pd.DataFrame,
         confirm(verdict, current, outcomes, baseline, rerun, confirm_times, settings)
     if baseline.empty:
         verdict.notes.append(f"no baseline runs for machine {machine}; every case is new")
+    if history is not None:
+        link_steps(verdict, current, history, settings)
     return verdict
+
+
+def link_steps(verdict: Verdict, current: pd.DataFrame, history: pd.DataFrame, settings: GateSettings) -> None:
+    """Name the step each regressed case is part of: the change point whose new level reaches this run."""
+    import pandas as pd
+
+    from bench.changes import ChangePoint, find_changes
+
+    regressed = {c.case: c for c in verdict.cases if c.status in ("regression", "unconfirmed")}
+    if not regressed or current.empty:
+        return
+    rows = current[current["case"].isin(set(regressed))]
+    earlier = history[history["case"].isin(set(regressed)) & ~history["run_id"].isin(set(current["run_id"]))]
+    series = pd.concat([earlier, rows], ignore_index=True)
+    series = series[series["machine"].isin(set(rows["machine"]))]
+    latest: dict[str, ChangePoint] = {}
+    for point in find_changes(series, statistic=settings.statistic):  # sorted by time: the last one wins
+        latest[point.case] = point  # its new level runs to the latest run, this one
+    for case, point in latest.items():
+        if point.change > 0:
+            regressed[case].change_point = point.to_dict()
 
 
 def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str | set[str] | None,
@@ -106,7 +133,8 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
     else:
         current_label = str(currents[0])
     verdict = judge(cur_rows, cur_out, base_rows, settings, label=current_label, baseline_label=label,
-                    machine=f"{run.machine_desc} ({run.machine})", rerun=rerun, confirm_times=confirm_times)
+                    machine=f"{run.machine_desc} ({run.machine})", rerun=rerun, confirm_times=confirm_times,
+                    history=history.results if baseline is None else None)
     if shards and run.shard is not None and len({r.shard for r in runs}) < run.shard[1]:
         verdict.notes.append(f"only {len({r.shard for r in runs})} of {run.shard[1]} shards of run {run.group} "
                              "reported: the cases of the others are missing")
@@ -127,4 +155,4 @@ def gate_session(current: pd.DataFrame, outcomes: pd.DataFrame, history_paths: l
     baseline = select_baseline(history, current, this_run, settings.window)
     return judge(current, outcomes, baseline, settings, label="this session",
                  baseline_label=f"last {baseline['run_id'].nunique()} runs in {', '.join(history_paths)}",
-                 machine=machine)
+                 machine=machine, history=history.results[~history.results["run_id"].isin(this_run)])
