@@ -2,21 +2,26 @@
 
 pandas computes, per machine (trend lines never mix machines), each case's
 latest numbers, its change against the previous run and against a rolling
-baseline (the median of the previous ``window`` runs' medians), and matplotlib
-draws the trend charts. Charts are embedded as base64 SVG images: the page
-needs no network, and no user-supplied string can become markup (everything
-else goes through Jinja's autoescaping).
+baseline (the median of the previous ``window`` runs' medians), and the
+change points of each case's history (bench.changes). plotly draws the trend
+charts in the browser: hover a point for its run, commit, median, min, rounds
+and interval; drag to zoom, shift-drag to pan. plotly.js and the figures are
+inlined, so the page is one file that needs no network. No user-supplied
+string can become markup: the figures' JSON has <, > and & escaped, names in
+hover text are HTML-escaped, and everything else goes through Jinja's
+autoescaping.
 """
 
 from __future__ import annotations
 
-import base64
-import io
+import html
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.changes import ChangePoint, find_changes
 from bench.history import History, is_missing, load_history
 
 if TYPE_CHECKING:
@@ -36,9 +41,11 @@ class MachineSection:
     latest_run: str
     latest_time: str
     rows: list[dict[str, Any]]
+    #: Chart ids and titles; the figures themselves are in ReportData.figures.
     charts: list[dict[str, str]]
     tuning_chart: str | None
     problems: list[dict[str, Any]]
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -55,6 +62,14 @@ class ReportData:
     threshold: float
     window: int
     timings: dict[str, float] = field(default_factory=dict)
+    #: Plotly figures by chart id, drawn in the browser by the page's script.
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    change_points: int = 0
+
+    def figures_json(self) -> str:
+        """The figures as JSON that is safe inside a <script> element (no <, >, & left to end it)."""
+        text = json.dumps(self.figures, separators=(",", ":"))
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _fmt_ms(seconds: Any) -> str:
@@ -78,15 +93,6 @@ def _status(change: float | None, threshold: float) -> str:
     return ""
 
 
-def _svg(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def _spread(row: pd.Series) -> tuple[float, float]:
     """Interquartile range of the per-round samples, else median +- stddev."""
     import numpy as np
@@ -105,67 +111,125 @@ def _series_label(row: pd.Series) -> str:
     return "onnxruntime" if row["variant"] == "ort" else "untuned"
 
 
-def _trend_chart(group: pd.DataFrame, title: str, threshold: float, window: int) -> str:
-    import matplotlib
+#: Trace colours by series, stable from chart to chart.
+_COLOURS = {"untuned": "#1f77b4", "onnxruntime": "#7f7f7f"}
+_TUNED_COLOURS = ["#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b"]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    plt.rcParams["svg.fonttype"] = "path"  # glyphs as paths: no text nodes in the SVG
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    for label, series in group.groupby(group.apply(_series_label, axis=1), sort=True):
+def _text(value: Any) -> str:
+    """A user string (case, commit) for a chart: plotly reads a few HTML tags in hover text, so escape them."""
+    return html.escape("" if is_missing(value) else str(value), quote=False)
+
+
+def _ms(values: Any) -> Any:
+    import numpy as np
+
+    return np.round(np.asarray(values, dtype=float) * 1e3, 6)
+
+
+def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int,
+                  changes: list[ChangePoint]) -> dict[str, Any]:
+    """One interactive chart: each series' median per run with its IQR, flagged runs and change points.
+
+    Hover shows the run, its commit, median and min, rounds and the interval;
+    plotly gives zoom and pan. Returned as plotly's figure JSON (a dict).
+    """
+    import json
+
+    import numpy as np
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    tuned_seen = 0
+    labels = group.apply(_series_label, axis=1)
+    for label, series in group.groupby(labels, sort=True):
         series = series.sort_values("run_time")
-        x = series["run_time"].to_numpy()
-        y = series["median"].to_numpy() * 1e3
-        lo_hi = [_spread(r) for _, r in series.iterrows()]
-        ax.fill_between(x, [lo * 1e3 for lo, _ in lo_hi], [hi * 1e3 for _, hi in lo_hi], alpha=0.25, linewidth=0)
-        ax.plot(x, y, marker="o", markersize=2.5, linewidth=1.2, label=f"{label} (median, IQR band)")
-        baseline = series["median"].shift(1).rolling(window, min_periods=1).median().to_numpy() * 1e3
-        bad = y > baseline * (1 + threshold)
-        if bad.any():
-            ax.scatter(x[bad], y[bad], marker="v", s=40, color="#c62828", zorder=5,
-                       label=f"{label}: > {threshold:.0%} over baseline")
-    from matplotlib.ticker import FuncFormatter
+        if label in _COLOURS:
+            colour = _COLOURS[str(label)]
+        else:
+            colour = _TUNED_COLOURS[tuned_seen % len(_TUNED_COLOURS)]
+            tuned_seen += 1
+        spread = np.array([_spread(r) for _, r in series.iterrows()])
+        median = series["median"].to_numpy(dtype=float)
+        commits = [_text(c)[:12] or "?" for c in series["commit"]]
+        # Numbers as one float array (plotly ships it base64-packed); the commit as the point's text.
+        custom = np.column_stack([_ms(series["min"]), series["rounds"].fillna(0).to_numpy(dtype=float),
+                                  _ms(spread[:, 0]), _ms(spread[:, 1])])
+        fig.add_trace(go.Scatter(
+            x=series["run_time"], y=_ms(median), name=_text(label), mode="lines+markers",
+            line={"color": colour, "width": 1.2}, marker={"size": 4},
+            error_y={"type": "data", "symmetric": False, "array": _ms(spread[:, 1] - median),
+                     "arrayminus": _ms(median - spread[:, 0]), "thickness": 0.8, "width": 0, "color": colour},
+            customdata=custom, text=commits,
+            hovertemplate=("<b>%{fullData.name}</b><br>run of %{x|%Y-%m-%d %H:%M}<br>commit %{text}<br>"
+                           "median %{y:.4g} ms, min %{customdata[0]:.4g} ms<br>"
+                           "%{customdata[1]} rounds, IQR %{customdata[2]:.4g} .. %{customdata[3]:.4g} ms"
+                           "<extra></extra>")))
+        baseline = series["median"].shift(1).rolling(window, min_periods=1).median().to_numpy()
+        slow = median > baseline * (1 + threshold)
+        failed = series["check_ok"].map(lambda v: v is False or v == 0).to_numpy(dtype=bool)
+        for mask, name, symbol in ((slow, f"> {threshold:.0%} over baseline", "triangle-down"),
+                                   (failed, "check failed", "x")):
+            if mask.any():
+                fig.add_trace(go.Scatter(
+                    x=series["run_time"][mask], y=_ms(median[mask]), mode="markers", name=f"{_text(label)}: {name}",
+                    marker={"symbol": symbol, "size": 10, "color": "#c62828"},
+                    text=[c for c, m in zip(commits, mask, strict=True) if m],
+                    hovertemplate=("<b>%{fullData.name}</b><br>run of %{x|%Y-%m-%d %H:%M}<br>commit %{text}"
+                                   "<br>median %{y:.4g} ms<extra></extra>")))
+    cases = set(group["case"])
+    mine = [c for c in changes if c.case in cases]
+    if mine:
+        fig.add_trace(go.Scatter(
+            x=[c.time_after for c in mine], y=[c.after_s * 1e3 for c in mine], mode="markers",
+            name="change points", marker={"symbol": "diamond", "size": 12, "line": {"width": 1.5, "color": "#000"},
+                                          "color": ["#c62828" if c.change > 0 else "#2e7d32" for c in mine]},
+            text=[f"{_text(c.case)}: step {c.change:+.1%} (p {c.pvalue:.1g})<br>{c.before_s * 1e3:.4g} -> "
+                  f"{c.after_s * 1e3:.4g} ms<br>between runs {_text(c.run_before)}<br>and {_text(c.run_after)}"
+                  f"<br>commits {_text(c.commit_range)}" for c in mine],
+            hovertemplate="%{text}<extra></extra>"))
+        for c in mine:
+            fig.add_vline(x=c.time_after.timestamp() * 1000, line={"dash": "dot", "width": 1,
+                                                                   "color": "#c62828" if c.change > 0 else "#2e7d32"})
+    fig.update_layout(
+        title={"text": _text(title), "font": {"size": 13}}, height=340, margin={"l": 60, "r": 10, "t": 40, "b": 40},
+        yaxis={"type": "log", "title": {"text": "latency (ms, log)"}}, hovermode="closest",
+        legend={"font": {"size": 10}}, template="plotly_white")
+    figure: dict[str, Any] = json.loads(fig.to_json())
+    return figure
 
-    ax.set_yscale("log")
-    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
-    ax.set_ylabel("latency (ms, log)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.autofmt_xdate()
-    return _svg(fig)
 
+def _tuning_figure(tuned: pd.DataFrame) -> dict[str, Any] | None:
+    import json
 
-def _tuning_chart(tuned: pd.DataFrame) -> str | None:
-    import matplotlib
+    from plotly.subplots import make_subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fresh = tuned[tuned["tuning_cached"].fillna(True) == False]  # noqa: E712 - pandas element-wise comparison
     if tuned.empty:
         return None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2))
-    for case, series in tuned.groupby("case", sort=True):
-        series = series.sort_values("run_time")
-        ax2.plot(series["run_time"], series["speedup_median"], marker="o", markersize=2.5, label=case)
+    fresh = tuned[tuned["tuning_cached"].fillna(True) == False]  # noqa: E712 - pandas element-wise comparison
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("tuning cost (seconds, runs that tuned)",
+                                                        "speedup tuned / untuned (median)"))
     for case, series in fresh.groupby("case", sort=True):
         series = series.sort_values("run_time")
-        ax1.plot(series["run_time"], series["tuning_s"], marker="s", markersize=3, linewidth=1,
-                 label=f"{case} ({int(series['trials'].iloc[-1])} trials)")
-    ax1.set_title("tuning cost (seconds, runs that tuned)", fontsize=10)
-    ax2.set_title("speedup tuned / untuned (median)", fontsize=10)
-    ax2.axhline(1.0, color="grey", linewidth=0.8)
-    for ax in (ax1, ax2):
-        ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.autofmt_xdate()
-    return _svg(fig)
+        fig.add_scatter(x=series["run_time"], y=series["tuning_s"], mode="lines+markers", row=1, col=1,
+                        name=f"{_text(case)} ({int(series['trials'].iloc[-1])} trials)")
+    for case, series in tuned.groupby("case", sort=True):
+        series = series.sort_values("run_time")
+        fig.add_scatter(x=series["run_time"], y=series["speedup_median"], mode="lines+markers", row=1, col=2,
+                        name=_text(case))
+    fig.add_hline(y=1.0, line={"color": "grey", "width": 0.8}, row=1, col=2)
+    fig.update_layout(height=320, margin={"l": 50, "r": 10, "t": 40, "b": 40}, template="plotly_white",
+                      legend={"font": {"size": 10}})
+    figure: dict[str, Any] = json.loads(fig.to_json())
+    return figure
+
+
+def _change_rows(changes: list[ChangePoint]) -> list[dict[str, Any]]:
+    return [{"case": c.case, "direction": c.direction, "change": f"{c.change:+.1%}", "change_value": c.change,
+             "before_ms": f"{c.before_s * 1e3:.4g}", "after_ms": f"{c.after_s * 1e3:.4g}",
+             "pvalue": f"{c.pvalue:.1g}", "runs": f"{c.run_before} .. {c.run_after}",
+             "commits": c.commit_range, "when": f"{c.time_after:%Y-%m-%d %H:%M}", "runs_after": c.runs_after}
+            for c in reversed(changes)]
 
 
 def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[dict[str, Any]]:
@@ -234,21 +298,31 @@ def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window:
                  charts: bool = True) -> ReportData:
     results, outcomes = history.results, history.outcomes
     sections = []
+    figures: dict[str, dict[str, Any]] = {}
+    changes_found = 0
     for machine, mres in results.groupby("machine", sort=True):
         mres = mres.sort_values(["run_time", "run_id"], kind="stable")
         mout = _section_outcomes(results, outcomes, mres)
+        changes = find_changes(mres)
+        changes_found += len(changes)
         chart_list = []
         if charts:
             for (model, target), group in mres.groupby(["model", "target_name"], sort=True):
-                chart_list.append({"title": f"{model} on {target}",
-                                   "src": _trend_chart(group, f"{model} on {target}", threshold, window)})
+                chart_id = f"chart-{len(figures)}"
+                title = f"{model} on {target}"
+                figures[chart_id] = _trend_figure(group, title, threshold, window, changes)
+                chart_list.append({"id": chart_id, "title": title})
         tuned = mres[mres["variant"] == "tuned"]
+        tuning_id = None
+        tuning = _tuning_figure(tuned) if charts else None
+        if tuning is not None:
+            tuning_id = f"chart-{len(figures)}"
+            figures[tuning_id] = tuning
         sections.append(MachineSection(
             machine=str(machine), description=str(mres["machine_desc"].iloc[-1]), runs=mres["run_id"].nunique(),
             latest_run=str(mres["run_id"].iloc[-1]), latest_time=f"{mres['run_time'].iloc[-1]:%Y-%m-%d %H:%M}",
-            rows=_summary_rows(mres, threshold, window), charts=chart_list,
-            tuning_chart=_tuning_chart(tuned) if charts and not tuned.empty else None,
-            problems=_problems(mres, mout)))
+            rows=_summary_rows(mres, threshold, window), charts=chart_list, tuning_chart=tuning_id,
+            problems=_problems(mres, mout), changes=_change_rows(changes)))
     runs = history.runs
     return ReportData(
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -257,15 +331,26 @@ def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window:
         machines=sorted({f"{d} ({m})" for d, m in zip(runs["machine_desc"], runs["machine"], strict=True)}),
         tvm_versions=sorted({str(v) for v in results["tvm_version"].dropna()}),
         commits=[str(c)[:12] for c in runs["commit"].dropna().unique()][-10:],
-        sections=sections, skipped_files=history.problems, threshold=threshold, window=window)
+        sections=sections, skipped_files=history.problems, threshold=threshold, window=window, figures=figures,
+        change_points=changes_found)
 
 
 def render_html(data: ReportData) -> str:
     import jinja2
+    import markupsafe
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("bench", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    return env.get_template("report.html.j2").render(report=data)
+    plotly_js = _plotly_js() if data.figures else ""
+    return env.get_template("report.html.j2").render(report=data, plotly_js=markupsafe.Markup(plotly_js),
+                                                     figures_json=markupsafe.Markup(data.figures_json()))
+
+
+def _plotly_js() -> str:
+    """plotly.js itself, inlined: the page must work offline and from a CI artifact."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
 
 
 def write_report(paths: list[str | Path], out_dir: Path, threshold: float = DEFAULT_THRESHOLD,

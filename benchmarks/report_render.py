@@ -2,15 +2,21 @@
 
 Generates a synthetic history (default 1,000 runs x 20 cases, i.e. 10 models x
 untuned/tuned) in a temporary folder and times loading and rendering, best and
-median of several repeats. Prints the numbers; asserts nothing.
+median of several repeats, then (if chromium is installed) opens the page in
+headless Chromium and reads how long plotly took to draw every chart (the
+page's ``data-render-ms``) and the browser's wall time. Prints the numbers;
+asserts nothing.
 
-    .venv/bin/python benchmarks/report_render.py [--runs 1000] [--cases 10] [--repeat 3]
+    .venv/bin/python benchmarks/report_render.py [--runs 1000] [--cases 10] [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +33,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--cases", type=int, default=10, help="models; each gives an untuned and a tuned case")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, default=None, help="copy the last page here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -44,7 +51,24 @@ def main() -> None:
               f"total best {min(totals):.2f} s, median {statistics.median(totals):.2f} s "
               f"(load median {statistics.median(loads):.2f} s, "
               f"compute+render median {statistics.median(renders):.2f} s); "
-              f"page {page.stat().st_size / 1e6:.1f} MB")
+              f"page {page.stat().st_size / 1e6:.1f} MB, {data.change_points} change points")
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(page, args.keep / "index.html")
+        browser = shutil.which("chromium") or shutil.which("google-chrome")
+        if browser is None:
+            print("chromium not installed: browser time not measured")
+            return
+        for i in range(args.repeat):
+            start = time.perf_counter()
+            dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                  f"--user-data-dir={root / 'profile'}", "--virtual-time-budget=60000", "--dump-dom",
+                                  page.as_uri()], capture_output=True, text=True, timeout=300).stdout
+            wall = time.perf_counter() - start
+            drawn = re.search(r'data-render-ms="(\d+)"', dom)
+            charts = re.search(r'data-charts-ready="(\d+)"', dom)
+            print(f"headless Chromium, try {i + 1}: {charts.group(1) if charts else 'NO'} charts drawn in "
+                  f"{drawn.group(1) if drawn else '?'} ms; browser start to DOM dump {wall:.1f} s")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The browser test leaves its screenshot in reports/screenshots/ (or $BENCH_SCREEN
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -62,7 +63,22 @@ def test_hostile_names_render_as_text(tmp_path: Path) -> None:
     html = render_html(build_report(load_history([tmp_path])))
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-    assert html.count("<script>") == 1  # only the page's own table sorter
+    # plotly.js, the figures' JSON and the page's own script; the name is in the JSON only as escaped text
+    assert html.count("<script") == 3 and html.count("</script>") == 3
+    assert "\\u003cscript\\u003e" in html or "&lt;script&gt;" in html
+
+
+def test_change_points_are_listed_and_marked(tmp_path: Path) -> None:
+    """A 15% step at run 20 of 30 appears in the section's table and as a marker in the tuned case's chart."""
+    synthetic_history(tmp_path, runs=30, cases=1, slowdown_at=20)
+    data = build_report(load_history([tmp_path]))
+    [change] = data.sections[0].changes
+    assert change["case"] == "model0-native-b64-tuned" and change["commits"] == "c0019..c0020"
+    assert change["change"].startswith("+1") and data.change_points == 1
+    figure = data.figures[data.sections[0].charts[0]["id"]]
+    markers = [t for t in figure["data"] if t.get("name") == "change points"]
+    assert len(markers) == 1 and "c0019..c0020" in markers[0]["text"][0]
+    assert "c0019..c0020" in render_html(data)
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
@@ -88,14 +104,15 @@ def chromium() -> str | None:
 
 @pytest.mark.slow
 def test_page_in_headless_chromium(tmp_path: Path) -> None:
-    """The 30-run report loads in headless Chromium with no console errors and is screenshotted."""
+    """The 30-run report draws every chart in headless Chromium with no console errors, and hovering a point
+    shows its run, commit, median, min, rounds and interval; a screenshot is kept."""
     browser = chromium()
     if browser is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
         pytest.skip("chromium not installed (apt-get install chromium); CI installs it")
-    synthetic_history(tmp_path / "runs", runs=30, cases=3, slowdown_at=29)
-    page, _ = write_report([tmp_path / "runs"], tmp_path / "report")
+    synthetic_history(tmp_path / "runs", runs=30, cases=3, slowdown_at=20)
+    page, data = write_report([tmp_path / "runs"], tmp_path / "report")
     default_dir = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
     shot = Path(os.environ.get("BENCH_SCREENSHOT_DIR", default_dir)) / "report-30-runs.png"
     shot.unlink(missing_ok=True)
@@ -103,9 +120,22 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-             "--hide-scrollbars", "--window-size=1300,2400", "--virtual-time-budget=3000"]
+             "--hide-scrollbars", "--window-size=1300,2400", "--virtual-time-budget=10000"]
     proc = subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "error" in line.lower() or "uncaught" in line.lower()], console
+
+    # Hover the 4th run of model0's tuned series (trace 0 of the first chart) and read the label from the DOM.
+    first = data.sections[0].charts[0]["id"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", f"{page.as_uri()}#hover={first}:0:3"],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL).stdout
+    assert f'data-charts-ready="{len(data.figures)}"' in dom, dom[-2000:]
+    hover = re.search(r'<g class="hoverlayer">(.*?)</g></svg>', dom, re.S)
+    assert hover is not None, "no hover label drawn"
+    label = re.sub(r"<[^>]+>", " ", hover.group(1))
+    assert "tuned b64" in label and "commit c0003" in label and "2026-10-04" in label, label
+    assert re.search(r"median [\d.]+ ms, min [\d.]+ ms", label) and "10 rounds, IQR" in label, label
+    # Every point of every series is in the chart: 30 runs for each of model0's two series.
+    assert len(re.findall(r'class="point"', dom)) >= 3 * 2 * 30
