@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the verdict as JSON")
     gate.add_argument("--markdown", type=Path, default=None, metavar="PATH",
                       help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)")
+    gate.add_argument("--require-history", action="store_true",
+                      help="stop (exit 2) when --history is missing, holds damaged files or has no earlier run of "
+                           "these cases on this machine, instead of passing every case as new; for nightly jobs, "
+                           "so a lost history is noticed (leave it off the very first run)")
     gate.add_argument("--allow-machine-mismatch", action="store_true",
                       help="compare with a pinned baseline measured on another machine")
     changes = sub.add_parser(
@@ -169,7 +173,8 @@ def _gate(args: argparse.Namespace) -> int:
                              log=lambda line: print(line, file=sys.stderr, flush=True))
     settings = GateSettings(alpha=args.alpha, threshold=args.threshold, statistic=args.statistic, window=args.window)
     verdict = gate_files(args.current, args.history, args.baseline, settings=settings,
-                         allow_machine_mismatch=args.allow_machine_mismatch, confirm_times=args.confirm, rerun=rerun)
+                         allow_machine_mismatch=args.allow_machine_mismatch, confirm_times=args.confirm, rerun=rerun,
+                         require_history=args.require_history)
     print(render_text(verdict))
     markdown = render_markdown(verdict)
     if args.json is not None:

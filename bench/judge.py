@@ -88,10 +88,13 @@ def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str |
 
 def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: Path | None = None, *,
                settings: GateSettings | None = None, allow_machine_mismatch: bool = False,
-               confirm_times: int = 0, rerun: Rerun | None = None) -> Verdict:
+               confirm_times: int = 0, rerun: Rerun | None = None, require_history: bool = False) -> Verdict:
     """The CLI's decision: the current JSON (or repeats of it) vs rolling history or a pinned baseline file.
 
     With ``confirm_times`` and ``rerun``, regressions are re-measured before they fail (see ``confirm``).
+    With ``require_history``, a history that is missing, damaged or holds no run of this machine stops
+    the gate (GateError) instead of passing every case as new: a nightly job that lost its history
+    must say so, not gate against nothing.
     """
     settings = settings or GateSettings()
     currents = [current] if isinstance(current, Path) else list(current)
@@ -120,10 +123,14 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         label = str(baseline)
     else:
         history = load_history(history_paths)
+        if require_history:
+            _check_history(history, None, history_paths, run.machine_desc)
         if history.results.empty and history.problems:
             raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
         base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs} | set(cur_rows["run_id"]),
                                     settings.window)
+        if require_history:
+            _check_history(history, base_rows, history_paths, run.machine_desc)
         label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
     if shards:
         seen = sorted({r.shard[0] for r in runs if r.shard})
@@ -139,6 +146,24 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         verdict.notes.append(f"only {len({r.shard for r in runs})} of {run.shard[1]} shards of run {run.group} "
                              "reported: the cases of the others are missing")
     return verdict
+
+
+def _check_history(history: History, base_rows: pd.DataFrame | None, paths: list[Path], machine: str) -> None:
+    """``--require-history``: lost or damaged files first (``base_rows`` None), then an empty baseline."""
+    where = ", ".join(map(str, paths)) or "(none given)"
+    lost = [p for p in history.problems if p.endswith("no such file or folder")]
+    damaged = [p for p in history.problems if "moved to" in p or "could not move it aside" in p]
+    if lost:
+        raise GateError(f"--history {where}: {lost[0]}; the history is lost (restore it from where the job keeps "
+                        "it, e.g. the results branch), or drop --require-history to start a new one")
+    if damaged:
+        raise GateError(f"--history {where}: {len(damaged)} damaged file(s): {damaged[0]}; restore them from the "
+                        "results branch, or rerun: the damaged files are now in quarantine/ and left out")
+    if base_rows is not None and base_rows.empty:
+        held = history.results["machine_desc"].drop_duplicates().tolist()[:3]
+        raise GateError(f"--history {where}: no earlier run of these cases on this machine ({machine}) among "
+                        f"{history.runs['run_id'].nunique()} runs (machines: {'; '.join(held) or 'none'}); the "
+                        "baseline is gone: restore the history, or drop --require-history to start a new one")
 
 
 def gate_session(current: pd.DataFrame, outcomes: pd.DataFrame, history_paths: list[str], own_files: list[Path],

@@ -453,3 +453,25 @@ def test_gate_has_no_import_cycle_with_confirm() -> None:
     code = "import sys, bench.gate; print(sorted(m for m in sys.modules if m in ('bench.confirm', 'bench.judge')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_require_history_stops_on_lost_damaged_or_foreign_history(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--require-history: a nightly job whose history vanished, is damaged or belongs to another machine stops
+    with exit 2 and says which; without the flag the same run passes with every case new."""
+    rng = np.random.default_rng(3)
+    cur = run_file(tmp_path / "cur.json", START + timedelta(days=30),
+                   [bench_entry("m-native-b64-tuned", "m", "tuned", noisy_run(rng, 1e-3), speedup=3.0)])
+    args = ["gate", "--current", str(cur), "--require-history", "--history"]
+    assert main([*args, str(tmp_path / "gone")]) == 2
+    assert "the history is lost" in capsys.readouterr().err
+    write_history(tmp_path / "other", 5, rng, cpu=CPU_B)
+    assert main([*args, str(tmp_path / "other")]) == 2
+    assert "no earlier run of these cases on this machine" in capsys.readouterr().err
+    assert main(["gate", "--current", str(cur), "--history", str(tmp_path / "other")]) == 0
+    write_history(tmp_path / "hist", 5, rng)
+    (tmp_path / "hist" / "run03.json").write_text('{"benchmarks": [')
+    assert main([*args, str(tmp_path / "hist")]) == 2
+    err = capsys.readouterr().err
+    assert "1 damaged file(s)" in err and "run03.json" in err and "quarantine" in err
+    assert main([*args, str(tmp_path / "hist")]) == 0  # the damaged file is set aside; 4 runs remain
