@@ -16,8 +16,8 @@ Chosen over Apache Otava and MongoDB's signal-processing-algorithms on the same
 histories (``benchmarks/change_points.py``; README "Change points"): with this
 machine's measured noise it found steps as often (20 of 20 at 3, 5 and 10% on
 a 0.9%-noise case, 18 of 20 at 5% on a 3.8% one), gave no false points in 120
-A/A histories where Otava's t-test gave 18 and the permutation E-Divisive of
-Otava and signal-processing-algorithms 8 and 4, takes 0.07 s on 1,000 runs where the permutation test takes
+A/A histories where Otava's t-test gave 22 and the permutation E-Divisive of
+Otava and signal-processing-algorithms 7 and 4, takes 0.07 s on 1,000 runs where the permutation test takes
 11 s, and it installs without pinning numpy (Otava 0.8 pins numpy 2.2.0 and
 brings cloud SDKs; signal-processing-algorithms needs numpy < 2).
 """

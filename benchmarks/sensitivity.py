@@ -19,7 +19,9 @@ A setting's variables go to the timing process, except two switches of this
 script: ``ORT=1`` creates and runs an ONNX Runtime session on the model in the
 timing process first (as the harness's worker does for reference outputs), and
 ``POLL=1`` runs a process that walks the timing process tree's memory every
-0.1 s (as the pytest parent watches its worker).
+0.1 s (as the pytest parent watches its worker), and ``LONG=1`` times every
+block in one long-lived process instead of a fresh one each (slow blocks in
+it too mean periods of the machine, not states of a process).
 """
 
 from __future__ import annotations
@@ -58,15 +60,21 @@ vm = relax.VirtualMachine(tvm.runtime.load_module(lib_path), dev)
 data = np.load(inputs_path)
 args = [tvm.runtime.tensor(data[k], dev) for k in data.files]
 main = vm["main"]
-for _ in range(warmup * iterations):
-    main(*args)
-samples = []
-for _ in range(rounds):
-    start = time.perf_counter()
-    for _ in range(iterations):
+def block():
+    for _ in range(warmup * iterations):
         main(*args)
-    samples.append((time.perf_counter() - start) / iterations)
-print(json.dumps({"samples": samples, "threads": tvm.runtime.num_threads()}))
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            main(*args)
+        samples.append((time.perf_counter() - start) / iterations)
+    print(json.dumps({"samples": samples, "threads": tvm.runtime.num_threads()}), flush=True)
+if os.environ.get("SENS_SERVE"):  # one long-lived process: a block per line read
+    for _line in sys.stdin:
+        block()
+else:
+    block()
 """
 
 
@@ -127,8 +135,23 @@ def main(argv: list[str] | None = None) -> int:
         lib, inputs, threads, model_path = _build(args.suite, args.case, args.cache_dir, Path(tmp))
         base_env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
 
+        servers: dict[str, subprocess.Popen[str]] = {}
+
         def child(env: dict[str, str], iterations: int) -> dict[str, list[float]]:
             env = dict(env)
+            if env.pop("LONG", None):  # the same process every time: process state vs periods of the machine
+                key = json.dumps(sorted(env.items()))
+                if key not in servers:
+                    servers[key] = subprocess.Popen(
+                        [sys.executable, "-c", CHILD, str(lib), str(inputs), str(args.rounds), str(iterations), "1"],
+                        env={**base_env, **env, "SENS_SERVE": "1"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        text=True)
+                server = servers[key]
+                assert server.stdin is not None and server.stdout is not None
+                server.stdin.write("go\n")
+                server.stdin.flush()
+                block: dict[str, list[float]] = json.loads(server.stdout.readline())
+                return block
             if env.pop("ORT", None):
                 env["SENS_ORT_MODEL"] = str(model_path)
             poller = None
@@ -159,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(samples)
                 print(f"  {i + 1:2d} {name:12s} min {min(samples) * 1e3:8.4f} ms  "
                       f"median {np.median(samples) * 1e3:8.4f} ms", flush=True)
+        for server in servers.values():
+            server.kill()
+            server.wait()
     print(f"\n{'setting':12s} {'median of mins':>15s} {'run SD':>8s} {'round CV':>9s} {'worst':>7s} "
           f"{'SD k=2':>7s} {'SD k=3':>7s}")
     rng = np.random.default_rng(0)
