@@ -28,6 +28,9 @@ class TimingPlan:
     capped: bool
     #: More iterations than asked, to fill ``min_time``.
     stretched: bool = False
+    #: Groups the rounds are timed in, ``slice_gap`` seconds apart (TimingSpec says why).
+    slices: int = 1
+    slice_gap: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,31 +55,49 @@ def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None)
     warmup = spec.warmup_rounds if per_call * iterations * spec.warmup_rounds <= cap / 4 else min(1, spec.warmup_rounds)
     stretched = iterations > spec.iterations
     capped = not stretched and (rounds, iterations, warmup) != (spec.rounds, spec.iterations, spec.warmup_rounds)
-    return TimingPlan(rounds, iterations, warmup, probe_s, capped, stretched)
+    slices = min(spec.slices, rounds)
+    if per_call * iterations >= spec.slice_gap or spec.slice_gap == 0:
+        slices = 1  # each round already spans the gap: the rounds are spread over time as they are
+    return TimingPlan(rounds, iterations, warmup, probe_s, capped, stretched, slices,
+                      spec.slice_gap if slices > 1 else 0.0)
+
+
+def slice_sizes(plan: TimingPlan) -> list[int]:
+    """Rounds per slice, as even as they divide: 10 rounds in 3 slices are 4, 3, 3."""
+    base, extra = divmod(plan.rounds, plan.slices)
+    return [base + (i < extra) for i in range(plan.slices)]
 
 
 def time_rounds(run: Callable[[], Any], plan: TimingPlan,
-                timer: Callable[[int, int], list[float]] | None = None) -> list[float]:
+                timer: Callable[[int, int], list[float]] | None = None,
+                sleep: Callable[[float], None] = time.sleep) -> list[float]:
     """Seconds per call for each round, timed like pytest-benchmark's pedantic mode.
 
     Timing happens where the build lives (the worker process); the samples are
     then handed to pytest-benchmark, which computes and stores the statistics.
     With a device ``timer`` (a remote build), the device times the same plan
-    on its own clock: warm-up rounds first, then ``rounds`` of ``iterations``.
+    on its own clock. Warm-up rounds come first; the rounds are then timed in
+    ``plan.slices`` groups, ``plan.slice_gap`` seconds apart, and each later
+    group starts with one untimed call (caches cool while the worker sleeps).
     """
-    if timer is not None:
-        if plan.warmup_rounds:
-            timer(plan.iterations, plan.warmup_rounds)
-        return timer(plan.iterations, plan.rounds)
-    for _ in range(plan.warmup_rounds):
-        for _ in range(plan.iterations):
+    samples: list[float] = []
+    for index, size in enumerate(slice_sizes(plan)):
+        if index:
+            sleep(plan.slice_gap)
+        if timer is not None:
+            if index == 0 and plan.warmup_rounds:
+                timer(plan.iterations, plan.warmup_rounds)
+            elif index:
+                timer(1, 1)
+            samples.extend(timer(plan.iterations, size))
+            continue
+        for _ in range(plan.warmup_rounds * plan.iterations if index == 0 else 1):
             run()
-    samples = []
-    for _ in range(plan.rounds):
-        start = time.perf_counter()
-        for _ in range(plan.iterations):
-            run()
-        samples.append((time.perf_counter() - start) / plan.iterations)
+        for _ in range(size):
+            start = time.perf_counter()
+            for _ in range(plan.iterations):
+                run()
+            samples.append((time.perf_counter() - start) / plan.iterations)
     return samples
 
 
@@ -102,11 +123,26 @@ def probe(run: Callable[[], Any], timer: Callable[[int, int], list[float]] | Non
 #: Test hook for measuring the gate's power, never for real runs: "0.05" makes every timed call
 #: busy-wait an extra 5% of its own undisturbed duration (the fastest of 5 calls, once per build),
 #: a known, real slowdown; a burst of interference during those 5 calls cannot inflate it.
+#: "0.05:GLOB" slows only the items whose case id matches the glob (fnmatch), e.g.
+#: "0.05:mobilenet_v2-native-b160-tuned": a regression in one model, as real ones usually are.
 SLOWDOWN_ENV = "TVM_BENCH_INJECT_SLOWDOWN"
 
 
-def with_injected_slowdown(run: Callable[[], Any]) -> Callable[[], Any]:
-    fraction = float(os.environ.get(SLOWDOWN_ENV, "0") or 0)
+def injected_slowdown(case_id: str) -> float:
+    """The fraction ``SLOWDOWN_ENV`` asks for this case (0 when unset or aimed at other cases)."""
+    from fnmatch import fnmatchcase
+
+    value, _, pattern = os.environ.get(SLOWDOWN_ENV, "").partition(":")
+    try:
+        fraction = float(value or 0)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV}={os.environ[SLOWDOWN_ENV]!r}: expected FRACTION or FRACTION:GLOB, "
+                         "e.g. 0.05 or 0.05:mobilenet_v2-*-tuned") from None
+    return fraction if fraction > 0 and (not pattern or fnmatchcase(case_id, pattern)) else 0.0
+
+
+def with_injected_slowdown(run: Callable[[], Any], case_id: str = "") -> Callable[[], Any]:
+    fraction = injected_slowdown(case_id)
     if fraction <= 0:
         return run
     run()

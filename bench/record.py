@@ -9,10 +9,9 @@ read them as columns.
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from bench.measure import SLOWDOWN_ENV
+from bench.measure import injected_slowdown
 
 if TYPE_CHECKING:
     from bench.build import Built, Prepared
@@ -147,8 +146,8 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "topk": topk,
         "gate": case.suite.model_gate(case.model_index).model_dump(),
     }
-    if os.environ.get(SLOWDOWN_ENV):
-        info["injected_slowdown"] = float(os.environ[SLOWDOWN_ENV])
+    if injected_slowdown(case.id):
+        info["injected_slowdown"] = injected_slowdown(case.id)
     if case.variant == "ort":
         import onnxruntime
 

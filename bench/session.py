@@ -256,7 +256,7 @@ class BenchSession:
                                  f"needs {case.target.threads} ({case.target.threads_source}); a figure from the "
                                  f"wrong thread count would be wrong. Was {THREADS_ENV} changed after TVM started?",
                                  case.suite.where)
-        run = with_injected_slowdown(built.run)
+        run = with_injected_slowdown(built.run, case.id)
         plan = plan_timing(case.timing, probe(run), self.max_time)
         samples = time_rounds(run, plan)
         info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)

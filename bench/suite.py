@@ -197,6 +197,13 @@ class TimingSpec(_Spec):
     machine noise, so its iterations per round grow until the rounds span at
     least ``min_time`` seconds and their median can outvote a burst. The
     tutorial's timeit used number=10, repeat=10.
+
+    ``slices``: the rounds are timed in this many groups, ``slice_gap``
+    seconds apart. On a shared VM a multi-threaded kernel runs ~40% slower
+    through periods of 0.2-2.5 s (one vCPU slowed; README "Where the
+    run-to-run noise comes from"); rounds timed back to back can all fall in
+    one, and then the run's minimum moves. Groups seconds apart rarely do.
+    Rounds that already last ``slice_gap`` each are spread enough: no gaps.
     """
 
     warmup_rounds: int = Field(default=1, ge=0)
@@ -205,6 +212,8 @@ class TimingSpec(_Spec):
     min_rounds: int = Field(default=3, ge=1)
     min_time: float = Field(default=1.0, ge=0)
     max_time: float = Field(default=60.0, gt=0)
+    slices: int = Field(default=3, ge=1)
+    slice_gap: float = Field(default=2.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _rounds(self) -> TimingSpec:

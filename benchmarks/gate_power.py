@@ -7,8 +7,9 @@
    run, as ``bench gate --confirm`` does). Count the runs that fail.
 2. Power: run the suite ``--power`` times with a real slowdown injected through
    the documented test hook TVM_BENCH_INJECT_SLOWDOWN (every timed call
-   busy-waits an extra 5% or 10% of its undisturbed duration), and gate each
-   run against the same history; count how often the gate catches it. With
+   busy-waits an extra 5% or 10% of its undisturbed duration; with
+   ``--target GLOB`` only the matching items), and gate each run against the
+   same history; count how often the gate catches it, per item. With
    ``--power-confirm next-runs`` a flagged run is confirmed by the next
    ``--confirm`` recorded runs of the same slowdown (full-suite runs a minute
    or two later) instead of fresh re-runs: cheaper, and no easier to pass.
@@ -40,11 +41,14 @@ from bench.history import read_run  # noqa: E402
 from bench.judge import gate_files  # noqa: E402
 from bench.measure import SLOWDOWN_ENV  # noqa: E402
 
+#: --target: the case-id glob the slowdown is aimed at (empty: every item).
+TARGET = [""]
+
 
 def suite_env(slowdown: float) -> dict[str, str]:
     env = dict(os.environ)
     if slowdown:
-        env[SLOWDOWN_ENV] = str(slowdown)
+        env[SLOWDOWN_ENV] = f"{slowdown}:{TARGET[0]}" if TARGET[0] else str(slowdown)
     else:
         env.pop(SLOWDOWN_ENV, None)
     return env
@@ -91,6 +95,8 @@ def main() -> None:
     parser.add_argument("--aa", type=int, default=20, help="unchanged runs (default 20)")
     parser.add_argument("--power", type=int, default=20, help="runs per injected slowdown (default 20)")
     parser.add_argument("--slowdowns", type=float, nargs="+", default=[0.05, 0.10])
+    parser.add_argument("--target", default="", metavar="GLOB",
+                        help="slow only the items whose case id matches (e.g. 'mobilenet_v2-*-tuned'); default all")
     parser.add_argument("--history", type=Path, nargs="*", default=[],
                         help="earlier unchanged runs of the same suite on this machine (the baseline's start)")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW)
@@ -106,12 +112,14 @@ def main() -> None:
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
     settings = GateSettings(alpha=args.alpha, statistic=args.statistic, window=args.window)
+    TARGET[0] = args.target
 
     aa_dir = args.workdir / "aa"
     aa_dir.mkdir(parents=True, exist_ok=True)
     print(f"A/A: each unchanged run gated against the {args.window} runs before it "
           f"(alpha {args.alpha:g}, --confirm {args.confirm})", flush=True)
     false_alarms = 0
+    aa_cases: dict[str, int] = {}
     aa_runs = [aa_dir / f"aa{i:02d}.json" for i in range(args.aa)]
     for i, out in enumerate(aa_runs):
         if not (args.reuse and out.is_file()):
@@ -121,13 +129,16 @@ def main() -> None:
         verdict = gate_files(out, [*args.history, *others], rerun=recorded_or_fresh(out, 0.0, args.pytest_args),
                              settings=settings, confirm_times=args.confirm)
         false_alarms += verdict.failed
+        for c in verdict.cases:
+            if c.failing:
+                aa_cases[c.case] = aa_cases.get(c.case, 0) + 1
         print(line(out.stem, verdict), flush=True)
     print(f"A/A false alarms: {false_alarms} of {len(aa_runs)} runs", flush=True)
 
     baseline = [*args.history, *aa_runs]
     caught: dict[float, tuple[int, dict[str, int]]] = {}
     for slowdown in args.slowdowns:
-        folder = args.workdir / f"slow{int(slowdown * 100):02d}"
+        folder = args.workdir / (f"slow{int(slowdown * 100):02d}" + (f"-{args.target}" if args.target else ""))
         folder.mkdir(parents=True, exist_ok=True)
         runs = [folder / f"run{i:02d}.json" for i in range(args.power)]
         for i, out in enumerate(runs):
@@ -147,7 +158,8 @@ def main() -> None:
             print(line(f"{folder.name}/{out.stem}", verdict), flush=True)
         caught[slowdown] = (hits, per_case)
 
-    print(f"\nA/A false alarms: {false_alarms} of {len(aa_runs)} runs")
+    print(f"\nA/A false alarms: {false_alarms} of {len(aa_runs)} runs"
+          + (" (" + ", ".join(f"{c} {n}" for c, n in sorted(aa_cases.items())) + ")" if aa_cases else ""))
     print(f"Power ({args.power_confirm} confirmation):\n{'slowdown':>9} {'caught':>12}   per case")
     for slowdown, (hits, per_case) in caught.items():
         cases = ", ".join(f"{c} {n}/{args.power}" for c, n in sorted(per_case.items()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.measure import plan_timing
+from bench.measure import TimingPlan, plan_timing, slice_sizes, time_rounds
 from bench.suite import TimingSpec
 
 SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, min_time=0.0, max_time=10.0)
@@ -69,3 +69,47 @@ def test_injected_slowdown_is_a_fraction_of_the_undisturbed_call(monkeypatch: py
     assert clock[0] - start == pytest.approx(0.010 + 0.001, abs=2e-5)
     monkeypatch.delenv(measure.SLOWDOWN_ENV)
     assert measure.with_injected_slowdown(run) is run
+
+
+def test_injected_slowdown_can_target_one_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"0.05:GLOB" slows only the matching cases: a regression in one model, as real ones usually are."""
+    import bench.measure as measure
+
+    monkeypatch.setenv(measure.SLOWDOWN_ENV, "0.05:mobilenet_v2-*-tuned")
+    assert measure.injected_slowdown("mobilenet_v2-native-b160-tuned") == 0.05
+    assert measure.injected_slowdown("mobilenet_v2-native-untuned") == 0.0
+    assert measure.with_injected_slowdown(lambda: None, "tiny_cnn-native-b64-tuned") is not None
+    monkeypatch.setenv(measure.SLOWDOWN_ENV, "five percent")
+    with pytest.raises(ValueError, match="expected FRACTION or FRACTION:GLOB"):
+        measure.injected_slowdown("x")
+
+
+def test_fast_rounds_are_timed_in_slices_seconds_apart() -> None:
+    """10 rounds of a 10 ms x 10 model: 3 groups (4, 3, 3) with two 2 s gaps; rounds longer than the gap
+    need none."""
+    spec = SPEC.model_copy(update={"slices": 3, "slice_gap": 2.0})
+    plan = plan_timing(spec, 0.010)
+    assert (plan.slices, plan.slice_gap) == (3, 2.0) and slice_sizes(plan) == [4, 3, 3]
+    # 10 calls of 50 ms: each round spans 0.5 s, less than a 2 s or 0.6 s gap, more than a 0.4 s one
+    assert plan_timing(spec, 0.05, max_time=100).slices == 3
+    assert plan_timing(spec.model_copy(update={"slice_gap": 0.6}), 0.05, max_time=100).slices == 3
+    assert plan_timing(spec.model_copy(update={"slice_gap": 0.4}), 0.05, max_time=100).slices == 1
+    assert plan_timing(spec.model_copy(update={"rounds": 2, "min_rounds": 2}), 0.010).slices == 2
+    assert plan_timing(spec.model_copy(update={"slices": 1}), 0.010).slice_gap == 0.0
+
+    events: list[str] = []
+    plan = TimingPlan(rounds=10, iterations=2, warmup_rounds=1, probe_s=0.01, capped=False, slices=3, slice_gap=2.0)
+    samples = time_rounds(lambda: events.append("call"), plan, sleep=lambda s: events.append(f"sleep {s:g}"))
+    assert len(samples) == 10
+    # 1 warm-up round of 2 calls + 4 rounds; a gap, 1 untimed call + 3 rounds; a gap, 1 + 3 rounds
+    assert "".join("s" if e.startswith("sleep") else "." for e in events) == "." * 10 + "s" + "." * 7 + "s" + "." * 7
+    assert events.count("sleep 2") == 2
+
+    calls: list[tuple[int, int]] = []
+
+    def device_timer(number: int, repeat: int) -> list[float]:
+        calls.append((number, repeat))
+        return [0.01] * repeat
+
+    assert len(time_rounds(lambda: None, plan, device_timer, sleep=lambda s: None)) == 10
+    assert calls == [(2, 1), (2, 4), (1, 1), (2, 3), (1, 1), (2, 3)]
