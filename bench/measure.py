@@ -78,20 +78,22 @@ def time_rounds(run: Callable[[], Any], plan: TimingPlan,
     With a device ``timer`` (a remote build), the device times the same plan
     on its own clock. Warm-up rounds come first; the rounds are then timed in
     ``plan.slices`` groups, ``plan.slice_gap`` seconds apart, and each later
-    group is warmed up again (at least one round): after the gap the kernel
-    was measured 5-13% slower in its first rounds (README).
+    group starts with one untimed call. (A whole warm-up round there was
+    measured: it cost 4 s a smoke run and did not make the later groups
+    faster; README "Where the run-to-run noise comes from".)
     """
     samples: list[float] = []
     for index, size in enumerate(slice_sizes(plan)):
         if index:
             sleep(plan.slice_gap)
-        warmup = plan.warmup_rounds if index == 0 else max(1, plan.warmup_rounds)
         if timer is not None:
-            if warmup:
-                timer(plan.iterations, warmup)
+            if index == 0 and plan.warmup_rounds:
+                timer(plan.iterations, plan.warmup_rounds)
+            elif index:
+                timer(1, 1)
             samples.extend(timer(plan.iterations, size))
             continue
-        for _ in range(warmup * plan.iterations):
+        for _ in range(plan.warmup_rounds * plan.iterations if index == 0 else 1):
             run()
         for _ in range(size):
             start = time.perf_counter()
