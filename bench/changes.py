@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.errors import BenchError
+from bench.gate import case_statistic
 from bench.history import is_missing
 
 if TYPE_CHECKING:
@@ -145,14 +146,6 @@ def _short(commit: str | None) -> str:
     return str(commit)[:12] if commit else "?"
 
 
-def case_statistic(rows: pd.DataFrame, default: str = "min") -> str:
-    """The gate's statistic for a case: its suite's ``gate.statistic`` in the latest run, else ``default``."""
-    gate = rows["gate"].iloc[-1] if "gate" in rows else None
-    if isinstance(gate, dict) and gate.get("statistic") in ("min", "median"):
-        return str(gate["statistic"])
-    return default
-
-
 def find_changes(results: pd.DataFrame, *, statistic: str | None = None, max_pvalue: float = DEFAULT_MAX_PVALUE,
                  min_change: float = DEFAULT_MIN_CHANGE,
                  since: datetime | None = None) -> list[ChangePoint]:
@@ -169,7 +162,7 @@ def find_changes(results: pd.DataFrame, *, statistic: str | None = None, max_pva
         return out
     for (machine, case), rows in results.groupby(["machine", "case"], sort=True):
         rows = rows.sort_values(["run_time", "run_id"], kind="stable")
-        stat = statistic or case_statistic(rows)
+        stat = statistic or case_statistic(rows.iloc[-1])  # the suite's, as the latest run recorded it
         rows = rows[[not is_missing(v) and v > 0 for v in rows[stat]]]
         shifts = detect(rows[stat].to_numpy(dtype=float), max_pvalue=max_pvalue, min_change=min_change)
         ends = [s.index for s in shifts[1:]] + [len(rows)] if shifts else []

@@ -230,7 +230,8 @@ def _threshold(row: pd.Series, default: float) -> float:
     return default
 
 
-def _statistic(row: pd.Series) -> str:
+def case_statistic(row: pd.Series) -> str:
+    """The statistic a case is judged on: its suite's ``gate.statistic`` as recorded, else the default."""
     gate = row.get("gate")
     if isinstance(gate, dict) and gate.get("statistic") in STATISTICS:
         return str(gate["statistic"])
@@ -266,7 +267,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
     for case, rows in current.groupby("case", sort=False):
         row = rows.iloc[-1]
         t = settings.threshold if settings.threshold is not None else _threshold(row, DEFAULT_THRESHOLD)
-        stat_name = settings.statistic or _statistic(row)
+        stat_name = settings.statistic or case_statistic(row)
         stat = STATISTICS[stat_name]
         cur_runs = [_run_samples(r) for _, r in rows.iterrows()]
         v = CaseVerdict(case, "unchanged", "", variant=row["variant"], statistic=stat_name,

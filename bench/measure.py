@@ -56,7 +56,7 @@ def plan_timing(spec: TimingSpec, probe_s: float, max_time: float | None = None)
     stretched = iterations > spec.iterations
     capped = not stretched and (rounds, iterations, warmup) != (spec.rounds, spec.iterations, spec.warmup_rounds)
     slices = min(spec.slices, rounds)
-    if per_call * iterations >= spec.slice_gap or spec.slice_gap == 0:
+    if per_call * iterations >= spec.slice_gap:
         slices = 1  # each round already spans the gap: the rounds are spread over time as they are
     return TimingPlan(rounds, iterations, warmup, probe_s, capped, stretched, slices,
                       spec.slice_gap if slices > 1 else 0.0)
