@@ -78,6 +78,8 @@ class Record(TypedDict, total=False):
     tuning_cached: bool
     tuning_key: str
     tuning_resumed_records: int
+    #: The smaller budget's database a warm start began from (budget, trials, tuning_s), else absent.
+    tuning_warm_from: dict[str, Any] | None
     tuning_runner_threads: list[int]
     # where it ran
     tvm_threads: int | None
@@ -164,5 +166,6 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
             "tuning_key": tuned.key,
             "tuning_resumed_records": tuned.resumed,
             "tuning_runner_threads": list(tuned.runner_threads),
+            "tuning_warm_from": tuned.warm_from,
         })
     return info

@@ -269,6 +269,14 @@ class TuningSpec(_Spec):
     cpu_weight_prepack: bool = False
     #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
     ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    #: Start from the largest finished database of the same model, target and settings with a smaller
+    #: budget (b1000 from b256) and tune only the rest; its trials and seconds count as this budget's.
+    #: Not part of the tuning key: it changes how a budget's trials are spent, not the search settings.
+    warm_start: bool = False
+
+    def key_settings(self) -> dict[str, Any]:
+        """The settings that make two tuning runs different searches (the tuning cache key's part)."""
+        return self.model_dump(exclude={"warm_start"})
 
 
 class LimitsSpec(_Spec):

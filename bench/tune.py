@@ -25,6 +25,11 @@ records as trials already spent and tunes only the rest of the budget. A file
 lock per entry makes a second session wait and then reuse the result. A
 finished entry whose files no longer match the sha256 in its ``meta.json``
 is moved to the cache's quarantine and tuned again.
+
+Warm starts (``tuning.warm_start``): a budget with no database of its own
+starts from a copy of the largest finished database of the same family
+(same key but for the budget) and tunes the rest; the copied trials and
+their seconds are counted in the new entry's trials and ``tuning_s``.
 """
 
 from __future__ import annotations
@@ -70,10 +75,14 @@ class Tuned:
     resumed: int = 0
     #: TVM runtime threads each of the runner's measuring processes reported (read back, not assumed).
     runner_threads: tuple[int, ...] = ()
+    #: The smaller budget's database this one started from (``tuning.warm_start``): its budget name,
+    #: trials and tuning seconds, which are counted in ``trials`` and ``tuning_s``.
+    warm_from: dict[str, Any] | None = None
 
     @property
     def seconds_per_trial(self) -> float | None:
-        """Over the trials this run measured (``tuning_s`` does not include the interrupted run's time)."""
+        """Over the trials measured by this run and a warm start's source (``tuning_s`` covers both, but not
+        an interrupted run's time)."""
         measured = self.trials - self.resumed
         return self.tuning_s / measured if measured > 0 else None
 
@@ -82,7 +91,15 @@ def tuning_key(case: Case, model: LoadedModel) -> str:
     import tvm
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads, case.budget.trials,
-                  case.budget.max_trials_per_task, case.tuning.model_dump(), tvm.__version__)
+                  case.budget.max_trials_per_task, case.tuning.key_settings(), tvm.__version__)
+
+
+def tuning_family(case: Case, model: LoadedModel) -> str:
+    """The tuning key without the budget: databases of one family differ only in how many trials they hold."""
+    import tvm
+
+    return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads,
+                  case.tuning.key_settings(), tvm.__version__)
 
 
 def entry_dir(case: Case, model: LoadedModel, cache_dir: Path) -> tuple[Path, str]:
@@ -161,6 +178,47 @@ def _read_meta(entry: Path, key: str, cache_dir: Path, progress: Progress) -> di
     dest = set_aside(entry, cache_dir, reason)
     progress(f"[cache] tuning entry {entry}: {reason}; moved to {dest} and tuning again")
     return None
+
+
+WARM_FROM = "warm-from.json"
+
+
+def _warm_source(cache_dir: Path, family: str, trials: int) -> tuple[Path, dict[str, Any]] | None:
+    """The finished entry of this family with the most trials below ``trials`` whose files still check out."""
+    found = []
+    for meta_path in (cache_dir / "tuning").glob("*/meta.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(meta, dict) and meta.get("schema") == TUNING_SCHEMA and meta.get("family") == family
+                and isinstance(meta.get("trials"), int) and 0 < meta["trials"] < trials):
+            found.append((meta["trials"], meta_path.parent, meta))
+    for _, entry, meta in sorted(found, key=lambda f: -f[0]):
+        work = entry / "work"
+        if (work / RECORDS).is_file() and meta.get("database_sha256") == _digest(work):
+            return entry, meta
+    return None
+
+
+def _warm_start(partial: Path, source: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Copy a smaller budget's database into ``partial``; return what was taken (also kept beside it)."""
+    partial.mkdir(parents=True, exist_ok=True)
+    for name in (WORKLOADS, RECORDS):
+        shutil.copyfile(source / "work" / name, partial / name)
+    _, records, _ = _scan(partial)
+    taken = {"entry": source.name, "budget": meta.get("budget", {}).get("name"), "trials": len(records),
+             "tuning_s": float(meta.get("tuning_s") or 0.0)}
+    atomic_write(partial / WARM_FROM, json.dumps(taken))
+    return taken
+
+
+def _read_warm_from(partial: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads((partial / WARM_FROM).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("trials"), int) else None
 
 
 def _resume_partial(partial: Path, cache_dir: Path, progress: Progress, label: str) -> int:
@@ -365,7 +423,8 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     if meta is not None:
         progress(f"[tune] {case.id}: reusing {meta['trials']} trials from {entry}")
         return Tuned(entry / "work", meta["trials"], meta["tasks"], meta["tuning_s"], True, key,
-                     meta.get("resumed_from_records", 0), tuple(meta.get("runner_threads") or ()))
+                     meta.get("resumed_from_records", 0), tuple(meta.get("runner_threads") or ()),
+                     meta.get("warm_from"))
 
     settings, budget = case.tuning, case.budget
     target = case.target.tvm()
@@ -385,10 +444,19 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     partial = entry / "work.partial"
     if partial.exists() and retune:
         shutil.rmtree(partial)
+    family = tuning_family(case, model)
+    if settings.warm_start and not partial.exists():
+        found = _warm_source(cache_dir, family, budget.trials)
+        if found is not None:
+            taken = _warm_start(partial, *found)
+            progress(f"[tune] {case.id}: warm start from {found[0]}: {taken['trials']} trials "
+                     f"({taken['tuning_s']:.0f} s) of budget {taken['budget']} count towards this budget")
+    warm_from = _read_warm_from(partial) if partial.exists() else None
     done = _resume_partial(partial, cache_dir, progress, case.id) if partial.exists() else 0
     partial.mkdir(parents=True, exist_ok=True)
-    if done:
-        progress(f"[tune] {case.id}: resuming an interrupted tuning: {done} records already measured "
+    warm = min(warm_from["trials"], done) if warm_from else 0
+    if done > warm:
+        progress(f"[tune] {case.id}: resuming an interrupted tuning: {done - warm} records already measured "
                  f"in {partial}, {max(budget.trials - done, 0)} trials to go")
     _reset_meta_schedule_logger()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
@@ -426,7 +494,8 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
                          f"budgets ({case.budget.id})") from None
     finally:
         builder.close()
-    tuning_s = time.perf_counter() - start
+    # A warm start's trials and seconds are this database's cost too; an interrupted run's seconds are unknown.
+    tuning_s = time.perf_counter() - start + (warm_from["tuning_s"] if warm_from else 0.0)
     trials = done + int(report.trials)
     runner_threads = _runner_threads(threads_dir)
     if runner_threads and runner_threads != (case.target.threads,):
@@ -438,19 +507,30 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     work = entry / "work"
     if work.exists():
         shutil.rmtree(work)
+    (partial / WARM_FROM).unlink(missing_ok=True)
     partial.rename(work)
-    meta = {"schema": TUNING_SCHEMA, "key": key, "model": case.model.name, "model_sha256": model.sha256,
+    meta = {"schema": TUNING_SCHEMA, "key": key, "family": family, "model": case.model.name,
+            "model_sha256": model.sha256,
             "target": json.loads(case.target.json), "budget": asdict_budget(case), "tuning": settings.model_dump(),
             "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
             "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time(),
-            "resumed_from_records": done, "database_sha256": _digest(work), "threads": case.target.threads,
+            "resumed_from_records": done - warm, "warm_from": warm_from,
+            "database_sha256": _digest(work), "threads": case.target.threads,
             "runner_threads": list(runner_threads),
             # (trials, seconds) after each measured batch of this run: the cost side of a tuning curve.
-            "trajectory": [[done + n, round(s, 3)] for n, s in report.trajectory]}
+            "trajectory": [[done + n, round(s + (warm_from["tuning_s"] if warm_from else 0.0), 3)]
+                           for n, s in report.trajectory]}
     atomic_write(entry / "meta.json", json.dumps(meta, indent=1))
-    progress(f"[tune] {case.id}: {trials} trials ({trials - done} in this run, {tuning_s:.1f} s, "
-             f"{tuning_s / max(trials - done, 1):.2f} s/trial), database {work}")
-    return Tuned(work, trials, len(tasks), tuning_s, False, key, done, runner_threads)
+    this_run = tuning_s - (warm_from["tuning_s"] if warm_from else 0.0)
+    progress(f"[tune] {case.id}: {trials} trials ({trials - done} in this run, {this_run:.1f} s, "
+             f"{this_run / max(trials - done, 1):.2f} s/trial{_warm_note(warm_from)}), database {work}")
+    return Tuned(work, trials, len(tasks), tuning_s, False, key, done - warm, runner_threads, warm_from)
+
+
+def _warm_note(warm_from: dict[str, Any] | None) -> str:
+    if not warm_from:
+        return ""
+    return f"; {warm_from['trials']} more from {warm_from['budget']}'s database, {warm_from['tuning_s']:.0f} s"
 
 
 def asdict_budget(case: Case) -> dict[str, Any]:

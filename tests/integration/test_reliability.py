@@ -153,6 +153,33 @@ def test_killed_sessions_resume_tuning_from_their_records(tmp_path: Path) -> Non
     assert tuned["test_case[tiny-cpu-b48-tuned]"]["extra_info"]["tuning_resumed_records"] == second
 
 
+def test_warm_start_continues_a_smaller_budget_and_counts_its_trials(tmp_path: Path) -> None:
+    """With tuning.warm_start, b24 starts from b8's database: its records come first, its trials and
+    seconds are counted, and only the rest is measured in this run."""
+    suite = TUNE.replace("budgets: [{name: b48, trials: 48}]",
+                         "budgets: [{name: b8, trials: 8}, {name: b24, trials: 24}]")
+    (tmp_path / "tune.yaml").write_text(suite.replace("tuning: {trials_per_iter: 4}",
+                                                      "tuning: {trials_per_iter: 4, warm_start: true}"))
+    proc = run_pytest("tune.yaml", "-k", "b8 or b24", "--bench-cache-dir", "cache", "--benchmark-json", "out.json",
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    metas = {m["budget"]["name"]: m for m in (json.loads(p.read_text())
+                                              for p in (tmp_path / "cache").glob("tuning/*/meta.json"))}
+    small, big = metas["b8"], metas["b24"]
+    assert small["warm_from"] is None and small["family"] == big["family"] and small["key"] != big["key"]
+    assert big["warm_from"]["budget"] == "b8" and big["warm_from"]["trials"] == small["trials"]
+    assert big["warm_from"]["tuning_s"] == small["tuning_s"] and big["tuning_s"] > small["tuning_s"]
+    assert big["trials"] >= 24 and big["resumed_from_records"] == 0
+    folder = {m["budget"]["name"]: p.parent for p in (tmp_path / "cache").glob("tuning/*/meta.json")
+              for m in [json.loads(p.read_text())]}
+    before = (folder["b8"] / "work" / "database_tuning_record.json").read_text()
+    assert (folder["b24"] / "work" / "database_tuning_record.json").read_text().startswith(before)
+    assert f"warm start from {folder['b8']}: {small['trials']} trials" in proc.stdout
+    info = {b["name"]: b["extra_info"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
+    assert info["test_case[tiny-cpu-b24-tuned]"]["tuning_warm_from"]["trials"] == small["trials"]
+    assert info["test_case[tiny-cpu-b8-tuned]"]["tuning_warm_from"] is None
+
+
 def test_two_sessions_share_one_cache_and_results_folder(tmp_path: Path) -> None:
     """Two sessions started together tune once (one waits for the other's lock) and both write valid results."""
     (tmp_path / "tune.yaml").write_text(TUNE.replace("b48, trials: 48", "b16, trials: 16"))

@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.tune import RECORDS, TUNING_SCHEMA, WORKLOADS, _digest, _read_meta, _resume_partial, _scan
+from bench.tune import (
+    RECORDS,
+    TUNING_SCHEMA,
+    WARM_FROM,
+    WORKLOADS,
+    _digest,
+    _read_meta,
+    _read_warm_from,
+    _resume_partial,
+    _scan,
+    _warm_source,
+    _warm_start,
+)
 
 WORKLOAD = '["0x1234", "AAAA"]'
 
@@ -98,3 +110,35 @@ def test_tuning_ops_select_tasks_by_name() -> None:
                                                                                  "fused_matmul_add"]
     assert select_tasks(tasks, None) == tasks
     assert select_tasks(tasks, ["dense"]) == []
+
+
+def family_entry(root: Path, name: str, trials: int, family: str = "fam", tuning_s: float = 10.0) -> Path:
+    entry = root / "tuning" / name
+    write_db(entry / "work", [WORKLOAD], [record(0, 1e-3 / (i + 1)) for i in range(trials)])
+    meta = {"schema": TUNING_SCHEMA, "key": name, "family": family, "trials": trials, "tuning_s": tuning_s,
+            "budget": {"name": name.split("-")[-1]}, "database_sha256": _digest(entry / "work")}
+    (entry / "meta.json").write_text(json.dumps(meta))
+    return entry
+
+
+def test_warm_start_takes_the_largest_smaller_database_of_its_family(tmp_path: Path) -> None:
+    """Only a finished, intact entry of the same family with fewer trials than the budget is a source."""
+    family_entry(tmp_path, "tiny-b8", 8)
+    b16 = family_entry(tmp_path, "tiny-b16", 16, tuning_s=4.5)
+    family_entry(tmp_path, "tiny-b32", 32)  # not smaller than the budget below
+    family_entry(tmp_path, "tiny-b24", 24, family="other")  # other settings or target
+    damaged = family_entry(tmp_path, "tiny-b20", 20)
+    (damaged / "work" / RECORDS).write_text((damaged / "work" / RECORDS).read_text()[:-30])
+    (tmp_path / "tuning" / "tiny-b28").mkdir()
+    (tmp_path / "tuning" / "tiny-b28" / "meta.json").write_text('{"schema": 2, "fam')  # unreadable meta
+    found = _warm_source(tmp_path, "fam", 32)
+    assert found is not None and found[0] == b16
+    assert _warm_source(tmp_path, "fam", 8) is None and _warm_source(tmp_path, "nope", 64) is None
+
+    partial = tmp_path / "tuning" / "tiny-b32-new" / "work.partial"
+    taken = _warm_start(partial, *found)
+    assert taken == {"entry": "tiny-b16", "budget": "b16", "trials": 16, "tuning_s": 4.5}
+    assert (partial / RECORDS).read_bytes() == (b16 / "work" / RECORDS).read_bytes()
+    assert _read_warm_from(partial) == taken and (partial / WARM_FROM).is_file()
+    # An interrupted warm-started run still knows which of its records came from the source.
+    assert _resume_partial(partial, tmp_path, print, "tiny-b32") == 16
