@@ -19,9 +19,14 @@ A setting's variables go to the timing process, except two switches of this
 script: ``ORT=1`` creates and runs an ONNX Runtime session on the model in the
 timing process first (as the harness's worker does for reference outputs), and
 ``POLL=1`` runs a process that walks the timing process tree's memory every
-0.1 s (as the pytest parent watches its worker), and ``LONG=1`` times every
+0.1 s (as the pytest parent watches its worker), ``LONG=1`` times every
 block in one long-lived process instead of a fresh one each (slow blocks in
-it too mean periods of the machine, not states of a process).
+it too mean periods of the machine, not states of a process), and ``PIN=1``
+pins the calling thread to the core TVM's bound worker thread does not hold.
+The timing layout: ``ROUNDS=N`` (instead of ``--rounds``), ``SLICES=N`` and
+``GAP=S`` (the rounds in N groups S seconds apart, like ``timing.slices``
+and ``timing.slice_gap``), ``BUSY=1`` (untimed calls through the gaps
+instead of sleep).
 """
 
 from __future__ import annotations
@@ -69,15 +74,28 @@ if os.environ.get("SENS_PIN_MAIN"):  # the calling thread onto the core TVM's bo
             held |= os.sched_getaffinity(int(task)) if len(os.sched_getaffinity(int(task))) == 1 else set()
     free = sorted(os.sched_getaffinity(0) - held) or sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {free[0]})
+rounds = int(os.environ.get("SENS_ROUNDS") or rounds)
+slices = max(1, min(int(os.environ.get("SENS_SLICES") or 1), rounds))
+gap = float(os.environ.get("SENS_GAP") or 0)
+busy = bool(os.environ.get("SENS_BUSY"))
 def block():
     for _ in range(warmup * iterations):
         main(*args)
     samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(iterations):
+    sizes = [rounds // slices + (i < rounds % slices) for i in range(slices)]
+    for index, size in enumerate(sizes):
+        if index and busy:  # keep the cores at work through the gap (untimed calls), not asleep
+            until = time.perf_counter() + gap
+            while time.perf_counter() < until:
+                main(*args)
+        elif index:
+            time.sleep(gap)
             main(*args)
-        samples.append((time.perf_counter() - start) / iterations)
+        for _ in range(size):
+            start = time.perf_counter()
+            for _ in range(iterations):
+                main(*args)
+            samples.append((time.perf_counter() - start) / iterations)
     print(json.dumps({"samples": samples, "threads": tvm.runtime.num_threads()}), flush=True)
 if os.environ.get("SENS_SERVE"):  # one long-lived process: a block per line read
     for _line in sys.stdin:
@@ -150,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(env)
             if env.pop("PIN", None):
                 env["SENS_PIN_MAIN"] = "1"
+            for knob in ("ROUNDS", "SLICES", "GAP", "BUSY"):  # the timing layout, as the suite's timing keys
+                if knob in env:
+                    env[f"SENS_{knob}"] = env.pop(knob)
             if env.pop("LONG", None):  # the same process every time: process state vs periods of the machine
                 key = json.dumps(sorted(env.items()))
                 if key not in servers:
