@@ -60,10 +60,15 @@ ProfileRow = tuple[str, int, str, float, int]
 class Config:
     name: str
     tuning: dict[str, Any]
+    #: The cache folder under --workdir (default "cache"): a warm start finds its source entries there.
+    cache: str = "cache"
 
 
 def parse_config(text: str) -> Config:
-    """``name`` or ``name:key=value,key=value`` (values in YAML: true, 32, [conv2d, matmul])."""
+    """``name`` or ``name:key=value;key=value`` (values in YAML: true, 32, [conv2d, matmul]).
+
+    ``cache=FOLDER`` is not a tuning setting: it gives the configuration its own cache under --workdir.
+    """
     import yaml
 
     name, _, rest = text.partition(":")
@@ -71,7 +76,8 @@ def parse_config(text: str) -> Config:
     for item in filter(None, rest.split(";")):
         key, _, value = item.partition("=")
         tuning[key.strip()] = yaml.safe_load(value)
-    return Config(name, tuning)
+    cache = tuning.pop("cache", "cache")
+    return Config(name, tuning, str(cache))
 
 
 def snapshot(work: Path, trials: int, into: Path) -> Path:
@@ -144,8 +150,9 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
     folder = args.workdir / f"{config.name}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     tuning = yaml.safe_dump({**config.tuning, "seed": seed}, default_flow_style=True)
-    session = BenchSession(args.workdir / "cache", progress=lambda m: print(m, flush=True)
-                           if not m.startswith("[tune]") or "trials (" in m or "tasks, budget" in m else None)
+    session = BenchSession(args.workdir / config.cache, progress=lambda m: print(m, flush=True)
+                           if not m.startswith("[tune]") or "trials (" in m or "tasks, budget" in m
+                           or "warm start" in m else None)
 
     def tuned_at(trials: int) -> tuple[Any, Any, Any, Tuned]:
         """Tune (or reuse from the cache) a run with this budget, exactly as a suite with it would."""
@@ -155,7 +162,7 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
         model = session.model(case)
         prepared = session.prepared(case, model)
         tuned = tune(build.tuning_module(prepared, case.tuning.cpu_weight_prepack), case, model,
-                     args.workdir / "cache", retune=False, progress=session.progress)
+                     args.workdir / config.cache, retune=False, progress=session.progress)
         return case, model, prepared, tuned
 
     case, model, prepared, full = tuned_at(max(args.at))
