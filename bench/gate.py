@@ -123,6 +123,34 @@ def _run_samples(row: pd.Series) -> np.ndarray:
     return np.asarray([row["median"]], dtype=float)
 
 
+def run_spread(run_values: np.ndarray) -> float:
+    """Run-to-run spread of a case's per-run statistics, on the log scale: the larger of the SD and
+    1.4826 * MAD, so a few outliers cannot make it optimistic."""
+    logs = np.log(run_values / float(np.median(run_values)))
+    mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    return max(float(np.std(logs, ddof=1)), mad)
+
+
+def smallest_visible(run_values: np.ndarray, alpha: float, repeats: int = 1) -> float | None:
+    """The smallest slowdown this case's gate can flag, from its baseline runs' spread (None below 3 runs).
+
+    A slowdown is flagged when the interval's lower end passes 1; even
+    measured without error, a single run's ratio carries the predictive
+    run effect, so anything below exp(t * spread * sqrt(1/k + 1/m)) - 1 (two-
+    sided, alpha) cannot be told from the machine's run-to-run noise. It is
+    what a case's history can resolve on this machine, whatever threshold the
+    suite asks for.
+    """
+    from scipy import stats
+
+    m = len(run_values)
+    if m < 3:
+        return None
+    current_var = 1.0 if repeats == 1 else math.pi / (2 * repeats)
+    q = float(stats.t.ppf(1 - alpha / 2, m - 1))
+    return math.exp(q * run_spread(run_values) * math.sqrt(current_var + 1 / m)) - 1
+
+
 def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[np.ndarray], alpha: float,
                    rng: np.random.Generator, n_boot: int = BOOTSTRAP, statistic: str = DEFAULT_STATISTIC) -> Interval:
     """Hierarchical bootstrap CI of median(current run statistics) / median(baseline run statistics).
@@ -155,9 +183,7 @@ def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[n
         # so a few outliers cannot make it optimistic). For k repeats the current term is the
         # variance of a median of k draws, taken as pi/(2k) (its large-k value, conservative
         # for small k: for k=2 the median is the mean, variance 1/2).
-        logs = np.log(run_values / base)
-        mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
-        spread = max(float(np.std(logs, ddof=1)), mad)
+        spread = run_spread(run_values)
         current_var = 1.0 if k == 1 else math.pi / (2 * k)
         cur = cur / np.exp(spread * np.sqrt(current_var + 1 / m) * rng.standard_t(m - 1, size=n_boot))
     ratios = cur / base_boot
@@ -179,6 +205,9 @@ class CaseVerdict:
     ci_high: float | None = None
     threshold: float | None = None
     baseline_runs: int = 0
+    #: The smallest slowdown the gate could flag here, from the baseline's run-to-run spread
+    #: (smallest_visible); above ``threshold`` the case cannot show a slowdown of its threshold.
+    visible: float | None = None
     #: The step in this case's history that the current run belongs to (bench.changes), when one is found.
     change_point: dict[str, Any] | None = None
 
@@ -298,7 +327,10 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         ci = ratio_interval(cur_runs, runs, case_alpha, rng, statistic=stat_name)
         v.baseline_s = float(np.median([stat(r) for r in runs]))
         v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
-        ci_text = f"{ci.ratio - 1:+.1%} in {stat_name} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, threshold {t:.0%})"
+        v.visible = smallest_visible(np.array([stat(r) for r in runs]), case_alpha, len(cur_runs))
+        blind = f"; cannot see under {v.visible:+.1%} here" if v.visible is not None and v.visible > t else ""
+        ci_text = (f"{ci.ratio - 1:+.1%} in {stat_name} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, "
+                   f"threshold {t:.0%}{blind})")
         if ci.low > 1 and ci.high >= 1 + t and ci.ratio >= 1 + t / 2:
             v.status, v.reason = "regression", f"slower by {ci_text}"
         elif ci.high < 1 and ci.low <= 1 - t and ci.ratio <= 1 - t / 2:
@@ -308,6 +340,14 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         if row["variant"] == "ort" and gate.get("ort", "report") == "report" and v.status != "unchanged":
             v.status = "reference-slower" if v.status == "regression" else "reference-faster"
             v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
+    unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
+             and c.variant != "ort"]
+    if unseen:
+        verdict.notes.append(
+            f"{len(unseen)} case(s) cannot show a slowdown of their threshold on this machine: their baseline runs "
+            "spread so much that the smallest visible slowdown is " + ", ".join(
+                f"{c.case} {c.visible:+.1%}" for c in sorted(unseen, key=lambda c: -(c.visible or 0)))
+            + " (README \"What each case can see\")")
     present = set(current["case"]) | {c.case for c in verdict.cases}
     if not baseline.empty:
         last_run = baseline["run_id"].iloc[-1]
@@ -353,8 +393,8 @@ def render_markdown(verdict: Verdict) -> str:
     head = "### :x: Benchmark gate failed" if verdict.failed else "### :white_check_mark: Benchmark gate passed"
     out = [head, "", f"Current `{verdict.current}` vs {verdict.baseline}, machine {verdict.machine}.", ""]
     out += [f"> {n}" for n in verdict.notes]
-    out += ["| case | status | statistic | current ms | baseline ms | change | CI | reason |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += ["| case | status | statistic | current ms | baseline ms | change | CI | smallest visible | reason |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
         change = "" if c.ratio is None else f"{c.ratio - 1:+.1%}"
         ci = "" if c.ci_low is None or c.ci_high is None else f"{c.ci_low - 1:+.1%} .. {c.ci_high - 1:+.1%}"
@@ -362,7 +402,8 @@ def render_markdown(verdict: Verdict) -> str:
         if c.change_point is not None:
             reason += "; " + describe_step(c.change_point)
         status = f"**{c.status}**" if c.failing else c.status
+        visible = "" if c.visible is None else f"{c.visible:+.1%}"
         out.append(f"| `{c.case}` | {status} | {c.statistic or ''} | {_fmt(c.current_s)} | {_fmt(c.baseline_s)} "
-                   f"| {change} | {ci} "
+                   f"| {change} | {ci} | {visible} "
                    f"| {reason} |")
     return "\n".join(out) + "\n"

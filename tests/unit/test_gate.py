@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import gate
 from bench.__main__ import main
 from bench.confirm import confirm
 from bench.gate import GateError, decide, ratio_interval
@@ -285,7 +286,7 @@ def test_confirm_keeps_a_persistent_slowdown_and_drops_a_burst(tmp_path: Path) -
     assert got["burst"].status == "unconfirmed" and "re-measured 2x" in got["burst"].reason
     assert got["fine"].status == "unchanged"
     assert calls == [["s.yaml::test_case[real]", "s.yaml::test_case[burst]"]] * 2
-    assert verdict.exit_code == 1 and "2 flagged case(s) 2 time(s): 1 confirmed" in verdict.notes[0]
+    assert verdict.exit_code == 1 and "2 flagged case(s) 2 time(s): 1 confirmed" in verdict.notes[-1]
 
 
 def test_failed_remeasurement_keeps_the_regression() -> None:
@@ -475,3 +476,32 @@ def test_require_history_stops_on_lost_damaged_or_foreign_history(tmp_path: Path
     err = capsys.readouterr().err
     assert "1 damaged file(s)" in err and "run03.json" in err and "quarantine" in err
     assert main([*args, str(tmp_path / "hist")]) == 0  # the damaged file is set aside; 4 runs remain
+
+
+def test_each_case_says_the_smallest_slowdown_its_history_can_show() -> None:
+    """A case whose runs spread 10% cannot show a slowdown of half its smallest visible one (not flagged;
+    named in a note) but shows 1.5x of it; a quiet case's smallest visible slowdown is under its 5% threshold
+    and it is not named."""
+    rng = np.random.default_rng(5)
+    base = pd.concat([
+        frame([row("noisy", noisy_run(rng, 1e-3, run_sd=0.10), run=f"r{i:02d}") for i in range(20)]),
+        frame([row("quiet", noisy_run(rng, 1e-3, run_sd=0.005), run=f"r{i:02d}") for i in range(20)]),
+    ])
+
+    def judge(slower: float) -> tuple[dict[str, gate.CaseVerdict], list[str]]:
+        level = float(np.median([min(s) for s in base.loc[base["case"] == "noisy", "samples_s"]])) * (1 + slower)
+        cur = frame([row("noisy", [level] * 10), row("quiet", noisy_run(rng, 1e-3))])
+        verdict = decide(cur, NO_OUTCOMES, base)
+        return {c.case: c for c in verdict.cases}, verdict.notes
+
+    cases, notes = judge(0.0)
+    noisy, quiet = cases["noisy"], cases["quiet"]
+    assert noisy.visible is not None and 0.2 < noisy.visible < 0.8  # about exp(t(0.0025, 19) * 10%) - 1
+    assert quiet.visible is not None and quiet.visible < 0.05
+    assert noisy.status == "unchanged" and f"cannot see under {noisy.visible:+.1%} here" in noisy.reason
+    assert quiet.status == "unchanged" and "cannot see" not in quiet.reason
+    assert len(notes) == 1 and f"noisy {noisy.visible:+.1%}" in notes[0] and "quiet" not in notes[0]
+    assert judge(noisy.visible / 2)[0]["noisy"].status == "unchanged"
+    assert judge(noisy.visible * 1.5)[0]["noisy"].status == "regression"
+    md = gate.render_markdown(decide(frame([row("quiet", noisy_run(rng, 1e-3))]), NO_OUTCOMES, base))
+    assert "| smallest visible |" in md and "| +" in md
