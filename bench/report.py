@@ -233,7 +233,12 @@ def _change_rows(changes: list[ChangePoint]) -> list[dict[str, Any]]:
 
 
 def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from bench.gate import DEFAULT_ALPHA, case_statistic, smallest_visible
+
     latest_id = results["run_id"].iloc[-1]
+    case_alpha = DEFAULT_ALPHA / max(1, results.loc[results["run_id"] == latest_id, "case"].nunique())
     rows = []
     for case, series in results.groupby("case", sort=True):
         series = series.sort_values("run_time")
@@ -245,6 +250,10 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
         base = float(previous["median"].tail(window).median()) if len(previous) else None
         vs_prev, vs_base = _change(float(last["median"]), prev_median), _change(float(last["median"]), base)
         check_ok = last["check_ok"]
+        # What the gate could resolve for this case from its last `window` runs (as the gate's baseline).
+        stat = case_statistic(last)
+        values = [float(v) for v in previous[stat].tail(window) if not is_missing(v) and v > 0]
+        visible = smallest_visible(np.array(values), case_alpha) if len(values) >= 3 else None
         rows.append({
             "case": case, "model": last["model"], "target": last["target_name"], "variant": last["variant"],
             "budget": "" if is_missing(last["budget"]) else last["budget"],
@@ -259,6 +268,8 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
             "check": "n/a" if is_missing(check_ok) else "pass" if bool(check_ok) else "FAIL",
             "check_failed": ", ".join(last["check_failed"] or []),
             "median_value": float(last["median"]),
+            "visible": "" if visible is None else f"{visible:+.1%}", "visible_value": visible or 0.0,
+            "visible_over": visible is not None and visible > threshold and last["variant"] != "ort",
         })
     return rows
 

@@ -41,6 +41,27 @@ def test_slowdown_is_highlighted(tmp_path: Path) -> None:
     assert rows["model0-native-untuned"]["status"] == ""
 
 
+def test_each_case_shows_the_smallest_slowdown_its_history_can_show(tmp_path: Path) -> None:
+    """A quiet case's figure is under the 5% threshold; one whose runs spread 15% is above it, shown in bold."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for r in range(25):
+        noisy = list(2e-3 * np.exp(0.15 * rng.standard_normal()) * (1 + 0.01 * rng.standard_normal(10)))
+        quiet = list(1e-2 * (1 + 0.01 * rng.standard_normal(10)))
+        run_file(tmp_path / f"run{r:02d}.json", datetime(2026, 10, 1, r % 24, 0),
+                 [bench_entry("m-native-b64-tuned", "m", "tuned", noisy, speedup=5.0),
+                  bench_entry("m-native-untuned", "m", "untuned", quiet)], commit=f"c{r:04d}")
+    data = build_report(load_history([tmp_path]), charts=False)
+    rows = {r["case"]: r for r in data.sections[0].rows}
+    noisy_row, quiet_row = rows["m-native-b64-tuned"], rows["m-native-untuned"]
+    assert 0.3 < noisy_row["visible_value"] < 1.5 and noisy_row["visible_over"]
+    assert 0 < quiet_row["visible_value"] < 0.05 and not quiet_row["visible_over"]
+    page = render_html(data)
+    assert "smallest visible" in page and f"<b>{noisy_row['visible']}</b>" in page
+    assert f"<b>{quiet_row['visible']}</b>" not in page and quiet_row["visible"] in page
+
+
 def test_failed_skipped_and_missing_cases_listed(tmp_path: Path) -> None:
     """Non-passing outcomes of the latest run and cases that vanished are listed with reasons."""
     synthetic_history(tmp_path, runs=2, cases=2)
