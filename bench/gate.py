@@ -131,6 +131,12 @@ def run_spread(run_values: np.ndarray) -> float:
     return max(float(np.std(logs, ddof=1)), mad)
 
 
+def _current_var(repeats: int) -> float:
+    """Variance factor of the current statistic's run effect: one run, or the median of ``repeats`` runs
+    (pi/(2k), its large-k value, conservative for small k: for k=2 the median is the mean, variance 1/2)."""
+    return 1.0 if repeats == 1 else math.pi / (2 * repeats)
+
+
 def smallest_visible(run_values: np.ndarray, alpha: float, repeats: int = 1) -> float | None:
     """The smallest slowdown this case's gate can flag, from its baseline runs' spread (None below 3 runs).
 
@@ -146,9 +152,8 @@ def smallest_visible(run_values: np.ndarray, alpha: float, repeats: int = 1) -> 
     m = len(run_values)
     if m < 3:
         return None
-    current_var = 1.0 if repeats == 1 else math.pi / (2 * repeats)
     q = float(stats.t.ppf(1 - alpha / 2, m - 1))
-    return math.exp(q * run_spread(run_values) * math.sqrt(current_var + 1 / m)) - 1
+    return math.exp(q * run_spread(run_values) * math.sqrt(_current_var(repeats) + 1 / m)) - 1
 
 
 def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[np.ndarray], alpha: float,
@@ -181,11 +186,9 @@ def ratio_interval(current: np.ndarray | list[np.ndarray], baseline_runs: list[n
         # run effect follows the predictive Student-t, s * sqrt(1 + 1/m) * T(m-1), where s is
         # the spread of the baseline runs' log-statistics (the larger of the SD and 1.4826 * MAD,
         # so a few outliers cannot make it optimistic). For k repeats the current term is the
-        # variance of a median of k draws, taken as pi/(2k) (its large-k value, conservative
-        # for small k: for k=2 the median is the mean, variance 1/2).
+        # variance of a median of k draws (_current_var).
         spread = run_spread(run_values)
-        current_var = 1.0 if k == 1 else math.pi / (2 * k)
-        cur = cur / np.exp(spread * np.sqrt(current_var + 1 / m) * rng.standard_t(m - 1, size=n_boot))
+        cur = cur / np.exp(spread * np.sqrt(_current_var(k) + 1 / m) * rng.standard_t(m - 1, size=n_boot))
     ratios = cur / base_boot
     low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
     return Interval(ratio, float(low), float(high))
@@ -325,9 +328,10 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             v.status, v.reason = "too-few-rounds", f"{fewest} rounds; at least {MIN_ROUNDS} are needed to decide"
             continue
         ci = ratio_interval(cur_runs, runs, case_alpha, rng, statistic=stat_name)
-        v.baseline_s = float(np.median([stat(r) for r in runs]))
+        base_values = np.array([stat(r) for r in runs])
+        v.baseline_s = float(np.median(base_values))
         v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
-        v.visible = smallest_visible(np.array([stat(r) for r in runs]), case_alpha, len(cur_runs))
+        v.visible = smallest_visible(base_values, case_alpha, len(cur_runs))
         blind = f"; cannot see under {v.visible:+.1%} here" if v.visible is not None and v.visible > t else ""
         ci_text = (f"{ci.ratio - 1:+.1%} in {stat_name} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, "
                    f"threshold {t:.0%}{blind})")

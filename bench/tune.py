@@ -455,6 +455,7 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     done = _resume_partial(partial, cache_dir, progress, case.id) if partial.exists() else 0
     partial.mkdir(parents=True, exist_ok=True)
     warm = min(warm_from["trials"], done) if warm_from else 0
+    warm_s = float(warm_from["tuning_s"]) if warm_from else 0.0
     if done > warm:
         progress(f"[tune] {case.id}: resuming an interrupted tuning: {done - warm} records already measured "
                  f"in {partial}, {max(budget.trials - done, 0)} trials to go")
@@ -495,7 +496,7 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     finally:
         builder.close()
     # A warm start's trials and seconds are this database's cost too; an interrupted run's seconds are unknown.
-    tuning_s = time.perf_counter() - start + (warm_from["tuning_s"] if warm_from else 0.0)
+    tuning_s = time.perf_counter() - start + warm_s
     trials = done + int(report.trials)
     runner_threads = _runner_threads(threads_dir)
     if runner_threads and runner_threads != (case.target.threads,):
@@ -518,10 +519,9 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
             "database_sha256": _digest(work), "threads": case.target.threads,
             "runner_threads": list(runner_threads),
             # (trials, seconds) after each measured batch of this run: the cost side of a tuning curve.
-            "trajectory": [[done + n, round(s + (warm_from["tuning_s"] if warm_from else 0.0), 3)]
-                           for n, s in report.trajectory]}
+            "trajectory": [[done + n, round(s + warm_s, 3)] for n, s in report.trajectory]}
     atomic_write(entry / "meta.json", json.dumps(meta, indent=1))
-    this_run = tuning_s - (warm_from["tuning_s"] if warm_from else 0.0)
+    this_run = tuning_s - warm_s
     progress(f"[tune] {case.id}: {trials} trials ({trials - done} in this run, {this_run:.1f} s, "
              f"{this_run / max(trials - done, 1):.2f} s/trial{_warm_note(warm_from)}), database {work}")
     return Tuned(work, trials, len(tasks), tuning_s, False, key, done - warm, runner_threads, warm_from)
