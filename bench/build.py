@@ -83,13 +83,52 @@ def _failing_node(tb: Any) -> Any:
     return node
 
 
-def import_onnx(model: LoadedModel, where: str, key: str) -> Any:
-    """ONNX -> Relax with weights bound as constants; errors name the op and node."""
+def clip_as_max_min(proto: Any) -> Any:
+    """Clip with finite constant bounds as Max then Min, in place; returns ``proto``.
+
+    TVM's importer emits Clip as an opaque kernel call, which ConvertLayout
+    cannot see through: every ReLU6 of an NHWC MobileNetV2 would be wrapped
+    in a pair of transposes. Max and Min import as Relax operators, which it
+    can. Bounds that are not known finite constants keep their Clip (ONNX
+    reads a NaN bound as no bound).
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    known = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            known[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    nodes = []
+    for node in proto.graph.node:
+        bounds = [b for b in node.input[1:] if b]
+        if node.op_type != "Clip" or not bounds or \
+                not all(b in known and bool(np.isfinite(known[b]).all()) for b in bounds):
+            nodes.append(node)
+            continue
+        value = node.input[0]
+        for i, (op, bound) in enumerate(p for p in zip(("Max", "Min"), node.input[1:3]) if p[1]):
+            last = i == len(bounds) - 1
+            out = node.output[0] if last else f"{node.output[0]}__clip_lo"
+            nodes.append(helper.make_node(op, [value, bound], [out], name=f"{node.name}__{op.lower()}"))
+            value = out
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return proto
+
+
+def import_onnx(model: LoadedModel, where: str, key: str, clip_ops: bool = False) -> Any:
+    """ONNX -> Relax with weights bound as constants; errors name the op and node.
+
+    ``clip_ops``: import Clip as Relax operators (see clip_as_max_min) so layout passes see it.
+    """
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
     from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
     proto = onnx.load(str(model.path))
+    if clip_ops:
+        clip_as_max_min(proto)
     supported = set(_get_convert_map()) | {"If", "Constant"}
     for node in proto.graph.node:
         if node.op_type not in supported:
@@ -116,15 +155,24 @@ def count_scheduled(mod: Any) -> int:
     return sum(1 for f in prim_funcs(mod) if f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled", False)))
 
 
-def prepare(model: LoadedModel, target: ResolvedTarget, where: str, key: str) -> Prepared:
+#: ``tuning.layout`` -> (data, weight) layouts for relax.nn.conv2d. HWIO keeps output channels innermost in
+#: the weights, so a kernel can vectorize over them; NHWC keeps input channels innermost in the activations.
+CONV_LAYOUTS = {"NHWC": ["NHWC", "HWIO"]}
+
+
+def prepare(model: LoadedModel, target: ResolvedTarget, where: str, key: str,
+            layout: str | None = None) -> Prepared:
+    """Import and fuse; with ``layout``, convolutions are converted to it first (inputs and outputs keep theirs)."""
     import tvm
     from tvm import relax
 
     start = time.perf_counter()
-    mod = import_onnx(model, where, key)
+    mod = import_onnx(model, where, key, clip_ops=layout is not None)
+    convert = [relax.transform.ConvertLayout({"relax.nn.conv2d": CONV_LAYOUTS[layout]})] if layout else []
     try:
         with target.tvm():
             mod = tvm.transform.Sequential([
+                *convert,
                 relax.transform.DecomposeOpsForInference(),
                 relax.transform.CanonicalizeBindings(),
                 relax.get_pipeline("zero"),

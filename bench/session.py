@@ -105,10 +105,10 @@ class BenchSession:
     def model(self, case: Case) -> LoadedModel:
         return self._memo(("model", *case.model_key), lambda: load_model(case, self.cache_dir, self.progress))
 
-    def prepared(self, case: Case, model: LoadedModel) -> build.Prepared:
+    def prepared(self, case: Case, model: LoadedModel, layout: str | None = None) -> build.Prepared:
         key = f"models[{case.model_index}]"
-        return self._memo(("prepared", *case.untuned_key),
-                          lambda: build.prepare(model, case.target, case.suite.where, key))
+        return self._memo(("prepared", *case.untuned_key, layout),
+                          lambda: build.prepare(model, case.target, case.suite.where, key, layout))
 
     def untuned_compiled(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Compiled:
         key = f"models[{case.model_index}]"
@@ -119,8 +119,9 @@ class BenchSession:
         return self._memo(("untuned", *case.untuned_key),
                           lambda: build.load_local(self.untuned_compiled(case, model, prepared), model, case.target))
 
-    def tuned_compiled(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Compiled]:
+    def tuned_compiled(self, case: Case, model: LoadedModel) -> tuple[Tuned, build.Compiled]:
         def make() -> tuple[Tuned, build.Compiled]:
+            prepared = self.prepared(case, model, case.tuning.layout)
             self.phase("tune")
             tracker = self.tracker(case) if case.target.is_remote else None
             prepack = case.tuning.cpu_weight_prepack
@@ -142,8 +143,8 @@ class BenchSession:
 
         return self._memo(("tuned", *case.tuned_key), make)
 
-    def tuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> tuple[Tuned, build.Built]:
-        tuned, compiled = self.tuned_compiled(case, model, prepared)
+    def tuned(self, case: Case, model: LoadedModel) -> tuple[Tuned, build.Built]:
+        tuned, compiled = self.tuned_compiled(case, model)
         return tuned, self._memo(("tuned_local", *case.tuned_key),
                                  lambda: build.load_local(compiled, model, case.target))
 
@@ -246,7 +247,7 @@ class BenchSession:
             built = self.untuned(case, model, prepared)
             untuned_outputs = built.outputs
             if case.variant == "tuned":
-                tuned, built = self.tuned(case, model, prepared)
+                tuned, built = self.tuned(case, model)
 
         self.phase("measure")
         if case.variant != "ort":
@@ -272,7 +273,7 @@ class BenchSession:
         tuned: Tuned | None = None
         compiled = untuned_c
         if case.variant == "tuned":
-            tuned, compiled = self.tuned_compiled(case, model, prepared)
+            tuned, compiled = self.tuned_compiled(case, model)
         library = self.library(case, case.variant, compiled)
         where, key = case.suite.where, case.target.key_path
         retried: str | None = None

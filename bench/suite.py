@@ -267,6 +267,9 @@ class TuningSpec(_Spec):
     #: Off by default: 5% faster on ResNet-50 at equal trials side by side, but 26% more seconds per trial
     #: (README "Tuning curve"), so it loses at equal tuning time.
     cpu_weight_prepack: bool = False
+    #: Data layout of the tuned build's convolutions: ``null`` keeps the model's (NCHW for ONNX), ``NHWC``
+    #: converts them (weights HWIO) before tuning; the untuned build keeps the model's layout.
+    layout: Literal["NHWC"] | None = None
     #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
     ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     #: Start from the largest finished database of the same model, target and settings with a smaller
@@ -276,7 +279,10 @@ class TuningSpec(_Spec):
 
     def key_settings(self) -> dict[str, Any]:
         """The settings that make two tuning runs different searches (the tuning cache key's part)."""
-        return self.model_dump(exclude={"warm_start"})
+        settings = self.model_dump(exclude={"warm_start"})
+        if settings["layout"] is None:  # added later: keys from before it (and their caches) stay valid
+            del settings["layout"]
+        return settings
 
 
 class LimitsSpec(_Spec):

@@ -128,7 +128,7 @@ def _build(suite_path: Path, case_id: str, cache_dir: Path, out: Path) -> tuple[
     model = session.model(case)
     prepared = session.prepared(case, model)
     if case.variant == "tuned":
-        _tuned, compiled = session.tuned_compiled(case, model, prepared)
+        _tuned, compiled = session.tuned_compiled(case, model)
     else:
         compiled = session.untuned_compiled(case, model, prepared)
     lib = build.export_library(compiled, case.target, out / f"{case_id}.so", case.suite.where, case.id)
