@@ -12,9 +12,10 @@ structural hashes of its kernels match the tuned tasks.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,60 +84,67 @@ def _failing_node(tb: Any) -> Any:
     return node
 
 
-def clip_as_max_min(proto: Any) -> Any:
-    """Clip with finite constant bounds as Max then Min, in place; returns ``proto``.
+@contextlib.contextmanager
+def clip_as_relax_ops() -> Iterator[None]:
+    """While importing, Clip becomes Relax's maximum and minimum operators.
 
-    TVM's importer emits Clip as an opaque kernel call, which ConvertLayout
-    cannot see through: every ReLU6 of an NHWC MobileNetV2 would be wrapped
-    in a pair of transposes. Max and Min import as Relax operators, which it
-    can. Bounds that are not known finite constants keep their Clip (ONNX
-    reads a NaN bound as no bound).
+    TVM's importer emits Clip as opaque kernel calls (``emit_te``), which
+    ConvertLayout cannot see through: every ReLU6 of an NHWC MobileNetV2
+    would be wrapped in a pair of transposes. Relax's own operators lower
+    to the same kernels. Bounds that may be NaN (ONNX reads a NaN bound as
+    no bound) keep the importer's conversion.
     """
     import numpy as np
-    from onnx import helper, numpy_helper
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import onnx_frontend
 
-    known = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    for node in proto.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            known[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    nodes = []
-    for node in proto.graph.node:
-        bounds = [b for b in node.input[1:] if b]
-        if node.op_type != "Clip" or not bounds or \
-                not all(b in known and bool(np.isfinite(known[b]).all()) for b in bounds):
-            nodes.append(node)
-            continue
-        value = node.input[0]
-        for i, (op, bound) in enumerate(p for p in zip(("Max", "Min"), node.input[1:3]) if p[1]):
-            last = i == len(bounds) - 1
-            out = node.output[0] if last else f"{node.output[0]}__clip_lo"
-            nodes.append(helper.make_node(op, [value, bound], [out], name=f"{node.name}__{op.lower()}"))
-            value = out
-    del proto.graph.node[:]
-    proto.graph.node.extend(nodes)
-    return proto
+    original = onnx_frontend._get_convert_map
+    stock = original()["Clip"]
+
+    def known_finite(bound: Any) -> bool:
+        return isinstance(bound, tvm.ir.GenericConst) and bool(np.isfinite(bound.value.numpy()).all())
+
+    class Clip(stock):  # type: ignore[misc, valid-type]
+        @classmethod
+        def _impl_v13(cls, bb: Any, inputs: list[Any], attr: Any, params: Any) -> Any:
+            x, *bounds = inputs
+            if not all(b is None or known_finite(b) for b in bounds):
+                return super()._impl_v13(bb, inputs, attr, params)
+            # as 0-d constants: a shape-(1,) bound (seen in exported models) would make ConvertLayout fall
+            # back to the model's layout for the whole Clip
+            lo, hi = (None if b is None else relax.const(b.value.numpy().reshape(()) if b.value.numpy().size == 1
+                                                          else b.value.numpy()) for b in [*bounds, None, None][:2])
+            if lo is not None:
+                x = bb.emit(relax.op.maximum(x, lo))
+            return bb.emit(relax.op.minimum(x, hi)) if hi is not None else x
+
+    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": Clip}
+    try:
+        yield
+    finally:
+        onnx_frontend._get_convert_map = original
 
 
 def import_onnx(model: LoadedModel, where: str, key: str, clip_ops: bool = False) -> Any:
     """ONNX -> Relax with weights bound as constants; errors name the op and node.
 
-    ``clip_ops``: import Clip as Relax operators (see clip_as_max_min) so layout passes see it.
+    ``clip_ops``: import Clip as Relax operators (see clip_as_relax_ops) so layout passes see through it.
     """
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
     from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
     proto = onnx.load(str(model.path))
-    if clip_ops:
-        clip_as_max_min(proto)
     supported = set(_get_convert_map()) | {"If", "Constant"}
     for node in proto.graph.node:
         if node.op_type not in supported:
             raise ModelError(f"model {model.name!r}: operator {node.op_type!r} (node {node.name!r}) is not "
                              "supported by TVM's ONNX importer", where, key)
     try:
-        return from_onnx(proto, shape_dict=model.shapes,
-                         dtype_dict={k: str(v.dtype) for k, v in model.inputs.items()})
+        with clip_as_relax_ops() if clip_ops else contextlib.nullcontext():
+            return from_onnx(proto, shape_dict=model.shapes,
+                             dtype_dict={k: str(v.dtype) for k, v in model.inputs.items()})
     except Exception as err:  # the importer raises anything; name where it happened
         node = _failing_node(sys.exc_info()[2])
         at = f"operator {node.op_type!r} (node {node.name!r})" if node is not None else "import"
@@ -172,9 +180,9 @@ def prepare(model: LoadedModel, target: ResolvedTarget, where: str, key: str,
     try:
         with target.tvm():
             mod = tvm.transform.Sequential([
-                *convert,
                 relax.transform.DecomposeOpsForInference(),
                 relax.transform.CanonicalizeBindings(),
+                *convert,
                 relax.get_pipeline("zero"),
             ])(mod)
     except Exception as err:  # TVM pass failures surface as many exception types

@@ -53,6 +53,14 @@ class Case:
         return f"{self.model.name}-{self.target.name}-{self.budget.id}-{self.variant}"
 
     @property
+    def conv_layout(self) -> str | None:
+        """The layout the tuned build's convolutions use: ``tuning.layout`` resolved; None is the model's own."""
+        layout = self.tuning.layout
+        if layout == "auto":
+            return "NHWC" if self.target.kind == "llvm" else None
+        return None if layout == "model" else layout
+
+    @property
     def model_key(self) -> tuple[str, str]:
         """Identifies the model (and so its untuned build) within a session."""
         return (str(self.suite.path), self.model.name)

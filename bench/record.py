@@ -81,6 +81,8 @@ class Record(TypedDict, total=False):
     #: The smaller budget's database a warm start began from (budget, trials, tuning_s), else absent.
     tuning_warm_from: dict[str, Any] | None
     tuning_runner_threads: list[int]
+    #: The tuned build's convolution layout (``tuning.layout`` resolved for the target): "NHWC" or "model".
+    tuning_layout: str
     # where it ran
     tvm_threads: int | None
     device: dict[str, Any]
@@ -167,5 +169,6 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
             "tuning_resumed_records": tuned.resumed,
             "tuning_runner_threads": list(tuned.runner_threads),
             "tuning_warm_from": tuned.warm_from,
+            "tuning_layout": case.conv_layout or "model",
         })
     return info

@@ -121,7 +121,7 @@ class BenchSession:
 
     def tuned_compiled(self, case: Case, model: LoadedModel) -> tuple[Tuned, build.Compiled]:
         def make() -> tuple[Tuned, build.Compiled]:
-            prepared = self.prepared(case, model, case.tuning.layout)
+            prepared = self.prepared(case, model, case.conv_layout)
             self.phase("tune")
             tracker = self.tracker(case) if case.target.is_remote else None
             prepack = case.tuning.cpu_weight_prepack

@@ -87,11 +87,18 @@ class Tuned:
         return self.tuning_s / measured if measured > 0 else None
 
 
+def _key_settings(case: Case) -> dict[str, Any]:
+    settings = case.tuning.key_settings()
+    if case.conv_layout is not None:
+        settings["layout"] = case.conv_layout
+    return settings
+
+
 def tuning_key(case: Case, model: LoadedModel) -> str:
     import tvm
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads, case.budget.trials,
-                  case.budget.max_trials_per_task, case.tuning.key_settings(), tvm.__version__)
+                  case.budget.max_trials_per_task, _key_settings(case), tvm.__version__)
 
 
 def tuning_family(case: Case, model: LoadedModel) -> str:
@@ -99,7 +106,7 @@ def tuning_family(case: Case, model: LoadedModel) -> str:
     import tvm
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads,
-                  case.tuning.key_settings(), tvm.__version__)
+                  _key_settings(case), tvm.__version__)
 
 
 def entry_dir(case: Case, model: LoadedModel, cache_dir: Path) -> tuple[Path, str]:
@@ -512,7 +519,8 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     partial.rename(work)
     meta = {"schema": TUNING_SCHEMA, "key": key, "family": family, "model": case.model.name,
             "model_sha256": model.sha256,
-            "target": json.loads(case.target.json), "budget": asdict_budget(case), "tuning": settings.model_dump(),
+            "target": json.loads(case.target.json), "budget": asdict_budget(case),
+            "tuning": {**settings.model_dump(), "layout": case.conv_layout or "model"},
             "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
             "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time(),
             "resumed_from_records": done - warm, "warm_from": warm_from,

@@ -160,7 +160,7 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
         path.write_text(SUITE.format(model=args.model, trials=trials, tuning=tuning))
         [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
         model = session.model(case)
-        prepared = session.prepared(case, model, case.tuning.layout)
+        prepared = session.prepared(case, model, case.conv_layout)
         tuned = tune(build.tuning_module(prepared, case.tuning.cpu_weight_prepack), case, model,
                      args.workdir / config.cache, retune=False, progress=session.progress)
         return case, model, prepared, tuned

@@ -107,6 +107,8 @@ def test_tvm_runs_on_the_cores_the_target_names(first_run: tuple[Path, Any, dict
         assert info["tvm_threads"] == cores == info["target"]["num-cores"], name
         assert info["threads_source"] == "target num-cores"
     assert items["test_case[tiny-cpu-b16-tuned]"]["extra_info"]["tuning_runner_threads"] == [2]
+    # tuning.layout auto: NHWC convolutions on a CPU target
+    assert items["test_case[tiny-cpu-b16-tuned]"]["extra_info"]["tuning_layout"] == "NHWC"
     assert items["test_case[tiny-cpu1-ort]"]["extra_info"]["ort_threads"] == 1
     assert "tvm_threads" not in items["test_case[tiny-cpu1-ort]"]["extra_info"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -337,3 +338,28 @@ targets: [llvm]
     with pytest.raises(ModelError, match=r"^s.yaml: models\[0\].inputs\[1\].shape: shape \[1\] does not match the "
                                          r"model's input 'sr' \[\]$"):
         load_model(first_case(path), tmp_path / "cache")
+
+
+@pytest.mark.tvm
+def test_tuning_layout_resolves_per_target_and_enters_the_key(tmp_path: Path) -> None:
+    """``auto`` is NHWC on CPU and the model's own layout on GPU; NHWC and the model's layout are two tuning
+    keys, and the model's layout keeps the key it had before the setting existed (caches stay valid)."""
+    from bench.tune import _key_settings, tuning_key
+
+    def tuned(layout: str, target: str = "llvm -num-cores=2") -> Any:
+        (tmp_path / layout).mkdir(exist_ok=True)
+        path = suite_file(tmp_path / layout, f"""
+models: [{{name: t, source: {{generator: tiny_cnn}}}}]
+targets: ["{target}"]
+budgets: [8]
+tuning: {{layout: {layout}}}
+""")
+        [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
+        return case
+
+    auto, nhwc, model_layout = tuned("auto"), tuned("NHWC"), tuned("model")
+    assert (auto.conv_layout, nhwc.conv_layout, model_layout.conv_layout) == ("NHWC", "NHWC", None)
+    assert tuned("auto", "cuda -arch=sm_90").conv_layout is None
+    model = load_model(auto, tmp_path / "cache")
+    assert tuning_key(auto, model) == tuning_key(nhwc, model) != tuning_key(model_layout, model)
+    assert "layout" not in _key_settings(model_layout) and _key_settings(nhwc)["layout"] == "NHWC"

@@ -1,0 +1,108 @@
+"""``tuning.layout``: NHWC convolutions give the same answer, and ReLU6 does not cost a transpose pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from bench.model import LoadedModel
+
+
+
+def _graph(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], shape: list[int],
+           out: list[int]) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, out)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]  # type: ignore[no-any-return]
+
+
+def _model(tmp_path: Path, nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], x: np.ndarray,
+           out: list[int]) -> LoadedModel:
+    from bench.model import LoadedModel
+
+    path = tmp_path / "m.onnx"
+    onnx.save(_graph(nodes, inits, list(x.shape), out), path)
+    return LoadedModel("m", path, "0" * 64, {"x": x}, ((0, nodes[-1].output[0]),))
+
+
+@pytest.mark.tvm
+def test_clip_with_finite_constant_bounds_imports_as_relax_operators(tmp_path: Path) -> None:
+    """Initializer and Constant-node bounds become R.maximum / R.minimum, an absent bound is skipped, a NaN
+    bound keeps the importer's own Clip (ONNX reads it as no bound); the answer is unchanged."""
+    from bench import build
+    from bench.target import resolve
+
+    f32 = np.float32
+    inits = {"zero": np.array(0, f32), "nan": np.array(np.nan, f32), "three": np.array(3, f32)}
+    nodes = [
+        helper.make_node("Constant", [], ["six"], value=numpy_helper.from_array(np.array(6, f32))),
+        helper.make_node("Clip", ["x", "zero", "six"], ["a"], name="relu6"),
+        helper.make_node("Clip", ["a", "nan", "three"], ["b"], name="nan_low"),
+        helper.make_node("Clip", ["b", "", "three"], ["c"], name="high_only"),
+        helper.make_node("Mul", ["c", "three"], ["y"]),
+    ]
+    x = np.linspace(-10, 10, 16, dtype=f32).reshape(2, 8)
+    model = _model(tmp_path, nodes, inits, x, [2, 8])
+
+    text = build.import_onnx(model, "suite.yaml", "models[0]", clip_ops=True).script()
+    assert text.count("R.maximum(") == 1 and text.count("R.minimum(") == 2, text
+    assert text.count("R.call_tir(") == 2, text  # the NaN-bound Clip: the importer's maximum and minimum
+    stock = build.import_onnx(model, "suite.yaml", "models[0]").script()
+    assert "R.maximum(" not in stock and "R.minimum(" not in stock
+
+    target = resolve("llvm -num-cores=2", "cpu")
+    prepared = build.prepare(model, target, "suite.yaml", "models[0]", "NHWC")
+    got = build.load_local(build.compile_executable(prepared, model, target, "s", "k"), model, target).outputs[0]
+    np.testing.assert_array_equal(got, _run(onnx.load(model.path), x))
+
+
+@pytest.mark.tvm
+def test_nhwc_build_matches_nchw_and_keeps_relu6_inside_the_layout(tmp_path: Path) -> None:
+    """Conv -> batch norm -> ReLU6 -> depthwise conv -> ReLU6 -> pool: converted to NHWC, no kernel transposes around a
+    ReLU6 (only the graph's input and output are transposed), and the output equals the NCHW build's."""
+    from bench import build
+    from bench.target import resolve
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    inits = {"w1": rng.standard_normal((16, 3, 3, 3)).astype(f32), "w2": rng.standard_normal((16, 1, 3, 3))
+             .astype(f32), "zero": np.array([0], f32), "six": np.array([6], f32),  # shape (1,), as exporters write
+             **{k: rng.uniform(0.5, 1.5, 16).astype(f32) for k in ("scale", "bias", "mean", "var")}}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c0", "scale", "bias", "mean", "var"], ["c1"]),
+        helper.make_node("Clip", ["c1", "zero", "six"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=16),
+        helper.make_node("Clip", ["c2", "zero", "six"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["y"]),
+    ]
+    x = rng.standard_normal((1, 3, 16, 16)).astype(f32)
+    model = _model(tmp_path, nodes, inits, x, [1, 16, 1, 1])
+    target = resolve("llvm -num-cores=2", "cpu")
+
+    outputs = {}
+    for layout in (None, "NHWC"):
+        prepared = build.prepare(model, target, "suite.yaml", "models[0]", layout)
+        names = [gv.name_hint for gv in prepared.mod.functions]
+        if layout:
+            assert not [n for n in names if "transpose" in n and ("maximum" in n or "minimum" in n)], names
+            assert sum("transpose" in n for n in names) <= 2, names
+        outputs[layout] = build.load_local(build.compile_executable(prepared, model, target, "s", "k"),
+                                           model, target).outputs[0]
+    np.testing.assert_allclose(outputs["NHWC"], outputs[None], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outputs[None], _run(onnx.load(model.path), x), rtol=1e-4, atol=1e-4)
