@@ -7,7 +7,9 @@ passes (DecomposeOpsForInference, CanonicalizeBindings, the ``zero`` pipeline:
 legalize, fold, fuse). Untuned compiles that module as is, which is exactly
 what the pipeline produces with ``total_trials=0`` and an empty database;
 tuned applies the MetaSchedule database to the *same* module first, so the
-structural hashes of its kernels match the tuned tasks.
+structural hashes of its kernels match the tuned tasks. With ``tuning.layout``
+the module is prepared with its convolutions in that layout (NHWC by
+default on CPU), for both variants.
 """
 
 from __future__ import annotations
@@ -203,9 +205,8 @@ def tuning_module(prepared: Prepared, prepack: bool) -> Any:
     return relax.transform.AttachAttrLayoutFreeBuffers()(prepared.mod) if prepack else prepared.mod
 
 
-def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
-                       work_dir: Path | None = None, prepack: bool = False) -> Compiled:
-    """Compile, applying the MetaSchedule database in ``work_dir`` if given.
+def apply_database(prepared: Prepared, target: Any, work_dir: Path, prepack: bool) -> Any:
+    """The tuned module: each kernel replaced by its best schedule in the database.
 
     With ``prepack`` the tuned kernels' weight layout rewrites are split out
     and folded into the constant weights (the static_shape_tuning pipeline's
@@ -214,20 +215,28 @@ def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedT
     import tvm
     from tvm import relax
 
+    with target:
+        mod = relax.transform.MetaScheduleApplyDatabase(str(work_dir))(tuning_module(prepared, prepack))
+        if not prepack:
+            return mod
+        return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+                                         relax.transform.LiftTransformParams(),
+                                         relax.transform.FoldConstant(),
+                                         # the rewrites ran on the constants: drop their kernels
+                                         relax.transform.DeadCodeElimination(["main"])])(mod)
+
+
+def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
+                       work_dir: Path | None = None, prepack: bool = False) -> Compiled:
+    """Compile, applying the MetaSchedule database in ``work_dir`` if given (see apply_database)."""
+    import tvm
+
     start = time.perf_counter()
     mod = prepared.mod
     try:
         tgt = target.tvm()
         if work_dir is not None:
-            with tgt:
-                mod = tuning_module(prepared, prepack)
-                mod = relax.transform.MetaScheduleApplyDatabase(str(work_dir))(mod)
-                if prepack:
-                    mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
-                                                    relax.transform.LiftTransformParams(),
-                                                    relax.transform.FoldConstant(),
-                                                    # the rewrites ran on the constants: drop their kernels
-                                                    relax.transform.DeadCodeElimination(["main"])])(mod)
+            mod = apply_database(prepared, tgt, work_dir, prepack)
         # Without a database nothing is scheduled: no need to estimate every kernel's FLOPs to say so.
         share = scheduled_flop_share(mod) if work_dir is not None else 0.0
         executable = tvm.compile(mod, target=tgt)

@@ -61,6 +61,11 @@ class Case:
         return None if layout == "model" else layout
 
     @property
+    def weight_prepack(self) -> bool:
+        """``tuning.cpu_weight_prepack`` where it applies: MetaSchedule rewrites weight layouts on CPU only."""
+        return self.tuning.cpu_weight_prepack and self.target.kind == "llvm"
+
+    @property
     def model_key(self) -> tuple[str, str]:
         """Identifies the model (and so its untuned build) within a session."""
         return (str(self.suite.path), self.model.name)

@@ -105,10 +105,11 @@ class BenchSession:
     def model(self, case: Case) -> LoadedModel:
         return self._memo(("model", *case.model_key), lambda: load_model(case, self.cache_dir, self.progress))
 
-    def prepared(self, case: Case, model: LoadedModel, layout: str | None = None) -> build.Prepared:
+    def prepared(self, case: Case, model: LoadedModel) -> build.Prepared:
+        """The module both variants build from, convolutions in the case's layout (one import per model)."""
         key = f"models[{case.model_index}]"
-        return self._memo(("prepared", *case.untuned_key, layout),
-                          lambda: build.prepare(model, case.target, case.suite.where, key, layout))
+        return self._memo(("prepared", *case.untuned_key, case.conv_layout),
+                          lambda: build.prepare(model, case.target, case.suite.where, key, case.conv_layout))
 
     def untuned_compiled(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Compiled:
         key = f"models[{case.model_index}]"
@@ -121,10 +122,10 @@ class BenchSession:
 
     def tuned_compiled(self, case: Case, model: LoadedModel) -> tuple[Tuned, build.Compiled]:
         def make() -> tuple[Tuned, build.Compiled]:
-            prepared = self.prepared(case, model, case.conv_layout)
+            prepared = self.prepared(case, model)
             self.phase("tune")
             tracker = self.tracker(case) if case.target.is_remote else None
-            prepack = case.tuning.cpu_weight_prepack
+            prepack = case.weight_prepack
             tuned = tune(build.tuning_module(prepared, prepack), case, model, self.cache_dir, retune=self.retune,
                          progress=self.progress, tracker=tracker)
             self.phase("build")

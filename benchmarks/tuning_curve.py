@@ -17,9 +17,12 @@ configuration gets a per-kernel profile (VM instrumentation) that says which
 kernels hold the remaining time. Output: a table on stdout, ``curve.csv``,
 ``profile.csv`` and a PNG. Run one at a time on an idle machine:
 
-    .venv/bin/python benchmarks/tuning_curve.py --model resnet50 --trials 1000 --at 128,256,512,1000 \\
-        --config harness --config prepack:cpu_weight_prepack=true \\
-        --config "convs:ops=[conv2d, matmul];cpu_weight_prepack=true" --workdir results/curve-resnet50
+    .venv/bin/python benchmarks/tuning_curve.py --model resnet50 --at 256,512,1000 \\
+        --config harness --config nchw:layout=model \\
+        --config "convs:ops=[conv2d, matmul]" --ab 5 --workdir results/curve-resnet50
+
+``harness`` is the suite defaults (NHWC, prepacked weights on CPU); a
+config changes some of them, as the suite's ``tuning`` keys.
 """
 
 from __future__ import annotations
@@ -160,8 +163,8 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
         path.write_text(SUITE.format(model=args.model, trials=trials, tuning=tuning))
         [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
         model = session.model(case)
-        prepared = session.prepared(case, model, case.conv_layout)
-        tuned = tune(build.tuning_module(prepared, case.tuning.cpu_weight_prepack), case, model,
+        prepared = session.prepared(case, model)
+        tuned = tune(build.tuning_module(prepared, case.weight_prepack), case, model,
                      args.workdir / config.cache, retune=False, progress=session.progress)
         return case, model, prepared, tuned
 
@@ -181,7 +184,7 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
             _, _, _, own = tuned_at(trials)
             work, how, secs, tasks = own.work_dir, "own run", own.tuning_s, own.tasks
         compiled = build.compile_executable(prepared, model, case.target, "curve", "tuned", work_dir=work,
-                                            prepack=case.tuning.cpu_weight_prepack)
+                                            prepack=case.weight_prepack)
         built = build.load_local(compiled, model, case.target)
         # Every point of the curve must still give the right answer (top-k against ONNX Runtime).
         verdict = check.compare_outputs(built.outputs, session.reference_output(case, model), model.outputs,
