@@ -104,19 +104,18 @@ def clip_as_relax_ops() -> Iterator[None]:
     original = onnx_frontend._get_convert_map
     stock = original()["Clip"]
 
-    def known_finite(bound: Any) -> bool:
-        return isinstance(bound, tvm.ir.GenericConst) and bool(np.isfinite(bound.value.numpy()).all())
-
     class Clip(stock):  # type: ignore[misc, valid-type]
         @classmethod
         def _impl_v13(cls, bb: Any, inputs: list[Any], attr: Any, params: Any) -> Any:
             x, *bounds = inputs
-            if not all(b is None or known_finite(b) for b in bounds):
+            if not all(b is None or isinstance(b, tvm.ir.GenericConst) for b in bounds):
+                return super()._impl_v13(bb, inputs, attr, params)
+            lo, hi = [None if b is None else b.value.numpy() for b in [*bounds, None, None][:2]]
+            if not all(a is None or np.isfinite(a).all() for a in (lo, hi)):
                 return super()._impl_v13(bb, inputs, attr, params)
             # as 0-d constants: a shape-(1,) bound (seen in exported models) would make ConvertLayout fall
             # back to the model's layout for the whole Clip
-            lo, hi = (None if b is None else relax.const(b.value.numpy().reshape(()) if b.value.numpy().size == 1
-                                                          else b.value.numpy()) for b in [*bounds, None, None][:2])
+            lo, hi = [None if a is None else relax.const(a.reshape(()) if a.size == 1 else a) for a in (lo, hi)]
             if lo is not None:
                 x = bb.emit(relax.op.maximum(x, lo))
             return bb.emit(relax.op.minimum(x, hi)) if hi is not None else x

@@ -54,7 +54,7 @@ class Case:
 
     @property
     def conv_layout(self) -> str | None:
-        """The layout the tuned build's convolutions use: ``tuning.layout`` resolved; None is the model's own."""
+        """The layout both builds' convolutions use: ``tuning.layout`` resolved; None is the model's own."""
         layout = self.tuning.layout
         if layout == "auto":
             return "NHWC" if self.target.kind == "llvm" else None

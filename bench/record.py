@@ -81,7 +81,7 @@ class Record(TypedDict, total=False):
     #: The smaller budget's database a warm start began from (budget, trials, tuning_s), else absent.
     tuning_warm_from: dict[str, Any] | None
     tuning_runner_threads: list[int]
-    #: The tuned build's convolution layout (``tuning.layout`` resolved for the target): "NHWC" or "model".
+    #: The convolution layout of this case's builds (``tuning.layout`` resolved for the target): "NHWC" or "model".
     tuning_layout: str
     # where it ran
     tvm_threads: int | None
