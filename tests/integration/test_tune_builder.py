@@ -1,0 +1,65 @@
+"""The tuning builder: candidates compiled at LLVM -O2, linked where the runner can load them as they are."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import tune
+
+pytestmark = [pytest.mark.tvm]
+
+
+def _matmul() -> Any:
+    import tvm
+    from tvm import te
+
+    a = te.placeholder((32, 32), name="A")
+    b = te.placeholder((32, 32), name="B")
+    k = te.reduce_axis((0, 32), name="k")
+    c = te.compute((32, 32), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+    return tvm.IRModule({"main": te.create_prim_func([a, b, c])})
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_candidates_reach_the_runner_linked_on_this_host_and_archived_for_a_device(shared: bool) -> None:
+    """A local runner gets a shared library it loads as it is; a remote one gets the tar it links itself.
+    Either way the candidate is measured."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    mod = _matmul()
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
+    builder = tune._pooled_builder(1, 60.0, shared=shared)
+    try:
+        [result] = builder.build([ms.builder.BuilderInput(mod, target)])
+    finally:
+        builder.close()
+    assert result.error_msg is None, result.error_msg
+    artifact = Path(result.artifact_path)
+    assert artifact.suffix == (".so" if shared else ".tar")
+    assert shared != tarfile.is_tarfile(artifact)
+
+    runner = ms.runner.LocalRunner(timeout_sec=60,
+                                   evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=1))
+    [future] = runner.run([ms.runner.RunnerInput(str(artifact), "cpu",
+                                                 ms.arg_info.ArgInfo.from_prim_func(mod["main"]))])
+    measured = future.result()
+    assert measured.error_msg is None, measured.error_msg
+    assert len(measured.run_secs) == 1 and float(measured.run_secs[0]) > 0
+
+
+def test_candidates_build_at_o2_unless_the_target_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """-O2 applies to CPU candidates whose target names no level; a target's own opt-level is kept."""
+    import tvm
+    import tvm.driver
+
+    seen: list[Any] = []
+    monkeypatch.setattr(tvm.driver, "build", lambda mod, target: seen.append(target.export()))
+    tune._fast_build(_matmul(), tvm.target.Target({"kind": "llvm", "mcpu": "znver4"}), None)
+    tune._fast_build(_matmul(), tvm.target.Target({"kind": "llvm", "opt-level": 3}), None)
+    assert [t.get("opt-level") for t in seen] == [tune.CANDIDATE_OPT_LEVEL, 3]
+    assert seen[0]["mcpu"] == "znver4"
