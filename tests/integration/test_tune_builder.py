@@ -1,4 +1,4 @@
-"""The tuning builder: candidates compiled at LLVM -O2, linked where the runner can load them as they are."""
+"""The tuning builder: candidates compiled as the final build is, linked where the runner can load them as they are."""
 
 from __future__ import annotations
 
@@ -52,14 +52,14 @@ def test_candidates_reach_the_runner_linked_on_this_host_and_archived_for_a_devi
     assert len(measured.run_secs) == 1 and float(measured.run_secs[0]) > 0
 
 
-def test_candidates_build_at_o2_unless_the_target_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    """-O2 applies to CPU candidates whose target names no level; a target's own opt-level is kept."""
+def test_candidates_compile_with_the_target_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final build compiles with the target as resolved, so candidates must too: a ResNet-18 candidate
+    timed 1.07 ms at LLVM -O2 ran 29 ms at the final build's -O3."""
     import tvm
     import tvm.driver
 
     seen: list[Any] = []
     monkeypatch.setattr(tvm.driver, "build", lambda mod, target: seen.append(target.export()))
-    tune._fast_build(_matmul(), tvm.target.Target({"kind": "llvm", "mcpu": "znver4"}), None)
-    tune._fast_build(_matmul(), tvm.target.Target({"kind": "llvm", "opt-level": 3}), None)
-    assert [t.get("opt-level") for t in seen] == [tune.CANDIDATE_OPT_LEVEL, 3]
-    assert seen[0]["mcpu"] == "znver4"
+    for target in ({"kind": "llvm", "mcpu": "znver4"}, {"kind": "llvm", "opt-level": 1}):
+        tune._fast_build(_matmul(), tvm.target.Target(target), None)
+        assert seen.pop() == tvm.target.Target(target).export()
