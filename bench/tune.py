@@ -313,6 +313,8 @@ def _pooled_builder(max_workers: int, timeout_sec: float, *, shared: bool, max_u
     from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
     from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 
+    export = _export_shared if shared else None  # None: MetaSchedule's tar
+
     @derived_object
     class _Pooled(PyBuilder):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -321,7 +323,6 @@ def _pooled_builder(max_workers: int, timeout_sec: float, *, shared: bool, max_u
 
         def build(self, build_inputs: list[Any]) -> list[Any]:
             results = []
-            export = _export_shared if shared else None
             args = [(_fast_build, export, b.mod, b.target, _serialize_params(b.params)) for b in build_inputs]
             for res in self.pool.map_with_error_catching(lambda x: _worker_func(*x), args):
                 if res.status == StatusKind.COMPLETE:
