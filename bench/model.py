@@ -271,3 +271,13 @@ def load_model(case: Case, cache_dir: Path, progress: Callable[[str], None] = pr
     outputs = _outputs(case, model)
     inputs = {s.name: _make_input(case, s, i) for i, s in enumerate(specs)}
     return LoadedModel(case.model.name, path, file_sha256(path), inputs, outputs, _labels(case))
+
+
+def weight_bytes(path: Path) -> int:
+    """Bytes of the model's initializers (its weights), read without loading external data."""
+    import numpy as np
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sum(int(np.prod(init.dims, dtype=np.int64)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+               for init in graph.initializer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _NUMBER = re.compile(r"^-?\d+$")
@@ -53,6 +54,18 @@ def physical_cores() -> int:
     import psutil
 
     return psutil.cpu_count(logical=False) or 1
+
+
+def last_level_cache_bytes() -> int | None:
+    """The size of this host's largest CPU cache (Linux sysfs), or None where it cannot be read."""
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (entry / "size").read_text().strip().upper()
+            sizes.append(int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1))
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=None)
 
 
 def native_target(num_cores: int | None = None) -> dict[str, Any]:

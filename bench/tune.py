@@ -9,8 +9,9 @@ fraction of that at equal quality (measured figures in README "Tuning cost"):
 * for a runner on this host, candidates are linked in the (parallel) builder
   rather than in the (serial) runner;
 * evolutionary search with a small population and one genetic iteration;
-* the runner measures each candidate once during search: the real timing is
-  pytest-benchmark's, on the final build;
+* the runner measures each candidate once during search (the real timing is
+  pytest-benchmark's, on the final build), on CPUs with its weights flushed
+  from the caches as they are in the network (``tuning.cache_flush``);
 * a few trials per iteration so every task gets trials within the budget.
 
 The database lives in ``<cache>/tuning/<model>-<target>-<budget>-<key>/work``
@@ -50,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
+from bench.model import weight_bytes
+from bench.target import last_level_cache_bytes
 
 if TYPE_CHECKING:
     from bench.case import Case
@@ -89,10 +92,29 @@ class Tuned:
         return self.tuning_s / measured if measured > 0 else None
 
 
-def _key_settings(case: Case) -> dict[str, Any]:
+def cache_flush(case: Case, model: LoadedModel) -> tuple[bool, str]:
+    """Whether the runner flushes candidates' weights from the CPU caches before timing them, and why."""
+    setting = case.tuning.cache_flush
+    if case.target.kind != "llvm":
+        return False, "not a CPU target"
+    if setting != "auto":
+        return setting, f"tuning.cache_flush: {str(setting).lower()}"
+    if case.target.rpc is not None:
+        return False, "auto: a remote device's caches are not known here (set tuning.cache_flush)"
+    cache = last_level_cache_bytes()
+    if cache is None:
+        return False, "auto: this host's cache size is unknown (set tuning.cache_flush)"
+    weights = weight_bytes(model.path)
+    return weights > cache, (f"auto: {weights / 2**20:.0f} MiB of weights, {cache / 2**20:.0f} MiB "
+                             "last-level cache")
+
+
+def _key_settings(case: Case, model: LoadedModel) -> dict[str, Any]:
     settings = case.tuning.key_settings()
     if case.conv_layout is not None:
         settings["layout"] = case.conv_layout
+    if cache_flush(case, model)[0]:
+        settings["cache_flush"] = True
     return settings
 
 
@@ -100,7 +122,7 @@ def tuning_key(case: Case, model: LoadedModel) -> str:
     import tvm
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads, case.budget.trials,
-                  case.budget.max_trials_per_task, _key_settings(case), tvm.__version__)
+                  case.budget.max_trials_per_task, _key_settings(case, model), tvm.__version__)
 
 
 def tuning_family(case: Case, model: LoadedModel) -> str:
@@ -108,7 +130,7 @@ def tuning_family(case: Case, model: LoadedModel) -> str:
     import tvm
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads,
-                  _key_settings(case), tvm.__version__)
+                  _key_settings(case, model), tvm.__version__)
 
 
 def entry_dir(case: Case, model: LoadedModel, cache_dir: Path) -> tuple[Path, str]:
@@ -417,12 +439,13 @@ def create_rpc_session(threads: int, folder: str, rpc_config: Any) -> Any:
     return session
 
 
-def _runner(case: Case, tracker: Tracker | None, threads_dir: Path, progress: Progress) -> Any:
+def _runner(case: Case, tracker: Tracker | None, threads_dir: Path, progress: Progress, *, flush: bool) -> Any:
     """The local runner, or an RPCRunner with as many workers as the pool has free devices."""
     from tvm.s_tir import meta_schedule as ms
 
     settings = case.tuning
-    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0)
+    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0,
+                                          enable_cpu_cache_flush=flush)
     if tracker is None:
         return ms.runner.LocalRunner(timeout_sec=settings.runner_timeout, evaluator_config=evaluator,
                                      initializer=functools.partial(record_runner_threads, str(threads_dir)))
@@ -507,7 +530,10 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     threads_dir = entry / RUNNER_THREADS
     shutil.rmtree(threads_dir, ignore_errors=True)
     threads_dir.mkdir(parents=True)
-    runner = _runner(case, tracker, threads_dir, progress)
+    flush, why = cache_flush(case, model)
+    progress(f"[tune] {case.id}: candidates timed with {'their weights flushed from' if flush else 'warm'} "
+             f"CPU caches ({why})")
+    runner = _runner(case, tracker, threads_dir, progress, flush=flush)
     builder = _pooled_builder(psutil.cpu_count(logical=False) or 1, settings.builder_timeout,
                               shared=tracker is None)
     start = time.perf_counter()
@@ -547,7 +573,7 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     meta = {"schema": TUNING_SCHEMA, "key": key, "family": family, "model": case.model.name,
             "model_sha256": model.sha256,
             "target": json.loads(case.target.json), "budget": asdict_budget(case),
-            "tuning": {**settings.model_dump(), "layout": case.conv_layout or "model"},
+            "tuning": {**settings.model_dump(), "layout": case.conv_layout or "model", "cache_flush": flush},
             "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
             "tuning_s": tuning_s, "trials_per_iter": per_iter, "created": time.time(),
             "resumed_from_records": done - warm, "warm_from": warm_from,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from bench.case import expand
 from bench.errors import ModelError
 from bench.generators import GENERATORS
 from bench.model import load_model
-from bench.suite import load_suite
+from bench.suite import RpcSpec, load_suite
 
 
 @pytest.mark.parametrize(
@@ -362,4 +363,47 @@ tuning: {{layout: {layout}}}
     assert tuned("auto", "cuda -arch=sm_90").conv_layout is None
     model = load_model(auto, tmp_path / "cache")
     assert tuning_key(auto, model) == tuning_key(nhwc, model) != tuning_key(model_layout, model)
-    assert "layout" not in _key_settings(model_layout) and _key_settings(nhwc)["layout"] == "NHWC"
+    assert "layout" not in _key_settings(model_layout, model) and _key_settings(nhwc, model)["layout"] == "NHWC"
+
+
+@pytest.mark.tvm
+def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` flushes on CPU when the weights outgrow the last-level cache, never for a GPU or a remote
+    device; a flushed search is a tuning key of its own, and where nothing is flushed the key is the one
+    from before the setting existed (caches stay valid)."""
+    import bench.tune
+    from bench.model import weight_bytes
+    from bench.tune import _key_settings, _runner, cache_flush, tuning_key
+
+    def tuned(flush: str, target: str = "llvm -num-cores=2") -> Any:
+        folder = tmp_path / f"{flush}-{target.split()[0]}"
+        folder.mkdir(exist_ok=True)
+        path = suite_file(folder, f"""
+models: [{{name: t, source: {{generator: tiny_cnn}}}}]
+targets: ["{target}"]
+budgets: [8]
+tuning: {{cache_flush: {flush}}}
+""")
+        [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
+        return case
+
+    auto, on, off = tuned("auto"), tuned("true"), tuned("false")
+    model = load_model(auto, tmp_path / "cache")
+    weights = weight_bytes(model.path)
+    assert 10_000 < weights < 1_000_000  # the tiny CNN's convolution and dense weights, in float32
+    monkeypatch.setattr(bench.tune, "last_level_cache_bytes", lambda: weights - 1)
+    assert cache_flush(auto, model)[0] and cache_flush(on, model)[0] and not cache_flush(off, model)[0]
+    assert "MiB of weights" in cache_flush(auto, model)[1]
+    assert not cache_flush(tuned("true", "cuda -arch=sm_90"), model)[0]
+    remote = replace(auto, target=replace(auto.target, rpc=RpcSpec(key="box")))
+    assert cache_flush(remote, model) == (False, "auto: a remote device's caches are not known here "
+                                                 "(set tuning.cache_flush)")
+    flushed_key = tuning_key(auto, model)
+    assert flushed_key == tuning_key(on, model) != tuning_key(off, model)
+    monkeypatch.setattr(bench.tune, "last_level_cache_bytes", lambda: weights)
+    assert not cache_flush(auto, model)[0] and tuning_key(auto, model) == tuning_key(off, model)
+    assert "cache_flush" not in _key_settings(off, model) and _key_settings(on, model)["cache_flush"] is True
+    for flush in (True, False):
+        runner = _runner(auto, None, tmp_path, lambda message: None, flush=flush)
+        assert runner.evaluator_config.enable_cpu_cache_flush is flush
