@@ -14,7 +14,9 @@ from the trajectory tune() records after each measured batch.
 
 ONNX Runtime is timed in the same process, and the last snapshot of each
 configuration gets a per-kernel profile (VM instrumentation) that says which
-kernels hold the remaining time. Output: a table on stdout, ``curve.csv``,
+kernels hold the remaining time, next to what the tuning records said each
+would take (a search that measured kernels unlike the network runs them shows
+as a gap between the two). Output: a table on stdout, ``curve.csv``,
 ``profile.csv`` and a PNG. Run one at a time on an idle machine:
 
     .venv/bin/python benchmarks/tuning_curve.py --model resnet50 --at 256,512,1000 \\
@@ -55,8 +57,8 @@ timing: {{rounds: 10, iterations: 10, min_rounds: 5, min_time: 1.0, max_time: 10
 
 
 Row = dict[str, Any]
-#: (config, seed, kernel, ms per inference, calls per inference)
-ProfileRow = tuple[str, int, str, float, int]
+#: (config, seed, kernel, ms per inference, calls per inference, ms per inference by the tuning records)
+ProfileRow = tuple[str, int, str, float, int, float | None]
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,23 @@ def kernel_profile(compiled: Any, model: Any, calls: int = 20) -> list[tuple[str
     return sorted(rows, key=lambda r: -r[1])
 
 
+def recorded_ms(prepared: Any, case: Any, work: Path) -> dict[str, float]:
+    """Each task's best tuning record in ms per call: what the search believed the kernel costs, to set
+    against what it costs inside the network (README "Measuring candidates")."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from bench import build
+
+    target = case.target.tvm()
+    database = ms.database.JSONDatabase(work_dir=str(work))
+    out = {}
+    for task in ms.relax_integration.extract_tasks(build.tuning_module(prepared, case.weight_prepack), target, {}):
+        record = database.query_tuning_record(task.dispatched[0], target, task.task_name)
+        if record is not None and record.run_secs:
+            out[task.task_name] = 1e3 * sum(float(x) for x in record.run_secs) / len(record.run_secs)
+    return out
+
+
 def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[list[Row], list[ProfileRow], Any]:
     import yaml
 
@@ -198,7 +217,10 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
               f"(min {stats['min'] * 1e3:.3f}), {compiled.scheduled_flop_share:.1%} of FLOPs tuned, "
               f"top-k check {'pass' if verdict.ok else 'FAIL'}", flush=True)
         if trials == max(args.at):
-            profile = [(config.name, seed, name, s * 1e3, n) for name, s, n in kernel_profile(compiled, model)]
+            records = recorded_ms(prepared, case, work)
+            profile = [(config.name, seed, name, s * 1e3, n,
+                        records[name.removesuffix("_prepacked")] * n if name.removesuffix("_prepacked") in records
+                        else None) for name, s, n in kernel_profile(compiled, model)]
             largest = (built, case)
     return rows, profile, largest
 
@@ -245,7 +267,7 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(rows)
     with (args.workdir / "profile.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([("config", "seed", "kernel", "ms_per_inference", "calls"), *profile])
+        csv.writer(f).writerows([("config", "seed", "kernel", "ms_per_inference", "calls", "records_ms"), *profile])
     print(f"\n{args.model}, {threads} threads, ONNX Runtime median {ort_ms:.3f} ms")
     print(f"{'config':<14} {'seed':>4} {'trials':>6} {'from':>8} {'tuning s':>9} {'s/trial':>7} {'median ms':>10} "
           f"{'min ms':>8} {'x ORT':>6} {'FLOPs tuned':>11} check")
@@ -257,9 +279,14 @@ def main() -> int:
     for config in configs:
         top = [p for p in profile if p[0] == config.name][:8]
         total = sum(p[3] for p in profile if p[0] == config.name and p[1] == args.seeds[0])
-        print(f"\nslowest kernels, {config.name}, {max(args.at)} trials (of {total:.2f} ms in kernels):")
-        for _, _, name, ms, calls in top:
-            print(f"  {ms:8.3f} ms {ms / total:6.1%}  x{calls:<3} {name}")
+        first = [p for p in profile if p[0] == config.name and p[1] == args.seeds[0]]
+        predicted = sum(p[5] for p in first if p[5] is not None)
+        matched = sum(p[3] for p in first if p[5] is not None)
+        print(f"\nslowest kernels, {config.name}, {max(args.at)} trials (of {total:.2f} ms in kernels; the "
+              f"tuning records put the tuned ones at {predicted:.2f} ms, the network ran them in {matched:.2f}):")
+        for _, _, name, ms, calls, recorded in top:
+            said = f"records {recorded:7.3f} ms" if recorded is not None else "no record"
+            print(f"  {ms:8.3f} ms {ms / total:6.1%}  x{calls:<3} {said}  {name}")
     if args.ab:
         interleaved(largest, ort_build, args)
     plot(rows, ort_ms, args)
