@@ -103,29 +103,6 @@ def time_rounds(run: Callable[[], Any], plan: TimingPlan,
     return samples
 
 
-def in_turn(first: Callable[[], Any], second: Callable[[], Any], plan: TimingPlan) -> list[float]:
-    """Per-turn ratios of ``first`` to ``second``: one round of each in turn, ``plan.rounds`` turns.
-
-    Two items are timed minutes apart (a tuning run sits between the ort item and
-    the tuned one), and this VM's speed drifts 10-25% over such a gap; two builds
-    timed in turn drift together, so their ratio holds. The order alternates
-    within turns so that neither always runs second.
-    """
-    first()
-    second()
-    ratios = []
-    for turn in range(plan.rounds):
-        pair = (first, second) if turn % 2 == 0 else (second, first)
-        seconds = []
-        for run in pair:
-            start = time.perf_counter()
-            for _ in range(plan.iterations):
-                run()
-            seconds.append(time.perf_counter() - start)
-        ratios.append(seconds[0] / seconds[1] if turn % 2 == 0 else seconds[1] / seconds[0])
-    return ratios
-
-
 def summarize(samples: list[float]) -> dict[str, Any]:
     """The statistics pytest-benchmark reports, for runs that do not go through it."""
     import statistics

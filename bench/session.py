@@ -20,7 +20,7 @@ from bench import build, check, reference, remote
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import TimingPlan, in_turn, plan_timing, probe, summarize, time_rounds, with_injected_slowdown
+from bench.measure import TimingPlan, plan_timing, probe, summarize, time_rounds, with_injected_slowdown
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import Record, extra_info
@@ -264,12 +264,6 @@ class BenchSession:
         info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
         if case.variant != "ort":
             info["tvm_threads"] = tvm_threads()
-        if case.variant == "tuned" and case.ort_peer and reference.available():
-            import statistics
-
-            ratios = in_turn(run, self.ort_build(case, model).run, plan)
-            info["tuned_vs_ort_in_turn"] = round(statistics.median(ratios), 4)
-            info["tuned_vs_ort_turns"] = [round(r, 4) for r in ratios]
         return self._measured(info, failures, samples, plan)
 
     def _run_remote(self, case: Case) -> Measured:

@@ -9,10 +9,7 @@ if TYPE_CHECKING:
 
 
 def summary_lines(results: list[CaseResult]) -> list[str]:
-    """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak.
-
-    ``tuned/ort`` divides two items' medians, timed minutes apart; ``in turn`` is the two timed in turn
-    within the tuned item, the ratio to trust on a machine whose speed drifts."""
+    """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in results:
         key = (r.case.suite.name, r.case.model.name, r.case.target.name)
@@ -32,7 +29,7 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
 
     head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
-            f"{'speedup':>8} {'tuned/ort':>9} {'in turn':>7}  {'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
+            f"{'speedup':>8} {'tuned/ort':>9}  {'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
     lines = [head]
     for (_, model, target), group in groups.items():
         untuned, ort = group.get("untuned"), group.get("ort")
@@ -40,11 +37,9 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             members = [m for m in (untuned, tuned, ort) if m is not None]
             speed = tuned.info.get("speedup_median") if tuned is not None else None
             vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None
-            in_turn = tuned.info.get("tuned_vs_ort_in_turn") if tuned is not None else None
             gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
             ok = "FAIL" if any(m.failures for m in members) else "ok"
             lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
-                         f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
-                         f"{f'{in_turn:.2f}x' if in_turn else '-':>7}  "
+                         f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9}  "
                          f"{gflops:<44} {ok}")
     return lines

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -167,10 +166,6 @@ def test_ort_peer_flops_and_peak(first_run: tuple[Path, Any, dict]) -> None:
     assert tuned["tuned_vs_ort_median"] == pytest.approx(
         items["test_case[tiny-cpu-b16-tuned]"]["stats"]["median"] / items["test_case[tiny-cpu-ort]"]["stats"]["median"],
         rel=1e-3)
-    # And timed in turn with ONNX Runtime inside the tuned item, one ratio per round of its plan.
-    turns = tuned["tuned_vs_ort_turns"]
-    assert len(turns) == tuned["timing"]["rounds"] and all(r > 0 for r in turns)
-    assert tuned["tuned_vs_ort_in_turn"] == pytest.approx(statistics.median(turns), abs=1e-4)
     assert tuned["tvm_flops"] > 0 and tuned["flops_disagreement"] is not None
     assert data["machine_info"]["tvm_bench_peak"]["2"]["measured_gflops"] > 0
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from bench.measure import TimingPlan, in_turn, plan_timing, slice_sizes, time_rounds
+from bench.measure import TimingPlan, plan_timing, slice_sizes, time_rounds
 from bench.suite import TimingSpec
 
 SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, min_time=0.0, max_time=10.0)
@@ -120,27 +118,3 @@ def test_fast_rounds_are_timed_in_slices_seconds_apart() -> None:
     calls.clear()
     time_rounds(lambda: None, no_warmup, device_timer, sleep=lambda s: None)
     assert calls == [(3, 2), (1, 1), (3, 2)]  # none asked before the first slice; one call after the gap
-
-
-def test_in_turn_ratios_follow_a_drifting_clock_and_alternate_the_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each turn times one round of each build back to back, so a machine that slows down turn by turn moves
-    both alike and the ratio stays; the order flips every turn so neither build always goes second."""
-
-    clock = [0.0]
-    calls: list[str] = []
-    slowness = [1.0]
-
-    def build(name: str, cost: float) -> Callable[[], None]:
-        def run() -> None:
-            calls.append(name)
-            clock[0] += cost * slowness[0]
-            slowness[0] *= 1.01  # the machine drifts slower with every call
-        return run
-
-    monkeypatch.setattr("bench.measure.time.perf_counter", lambda: clock[0])
-    plan = TimingPlan(rounds=4, iterations=1, warmup_rounds=0, probe_s=0.0, capped=False)
-    ratios = in_turn(build("tuned", 3.0), build("ort", 1.0), plan)
-    assert len(ratios) == 4
-    assert calls == ["tuned", "ort", "tuned", "ort", "ort", "tuned", "tuned", "ort", "ort", "tuned"]
-    # Turn by turn the pair is timed 1% apart, whichever goes first: 3x, within the drift of one call.
-    assert ratios == pytest.approx([3 / 1.01, 3 * 1.01, 3 / 1.01, 3 * 1.01])
