@@ -278,7 +278,7 @@ class TuningSpec(_Spec):
     #: cached between inferences. ``auto``: on this host, when the model's weights exceed its last-level
     #: cache; off for remote devices, whose caches are not known. ResNet-50 (98 MiB of weights, 32 MiB
     #: cache) tuned 5-7% faster flushed, MobileNetV2 (14 MiB) 8% slower (README "Measuring candidates").
-    cache_flush: bool | Literal["auto"] = "auto"
+    cache_flush: Literal["auto", True, False] = "auto"
     #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
     ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     #: Start from the largest finished database of the same model, target and settings with a smaller

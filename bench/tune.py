@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 
 from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
-from bench.model import weight_bytes
 from bench.target import last_level_cache_bytes
 
 if TYPE_CHECKING:
@@ -104,7 +103,7 @@ def cache_flush(case: Case, model: LoadedModel) -> tuple[bool, str]:
     cache = last_level_cache_bytes()
     if cache is None:
         return False, "auto: this host's cache size is unknown (set tuning.cache_flush)"
-    weights = weight_bytes(model.path)
+    weights = model.weight_bytes
     return weights > cache, (f"auto: {weights / 2**20:.0f} MiB of weights, {cache / 2**20:.0f} MiB "
                              "last-level cache")
 

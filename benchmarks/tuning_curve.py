@@ -218,9 +218,10 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
               f"top-k check {'pass' if verdict.ok else 'FAIL'}", flush=True)
         if trials == max(args.at):
             records = recorded_ms(prepared, case, work)
-            profile = [(config.name, seed, name, s * 1e3, n,
-                        records[name.removesuffix("_prepacked")] * n if name.removesuffix("_prepacked") in records
-                        else None) for name, s, n in kernel_profile(compiled, model)]
+            profile = []
+            for name, s, n in kernel_profile(compiled, model):
+                said = records.get(name.removesuffix("_prepacked"))
+                profile.append((config.name, seed, name, s * 1e3, n, said * n if said is not None else None))
             largest = (built, case)
     return rows, profile, largest
 

@@ -341,6 +341,19 @@ targets: [llvm]
         load_model(first_case(path), tmp_path / "cache")
 
 
+def tuned_tiny_case(folder: Path, target: str, tuning: str) -> Any:
+    """The tuned case of a one-model suite (tiny CNN, budget 8) with these tuning settings, in its own folder."""
+    folder.mkdir(exist_ok=True)
+    path = suite_file(folder, f"""
+models: [{{name: t, source: {{generator: tiny_cnn}}}}]
+targets: ["{target}"]
+budgets: [8]
+tuning: {{{tuning}}}
+""")
+    [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
+    return case
+
+
 @pytest.mark.tvm
 def test_tuning_layout_resolves_per_target_and_enters_the_key(tmp_path: Path) -> None:
     """``auto`` is NHWC on CPU and the model's own layout on GPU; NHWC and the model's layout are two tuning
@@ -348,15 +361,7 @@ def test_tuning_layout_resolves_per_target_and_enters_the_key(tmp_path: Path) ->
     from bench.tune import _key_settings, tuning_key
 
     def tuned(layout: str, target: str = "llvm -num-cores=2") -> Any:
-        (tmp_path / layout).mkdir(exist_ok=True)
-        path = suite_file(tmp_path / layout, f"""
-models: [{{name: t, source: {{generator: tiny_cnn}}}}]
-targets: ["{target}"]
-budgets: [8]
-tuning: {{layout: {layout}}}
-""")
-        [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
-        return case
+        return tuned_tiny_case(tmp_path / layout, target, f"layout: {layout}")
 
     auto, nhwc, model_layout = tuned("auto"), tuned("NHWC"), tuned("model")
     assert (auto.conv_layout, nhwc.conv_layout, model_layout.conv_layout) == ("NHWC", "NHWC", None)
@@ -373,24 +378,14 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
     device; a flushed search is a tuning key of its own, and where nothing is flushed the key is the one
     from before the setting existed (caches stay valid)."""
     import bench.tune
-    from bench.model import weight_bytes
     from bench.tune import _key_settings, _runner, cache_flush, tuning_key
 
     def tuned(flush: str, target: str = "llvm -num-cores=2") -> Any:
-        folder = tmp_path / f"{flush}-{target.split()[0]}"
-        folder.mkdir(exist_ok=True)
-        path = suite_file(folder, f"""
-models: [{{name: t, source: {{generator: tiny_cnn}}}}]
-targets: ["{target}"]
-budgets: [8]
-tuning: {{cache_flush: {flush}}}
-""")
-        [case] = [c for c in expand(load_suite(path)) if c.variant == "tuned"]
-        return case
+        return tuned_tiny_case(tmp_path / f"{flush}-{target.split()[0]}", target, f"cache_flush: {flush}")
 
     auto, on, off = tuned("auto"), tuned("true"), tuned("false")
     model = load_model(auto, tmp_path / "cache")
-    weights = weight_bytes(model.path)
+    weights = model.weight_bytes
     assert 10_000 < weights < 1_000_000  # the tiny CNN's convolution and dense weights, in float32
     monkeypatch.setattr(bench.tune, "last_level_cache_bytes", lambda: weights - 1)
     assert cache_flush(auto, model)[0] and cache_flush(on, model)[0] and not cache_flush(off, model)[0]

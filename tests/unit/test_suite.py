@@ -78,6 +78,7 @@ def test_good_suite_loads_with_defaults(tmp_path: Path) -> None:
         (GOOD + "timing: {rounds: 2, min_rounds: 5}\n",
          "s.yaml: timing: min_rounds (5) exceeds rounds (2)"),
         (GOOD + "check: {mode: fuzzy}\n", "s.yaml: check.mode: Input should be 'topk' or 'allclose'"),
+        (GOOD + "tuning: {cache_flush: maybe}\n", "s.yaml: tuning.cache_flush: Input should be 'auto', True or False"),
         (GOOD.replace("budgets: [0,", "budgets: [-1,"),
          "s.yaml: budgets[0].trials: Input should be greater than or equal to 0 (got -1)"),
         (GOOD.replace("name: tiny", "name: 'bad name'"), "s.yaml: models[0].name: String should match pattern"),
