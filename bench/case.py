@@ -66,6 +66,12 @@ class Case:
         return self.tuning.cpu_weight_prepack and self.target.kind == "llvm"
 
     @property
+    def ort_peer(self) -> bool:
+        """Whether ONNX Runtime is timed beside this case's builds (an ``ort`` item; CPU targets only)."""
+        ort = self.model.ort if self.model.ort is not None else self.suite.spec.ort
+        return bool(ort) and self.target.kind == "llvm"
+
+    @property
     def model_key(self) -> tuple[str, str]:
         """Identifies the model (and so its untuned build) within a session."""
         return (str(self.suite.path), self.model.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -101,6 +101,33 @@ def time_rounds(run: Callable[[], Any], plan: TimingPlan,
                 run()
             samples.append((time.perf_counter() - start) / plan.iterations)
     return samples
+
+
+def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]], turns: int) -> dict[str, list[float]]:
+    """Each contender's median seconds per call in each of ``turns`` turns, the contenders timed in turn.
+
+    Two items are timed minutes apart, and this VM's speed drifts 10-25% over such a gap (README "Where the
+    run-to-run noise comes from"); builds timed in turn drift together, so their ratio holds. A turn times one
+    slice of each contender's own plan, the order reversed every turn so that neither always goes second.
+    Each contender's turn starts with an untimed call: a TVM call right after ONNX Runtime's took 45.6 ms
+    against 8.1 (MobileNetV2 tuned, this VM), while ONNX Runtime's threads still spun; the second call did not.
+    """
+    import statistics
+
+    names = list(contenders)
+    medians: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(turns):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            run, plan = contenders[name]
+            run()
+            samples = []
+            for _ in range(slice_sizes(plan)[0]):
+                start = time.perf_counter()
+                for _ in range(plan.iterations):
+                    run()
+                samples.append((time.perf_counter() - start) / plan.iterations)
+            medians[name].append(statistics.median(samples))
+    return medians
 
 
 def summarize(samples: list[float]) -> dict[str, Any]:

@@ -106,6 +106,9 @@ class Record(TypedDict, total=False):
     untuned_median_s: float | None
     ort_median_s: float | None
     tuned_vs_ort_median: float | None
+    # made by bench.session: the tuned build and ONNX Runtime timed in turn (timing.side_by_side)
+    tuned_vs_ort_side_by_side: float
+    side_by_side: dict[str, Any]
 
 
 #: Record keys that history, report and gate read as columns (missing ones become NaN/None).
@@ -113,7 +116,8 @@ COLUMNS: tuple[str, ...] = (
     "suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version", "model_sha256",
     "import_s", "compile_s", "kernels", "kernels_scheduled", "scheduled_flop_share", "tuning_s", "trials", "tasks",
     "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
-    "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median", "tvm_threads",
+    "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median",
+    "tuned_vs_ort_side_by_side", "tvm_threads",
     "ort_threads")
 
 

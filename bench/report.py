@@ -262,6 +262,7 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
             "cv": f"{last['stddev'] / last['mean']:.1%}" if last["mean"] else "",
             "speedup": "" if is_missing(last["speedup_median"])
             else f"{last['speedup_median']:.2f}x",
+            "vs_ort": _vs_ort(last),
             "vs_prev": "" if vs_prev is None else f"{vs_prev:+.1%}", "vs_prev_value": vs_prev or 0.0,
             "vs_base": "" if vs_base is None else f"{vs_base:+.1%}", "vs_base_value": vs_base or 0.0,
             "status": _status(vs_base if vs_base is not None else vs_prev, threshold),
@@ -272,6 +273,14 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
             "visible_over": visible is not None and visible > threshold and last["variant"] != "ort",
         })
     return rows
+
+
+def _vs_ort(row: pd.Series) -> str:
+    """Tuned against ONNX Runtime: timed side by side where the run did, else the two items' medians (marked)."""
+    paired, items = row.get("tuned_vs_ort_side_by_side"), row.get("tuned_vs_ort_median")
+    if not is_missing(paired):
+        return f"{paired:.2f}x"
+    return "" if is_missing(items) else f"{items:.2f}x (items)"
 
 
 def _problems(results: pd.DataFrame, outcomes: pd.DataFrame) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from bench import build, check, reference, remote
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import TimingPlan, plan_timing, probe, summarize, time_rounds, with_injected_slowdown
+from bench.measure import TimingPlan, plan_timing, probe, side_by_side, summarize, time_rounds, with_injected_slowdown
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import Record, extra_info
@@ -264,7 +264,21 @@ class BenchSession:
         info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
         if case.variant != "ort":
             info["tvm_threads"] = tvm_threads()
+        if case.variant == "tuned" and case.ort_peer and case.timing.side_by_side and reference.available():
+            info.update(self._side_by_side(case, model, run, plan))
         return self._measured(info, failures, samples, plan)
+
+    def _side_by_side(self, case: Case, model: LoadedModel, run: Callable[[], Any], plan: TimingPlan) -> Record:
+        """The tuned build and ONNX Runtime timed in turn (``timing.side_by_side``): a ratio that drift spares."""
+        import statistics
+
+        ort = self.ort_build(case, model).run
+        turns = side_by_side({"tuned": (run, plan), "ort": (ort, plan_timing(case.timing, probe(ort), self.max_time))},
+                             case.timing.side_by_side)
+        ratios = [t / o for t, o in zip(turns["tuned"], turns["ort"], strict=True)]
+        return {"tuned_vs_ort_side_by_side": round(statistics.median(ratios), 4),
+                "side_by_side": {"turns": len(ratios), "tuned_s": turns["tuned"], "ort_s": turns["ort"],
+                                 "ratios": [round(r, 4) for r in ratios]}}
 
     def _run_remote(self, case: Case) -> Measured:
         """Build here, run and time on a device; if the device is lost, once more on another."""

@@ -204,6 +204,13 @@ class TimingSpec(_Spec):
     run-to-run noise comes from"); rounds timed back to back can all fall in
     one, and then the run's minimum moves. Groups seconds apart rarely do.
     Rounds that already last ``slice_gap`` each are spread enough: no gaps.
+
+    ``side_by_side``: turns in which the tuned item times its build and ONNX
+    Runtime in turn, one slice of each per turn (CPU targets with an ``ort``
+    peer; 0 turns it off). The ``ort`` item is timed minutes before the tuned
+    one, and this VM's speed moves 10-40% over such gaps, so the ratio of the
+    two items' medians moves with it; the median of the per-turn ratios does
+    far less (README "Tuned against ONNX Runtime").
     """
 
     warmup_rounds: int = Field(default=1, ge=0)
@@ -214,6 +221,7 @@ class TimingSpec(_Spec):
     max_time: float = Field(default=60.0, gt=0)
     slices: int = Field(default=3, ge=1)
     slice_gap: float = Field(default=2.0, ge=0, le=60)
+    side_by_side: int = Field(default=5, ge=0, le=100)
 
     @model_validator(mode="after")
     def _rounds(self) -> TimingSpec:

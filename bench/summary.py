@@ -9,7 +9,11 @@ if TYPE_CHECKING:
 
 
 def summary_lines(results: list[CaseResult]) -> list[str]:
-    """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak."""
+    """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak.
+
+    ``tuned/ort`` divides two items' medians, timed minutes apart; ``side by side`` is the median ratio of
+    the two timed in turn within the tuned item (``timing.side_by_side``), the one to trust on a machine
+    whose speed drifts."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in results:
         key = (r.case.suite.name, r.case.model.name, r.case.target.name)
@@ -29,7 +33,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
 
     head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
-            f"{'speedup':>8} {'tuned/ort':>9}  {'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
+            f"{'speedup':>8} {'tuned/ort':>9} {'side by side':>12}  "
+            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
     lines = [head]
     for (_, model, target), group in groups.items():
         untuned, ort = group.get("untuned"), group.get("ort")
@@ -37,9 +42,11 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             members = [m for m in (untuned, tuned, ort) if m is not None]
             speed = tuned.info.get("speedup_median") if tuned is not None else None
             vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None
+            paired = tuned.info.get("tuned_vs_ort_side_by_side") if tuned is not None else None
             gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
             ok = "FAIL" if any(m.failures for m in members) else "ok"
             lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
-                         f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9}  "
+                         f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
+                         f"{f'{paired:.2f}x' if paired else '-':>12}  "
                          f"{gflops:<44} {ok}")
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,13 @@ def test_ort_peer_flops_and_peak(first_run: tuple[Path, Any, dict]) -> None:
     assert tuned["tuned_vs_ort_median"] == pytest.approx(
         items["test_case[tiny-cpu-b16-tuned]"]["stats"]["median"] / items["test_case[tiny-cpu-ort]"]["stats"]["median"],
         rel=1e-3)
+    # And timed in turn with ONNX Runtime inside the tuned item: the default 5 turns, the median per-turn ratio.
+    turns = tuned["side_by_side"]
+    assert turns["turns"] == 5 and len(turns["tuned_s"]) == len(turns["ort_s"]) == 5
+    assert turns["ratios"] == pytest.approx([t / o for t, o in zip(turns["tuned_s"], turns["ort_s"], strict=True)],
+                                            rel=1e-3)
+    assert tuned["tuned_vs_ort_side_by_side"] == pytest.approx(statistics.median(turns["ratios"]), rel=1e-3)
+    assert "side_by_side" not in items["test_case[tiny-cpu-untuned]"]["extra_info"]
     assert tuned["tvm_flops"] > 0 and tuned["flops_disagreement"] is not None
     assert data["machine_info"]["tvm_bench_peak"]["2"]["measured_gflops"] > 0
 

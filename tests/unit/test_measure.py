@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from bench.measure import TimingPlan, plan_timing, slice_sizes, time_rounds
+from bench.measure import TimingPlan, plan_timing, side_by_side, slice_sizes, time_rounds
 from bench.suite import TimingSpec
 
 SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, min_time=0.0, max_time=10.0)
@@ -118,3 +120,29 @@ def test_fast_rounds_are_timed_in_slices_seconds_apart() -> None:
     calls.clear()
     time_rounds(lambda: None, no_warmup, device_timer, sleep=lambda s: None)
     assert calls == [(3, 2), (1, 1), (3, 2)]  # none asked before the first slice; one call after the gap
+
+
+def test_side_by_side_times_each_contender_in_turn_after_an_untimed_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine that slows down call by call moves both contenders alike, so each turn's ratio stays near the
+    true one; the order flips every turn, and each turn starts with an untimed call that absorbs the other
+    runtime's spinning threads (here: a first call after a switch costs 10x and must not be counted)."""
+    clock = [0.0]
+    calls: list[str] = []
+    slowness = [1.0]
+
+    def contender(name: str, cost: float) -> Callable[[], None]:
+        def run() -> None:
+            switched = bool(calls) and calls[-1] != name
+            calls.append(name)
+            clock[0] += cost * slowness[0] * (10 if switched else 1)
+            slowness[0] *= 1.01
+        return run
+
+    monkeypatch.setattr("bench.measure.time.perf_counter", lambda: clock[0])
+    plan = TimingPlan(rounds=4, iterations=2, warmup_rounds=1, probe_s=0.0, capped=False, slices=2, slice_gap=2.0)
+    turns = side_by_side({"tuned": (contender("tuned", 3.0), plan), "ort": (contender("ort", 1.0), plan)}, 3)
+    # One slice of each plan per turn (2 of 4 rounds, 2 calls each) after one untimed call; order flips.
+    assert calls == ["tuned"] * 5 + ["ort"] * 5 + ["ort"] * 5 + ["tuned"] * 5 + ["tuned"] * 5 + ["ort"] * 5
+    ratios = [t / o for t, o in zip(turns["tuned"], turns["ort"], strict=True)]
+    assert len(ratios) == 3
+    assert ratios == pytest.approx([3.0] * 3, rel=0.06)  # within the drift of one turn; the 10x calls are not in it

@@ -18,13 +18,15 @@ def test_one_row_per_budget_with_all_three_runtimes() -> None:
     rows = summary_lines([
         result("untuned", 0.200, gflops_per_s=3.0, pct_of_peak=2.8),
         result("ort", 0.005, gflops_per_s=120.0, pct_of_peak=111.0),
-        result("tuned", 0.020, speedup_median=10.0, tuned_vs_ort_median=4.0, gflops_per_s=30.0, pct_of_peak=27.8),
+        result("tuned", 0.020, speedup_median=10.0, tuned_vs_ort_median=4.0, tuned_vs_ort_side_by_side=3.5,
+               gflops_per_s=30.0, pct_of_peak=27.8),
         result("tuned", 0.015, budget="b500", speedup_median=13.3, tuned_vs_ort_median=3.0, gflops_per_s=40.0,
                pct_of_peak=37.0, failures=["top-5 differs"]),
     ])
     assert len(rows) == 3
     b64, b500 = rows[1].split(), rows[2].split()
-    assert b64[:8] == ["mobilenet_v2", "native", "b64", "200.000", "20.000", "5.000", "10.00x", "4.00x"]
+    assert b64[:9] == ["mobilenet_v2", "native", "b64", "200.000", "20.000", "5.000", "10.00x", "4.00x", "3.50x"]
+    assert b500[7:9] == ["3.00x", "-"]  # not timed side by side: a dash, not the items' ratio
     assert "3.0 (3%) / 30.0 (28%) / 120.0 (111%)" in rows[1] and rows[1].endswith("ok")
     assert b500[2:5] == ["b500", "200.000", "15.000"] and rows[2].endswith("FAIL")
 
