@@ -103,14 +103,17 @@ def time_rounds(run: Callable[[], Any], plan: TimingPlan,
     return samples
 
 
-def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]], turns: int) -> dict[str, list[float]]:
+def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]], turns: int,
+                 turn_s: float = 0.0) -> dict[str, list[float]]:
     """Each contender's median seconds per call in each of ``turns`` turns, the contenders timed in turn.
 
     Two items are timed minutes apart, and this VM's speed drifts 10-25% over such a gap (README "Where the
-    run-to-run noise comes from"); builds timed in turn drift together, so their ratio holds. A turn times one
-    slice of each contender's own plan, the order reversed every turn so that neither always goes second.
-    Each contender's turn starts with an untimed call: a TVM call right after ONNX Runtime's took 45.6 ms
-    against 8.1 (MobileNetV2 tuned, this VM), while ONNX Runtime's threads still spun; the second call did not.
+    run-to-run noise comes from"); builds timed in turn drift together, so their ratio holds. In a turn each
+    contender times rounds of its own plan's iterations, at least one slice of them and for at least ``turn_s``
+    seconds (slow periods here last 0.2-2.5 s: a shorter turn's median falls in one whole), the order reversed
+    every turn so that neither always goes second. Each contender's turn starts with an untimed call: a TVM
+    call right after ONNX Runtime's took 45.6 ms against 8.1 (MobileNetV2 tuned, this VM), while ONNX
+    Runtime's threads still spun; the second call did not.
     """
     import statistics
 
@@ -120,8 +123,9 @@ def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]],
         for name in names if turn % 2 == 0 else names[::-1]:
             run, plan = contenders[name]
             run()
-            samples = []
-            for _ in range(slice_sizes(plan)[0]):
+            samples: list[float] = []
+            began = time.perf_counter()
+            while len(samples) < slice_sizes(plan)[0] or time.perf_counter() - began < turn_s:
                 start = time.perf_counter()
                 for _ in range(plan.iterations):
                     run()

@@ -273,8 +273,9 @@ class BenchSession:
         import statistics
 
         ort = self.ort_build(case, model).run
-        turns = side_by_side({"tuned": (run, plan), "ort": (ort, plan_timing(case.timing, probe(ort), self.max_time))},
-                             case.timing.side_by_side)
+        ort_plan = plan_timing(case.timing, probe(ort), self.max_time)
+        turn_s = min(case.timing.min_time, case.timing.max_time if self.max_time is None else self.max_time)
+        turns = side_by_side({"tuned": (run, plan), "ort": (ort, ort_plan)}, case.timing.side_by_side, turn_s)
         ratios = [t / o for t, o in zip(turns["tuned"], turns["ort"], strict=True)]
         return {"tuned_vs_ort_side_by_side": round(statistics.median(ratios), 4),
                 "side_by_side": {"turns": len(ratios), "tuned_s": turns["tuned"], "ort_s": turns["ort"],

@@ -206,8 +206,8 @@ class TimingSpec(_Spec):
     Rounds that already last ``slice_gap`` each are spread enough: no gaps.
 
     ``side_by_side``: turns in which the tuned item times its build and ONNX
-    Runtime in turn, one slice of each per turn (CPU targets with an ``ort``
-    peer; 0 turns it off). The ``ort`` item is timed minutes before the tuned
+    Runtime in turn, each for one slice of its rounds and at least ``min_time``
+    per turn (CPU targets with an ``ort`` peer; 0 turns it off). The ``ort`` item is timed minutes before the tuned
     one, and this VM's speed moves 10-40% over such gaps, so the ratio of the
     two items' medians moves with it; the median of the per-turn ratios does
     far less (README "Tuned against ONNX Runtime").

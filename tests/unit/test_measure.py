@@ -128,14 +128,14 @@ def test_side_by_side_times_each_contender_in_turn_after_an_untimed_call(monkeyp
     runtime's spinning threads (here: a first call after a switch costs 10x and must not be counted)."""
     clock = [0.0]
     calls: list[str] = []
-    slowness = [1.0]
+    slowness = [1.0, 1.01]  # the machine's speed factor, and how it drifts with every call
 
     def contender(name: str, cost: float) -> Callable[[], None]:
         def run() -> None:
             switched = bool(calls) and calls[-1] != name
             calls.append(name)
             clock[0] += cost * slowness[0] * (10 if switched else 1)
-            slowness[0] *= 1.01
+            slowness[0] *= slowness[1]
         return run
 
     monkeypatch.setattr("bench.measure.time.perf_counter", lambda: clock[0])
@@ -146,3 +146,9 @@ def test_side_by_side_times_each_contender_in_turn_after_an_untimed_call(monkeyp
     ratios = [t / o for t, o in zip(turns["tuned"], turns["ort"], strict=True)]
     assert len(ratios) == 3
     assert ratios == pytest.approx([3.0] * 3, rel=0.06)  # within the drift of one turn; the 10x calls are not in it
+
+    # A fast contender's turn lasts at least turn_s: rounds of 2 calls (2 s for ort, 6 s for tuned) until 10 s.
+    calls.clear()
+    slowness[:] = [1.0, 1.0]  # a steady machine from here
+    side_by_side({"tuned": (contender("tuned", 3.0), plan), "ort": (contender("ort", 1.0), plan)}, 1, turn_s=10.0)
+    assert calls == ["tuned"] * (1 + 2 * 2) + ["ort"] * (1 + 5 * 2)
