@@ -320,6 +320,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
     """Add every suite item's outcome to the benchmark JSON, so failures and skips are on record."""
     output_json["tvm_bench"] = {"schema": OUTCOMES_SCHEMA, "outcomes": config.stash.get(_OUTCOMES, [])}
+    runner = config.stash.get(_RUNNER_KEY, None)
+    if runner is not None:
+        for item in output_json.get("benchmarks", []):
+            runner.against_session_peak(item.get("extra_info") or {})
     if config.getoption("bench_confirms"):
         output_json["tvm_bench"]["confirms"] = config.getoption("bench_confirms")
     if config.getoption("bench_run_id"):
@@ -339,6 +343,7 @@ def _current_frames(config: pytest.Config, runner: Runner) -> tuple[pd.DataFrame
     from bench.history import RESULT_COLUMNS, machine_description, machine_fingerprint, result_row
 
     info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
+    runner.settle_peaks()
     host, host_desc = machine_fingerprint(info), machine_description(info)
     rows = [result_row(dict(r.info), r.stats, host, host_desc) for r in runner.results]
     return (pd.DataFrame(rows, columns=list(RESULT_COLUMNS)),
@@ -385,6 +390,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     from bench.summary import summary_lines
 
+    session.settle_peaks()
     tr = terminalreporter
     tr.section("tvm-bench: untuned / tuned / ONNX Runtime (medians)")
     for line in summary_lines(session.results):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bench.target import THREADS_ENV, physical_cores
 from bench.worker import Options, Worker
@@ -95,7 +95,9 @@ class Runner:
 
     def measure(self, case: Case) -> Measured:
         measured = self._executor_for(case).run(case)
-        self._peaks.update(measured.peaks)
+        for threads, peak in measured.peaks.items():  # a session's peak is the best any of its workers measured
+            if threads not in self._peaks or peak["measured_gflops"] > self._peaks[threads]["measured_gflops"]:
+                self._peaks[threads] = peak
         return measured
 
     def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
@@ -118,6 +120,21 @@ class Runner:
     def peaks(self) -> dict[int, dict[str, Any]]:
         """Peak GFLOP/s measured this session, by thread count."""
         return dict(self._peaks)
+
+    def against_session_peak(self, info: dict[str, Any]) -> None:
+        """Restate an item's % of peak against the session's best peak: a later probe may have measured higher
+        (bench.session.PEAK_REPROBE_SHARE), and every item of a run is then a share of the same limit."""
+        peak = self._peaks.get(info.get("ort_threads") or info.get("tvm_threads") or 0)
+        gflops = info.get("gflops_per_s")
+        if peak is None or gflops is None or info.get("peak_gflops") in (None, peak["measured_gflops"]):
+            return
+        info["peak_gflops"] = peak["measured_gflops"]
+        info["pct_of_peak"] = round(100 * gflops / peak["measured_gflops"], 2)
+
+    def settle_peaks(self) -> None:
+        """Every result's % of peak against the session's best peak (see ``against_session_peak``)."""
+        for result in self.results:
+            self.against_session_peak(cast("dict[str, Any]", result.info))
 
     def close(self) -> None:
         if self.executor is not None:

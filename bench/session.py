@@ -53,6 +53,12 @@ def tvm_threads() -> int:
     return int(tvm.runtime.num_threads())
 
 
+#: An item at this share of the peak measured so far has the peak measured again (at most ``PEAK_REPROBES`` times
+#: per thread count and session), keeping the better: a probe that fell in one of this VM's slow periods put the
+#: peak at 187.7 GFLOP/s where other runs measured 205-222, and three items then timed 102-105% of it.
+PEAK_REPROBE_SHARE = 0.9
+PEAK_REPROBES = 3
+
 #: A tuned build must run at least this share of the model's kernel FLOPs in tuned kernels.
 MIN_TUNED_FLOP_SHARE = 0.5
 
@@ -87,6 +93,7 @@ class BenchSession:
         self.progress = progress
         self.phase = phase or (lambda _: None)
         self._memo_store: dict[tuple[Any, ...], Any] = {}
+        self._peak_reprobes: dict[int, int] = {}
 
     def _memo(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
         if key in self._memo_store:
@@ -210,6 +217,21 @@ class BenchSession:
 
     def peak(self, threads: int) -> Peak:
         return self._memo(("peak", threads), lambda: measure_peak(threads))
+
+    def peak_for(self, case: Case, gflops: float) -> Peak:
+        """The peak to state an item's GFLOP/s against; measured again when the item comes near it (is it the
+        machine's limit, or a probe that fell in a slow moment?)."""
+        threads = case.target.threads
+        peak = self.peak(threads)
+        if gflops < PEAK_REPROBE_SHARE * peak.measured_gflops or self._peak_reprobes.get(threads, 0) >= PEAK_REPROBES:
+            return peak
+        self._peak_reprobes[threads] = self._peak_reprobes.get(threads, 0) + 1
+        again = measure_peak(threads)
+        better = again if again.measured_gflops > peak.measured_gflops else peak
+        self._memo_store[("peak", threads)] = better
+        self.progress(f"[peak] {case.id}: {gflops:.1f} GFLOP/s is {100 * gflops / peak.measured_gflops:.0f}% of the "
+                      f"peak measured so far ({peak.measured_gflops:.1f}); measured again: {again.measured_gflops:.1f}")
+        return better
 
     def peaks(self) -> dict[int, Peak]:
         """Peaks measured so far this session, by thread count."""
@@ -363,7 +385,7 @@ class BenchSession:
         gflops = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
         info["gflops_per_s"] = gflops
         if gflops is not None and case.target.kind == "llvm" and not case.target.is_remote:  # not a device's
-            peak = self.peak(case.target.threads)
+            peak = self.peak_for(case, gflops)
             info["peak_gflops"] = peak.measured_gflops
             info["pct_of_peak"] = round(100 * gflops / peak.measured_gflops, 2)
         if case.variant == "tuned" and prepared is not None:

@@ -307,7 +307,8 @@ class LimitsSpec(_Spec):
     A case past a limit is killed and becomes an error item; the session goes
     on. Times are per stage of one item: ``build_s`` covers loading, importing
     and compiling, ``tune_s`` one tuning run (about 0.2-0.5 s per trial on 2
-    cores; README "Tuning cost"), ``measure_s`` the probe, timing and checks.
+    cores; README "Tuning cost"), ``measure_s`` the probe, timing (side-by-side
+    turns included) and checks.
     """
 
     build_s: float = Field(default=1800.0, gt=0)
