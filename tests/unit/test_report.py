@@ -41,6 +41,21 @@ def test_slowdown_is_highlighted(tmp_path: Path) -> None:
     assert rows["model0-native-untuned"]["status"] == ""
 
 
+def test_tuned_rows_show_the_ratio_to_onnx_runtime_side_by_side_or_marked_as_items(tmp_path: Path) -> None:
+    """Tuned rows show the side-by-side ratio where the run timed one; an older run's items' ratio is marked."""
+    entries = []
+    for model, info in (("paired", {"tuned_vs_ort_median": 0.91, "tuned_vs_ort_side_by_side": 1.67}),
+                        ("items", {"tuned_vs_ort_median": 1.25}), ("none", {})):
+        entry = bench_entry(f"{model}-native-b64-tuned", model, "tuned", [0.002] * 5, speedup=10.0)
+        entry["extra_info"].update(info)
+        entries.append(entry)
+    run_file(tmp_path / "run.json", datetime(2026, 11, 26, 2, 0), entries)
+    rows = {r["model"]: r for r in build_report(load_history([tmp_path]), charts=False).sections[0].rows}
+    assert (rows["paired"]["vs_ort"], rows["items"]["vs_ort"], rows["none"]["vs_ort"]) == \
+        ("1.67x", "1.25x (items)", "")
+    assert "<td>1.67x</td>" in render_html(build_report(load_history([tmp_path]), charts=False))
+
+
 def test_each_case_shows_the_smallest_slowdown_its_history_can_show(tmp_path: Path) -> None:
     """A quiet case's figure is under the 5% threshold; one whose runs spread 15% is above it, shown in bold."""
     import numpy as np
