@@ -78,7 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-max-time", metavar="SECONDS", type=_positive_float, default=None,
                     help="cap on the timed part of each item, overriding the suites' timing.max_time")
     group.addoption("--bench-no-reference", action="store_true",
-                    help="do not compare with ONNX Runtime (the tuned-vs-untuned check still runs)")
+                    help="do not compare with ONNX Runtime (the tuned-vs-untuned check still runs) nor time the "
+                         "tuned build side by side with it")
     group.addoption("--bench-gate", metavar="HISTORY", action="append", default=[],
                     help="after the run, gate it against earlier runs in HISTORY (files or folders, repeatable) "
                          "and fail the session on a regression, wrong answer, errored or missing case")

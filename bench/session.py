@@ -286,15 +286,24 @@ class BenchSession:
         info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
         if case.variant != "ort":
             info["tvm_threads"] = tvm_threads()
-        if case.variant == "tuned" and case.ort_peer and case.timing.side_by_side and reference.available():
+        if (case.variant == "tuned" and case.ort_peer and case.timing.side_by_side and self.use_reference
+                and reference.available()):
             info.update(self._side_by_side(case, model, run, plan))
         return self._measured(info, failures, samples, plan)
 
     def _side_by_side(self, case: Case, model: LoadedModel, run: Callable[[], Any], plan: TimingPlan) -> Record:
-        """The tuned build and ONNX Runtime timed in turn (``timing.side_by_side``): a ratio that drift spares."""
+        """The tuned build and ONNX Runtime timed in turn (``timing.side_by_side``): a ratio that drift spares.
+
+        If ONNX Runtime cannot run the model (its own ``ort`` item fails and says why), the tuned item keeps its
+        figures and records the reason instead of the ratio."""
         import statistics
 
-        ort = self.ort_build(case, model).run
+        try:
+            ort = self.ort_build(case, model).run
+        except Exception as err:  # any ORT failure: the tuned figures must survive it
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            self.progress(f"[bench] {case.id}: not timed side by side with ONNX Runtime: {reason}")
+            return {"side_by_side": {"turns": 0, "error": reason}}
         ort_plan = plan_timing(case.timing, probe(ort), self.max_time)
         turn_s = min(case.timing.min_time, case.timing.max_time if self.max_time is None else self.max_time)
         turns = side_by_side({"tuned": (run, plan), "ort": (ort, ort_plan)}, case.timing.side_by_side, turn_s)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace as NS
+from typing import Any
 
 import pytest
 
@@ -152,3 +155,32 @@ def test_side_by_side_times_each_contender_in_turn_after_an_untimed_call(monkeyp
     slowness[:] = [1.0, 1.0]  # a steady machine from here
     side_by_side({"tuned": (contender("tuned", 3.0), plan), "ort": (contender("ort", 1.0), plan)}, 1, turn_s=10.0)
     assert calls == ["tuned"] * (1 + 2 * 2) + ["ort"] * (1 + 5 * 2)
+
+
+def test_the_tuned_item_keeps_its_figures_when_onnx_runtime_cannot_run_the_model(tmp_path: Path) -> None:
+    """Side by side needs an ONNX Runtime session; if the model has an operator ORT lacks, the tuned item records
+    why instead of the ratio (the ort item fails with it), and with a working session it records each turn."""
+    from bench.session import BenchSession
+
+    messages: list[str] = []
+    session = BenchSession(tmp_path, progress=messages.append)
+    case: Any = NS(id="m-native-b8-tuned", timing=TimingSpec(min_time=0.0, side_by_side=3), max_time=None)
+    plan = TimingPlan(rounds=2, iterations=1, warmup_rounds=0, probe_s=0.0, capped=False)
+
+    def broken(case: Any, model: Any) -> Any:
+        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for Foo\n...")
+
+    session.ort_build = broken  # type: ignore[method-assign]
+    info = session._side_by_side(case, None, lambda: None, plan)  # type: ignore[arg-type]
+    assert info == {"side_by_side": {"turns": 0, "error": "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : "
+                                                          "Could not find an implementation for Foo"}}
+    assert messages == ["[bench] m-native-b8-tuned: not timed side by side with ONNX Runtime: "
+                        "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for Foo"]
+
+    def working(case: Any, model: Any) -> Any:
+        return NS(run=lambda: sum(range(1000)))
+
+    session.ort_build = working  # type: ignore[method-assign]
+    info = session._side_by_side(case, None, lambda: sum(range(2000)), plan)  # type: ignore[arg-type]
+    assert info["side_by_side"]["turns"] == 3 and len(info["side_by_side"]["ratios"]) == 3
+    assert info["tuned_vs_ort_side_by_side"] > 0
