@@ -122,10 +122,11 @@ def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]],
     for turn in range(turns):
         for name in names if turn % 2 == 0 else names[::-1]:
             run, plan = contenders[name]
+            rounds = slice_sizes(plan)[0]
             run()
             samples: list[float] = []
             began = time.perf_counter()
-            while len(samples) < slice_sizes(plan)[0] or time.perf_counter() - began < turn_s:
+            while len(samples) < rounds or time.perf_counter() - began < turn_s:
                 start = time.perf_counter()
                 for _ in range(plan.iterations):
                     run()

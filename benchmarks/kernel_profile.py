@@ -19,10 +19,32 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def open_model(parser: argparse.ArgumentParser, args: argparse.Namespace, *variants: str) -> tuple[Any, Any]:
+    """The suite model's first case of each variant (e.g. tuned, ort), and a session on ``--cache-dir``, in a
+    process running TVM on the target's thread count (exits with the reason otherwise)."""
+    from bench.case import expand
+    from bench.session import BenchSession, tvm_threads
+    from bench.suite import load_suite
+    from bench.target import THREADS_ENV
+
+    cases: dict[str, Any] = {}
+    for case in expand(load_suite(args.suite)):
+        if case.model.name == args.model:
+            cases.setdefault(case.variant, case)
+    if missing := [v for v in variants if v not in cases]:
+        parser.error(f"{args.suite}: model {args.model!r} has no {' or '.join(missing)} case")
+    threads = cases[variants[0]].target.threads
+    os.environ.setdefault(THREADS_ENV, str(threads))
+    if tvm_threads() != threads:
+        parser.error(f"TVM runs {tvm_threads()} threads here, the target needs {threads}")
+    return cases, BenchSession(args.cache_dir, progress=print)
 
 
 def main() -> int:
@@ -40,20 +62,10 @@ def main() -> int:
     from tvm.s_tir.analysis import estimate_tir_flops
 
     from bench import build
-    from bench.case import expand
     from bench.peak import measure_peak
-    from bench.session import BenchSession, tvm_threads
-    from bench.suite import load_suite
-    from bench.target import THREADS_ENV
 
-    tuned = next((c for c in expand(load_suite(args.suite)) if c.model.name == args.model and c.variant == "tuned"),
-                 None)
-    if tuned is None:
-        parser.error(f"{args.suite}: model {args.model!r} has no tuned budget")
-    os.environ.setdefault(THREADS_ENV, str(tuned.target.threads))
-    if tvm_threads() != tuned.target.threads:
-        parser.error(f"TVM runs {tvm_threads()} threads here, the target needs {tuned.target.threads}")
-    session = BenchSession(args.cache_dir, progress=print)
+    cases, session = open_model(parser, args, "tuned")
+    tuned = cases["tuned"]
     model = session.model(tuned)
     prepared = session.prepared(tuned, model)
     result, compiled = session.tuned_compiled(tuned, model)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def main() -> int:
@@ -37,21 +37,12 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=30.0, help="seconds between reps (default 30)")
     args = parser.parse_args()
 
-    from bench.case import expand
-    from bench.measure import plan_timing, probe, side_by_side, time_rounds
-    from bench.session import BenchSession, tvm_threads
-    from bench.suite import load_suite
-    from bench.target import THREADS_ENV
+    from kernel_profile import open_model
 
-    cases = [c for c in expand(load_suite(args.suite)) if c.model.name == args.model]
-    tuned = next((c for c in cases if c.variant == "tuned"), None)
-    ort_case = next((c for c in cases if c.variant == "ort"), None)
-    if tuned is None or ort_case is None:
-        parser.error(f"{args.suite}: model {args.model!r} needs a tuned budget and an ort peer")
-    os.environ.setdefault(THREADS_ENV, str(tuned.target.threads))
-    if tvm_threads() != tuned.target.threads:
-        parser.error(f"TVM runs {tvm_threads()} threads here, the target needs {tuned.target.threads}")
-    session = BenchSession(args.cache_dir, progress=print)
+    from bench.measure import plan_timing, probe, side_by_side, time_rounds
+
+    cases, session = open_model(parser, args, "tuned", "ort")
+    tuned, ort_case = cases["tuned"], cases["ort"]
     model = session.model(tuned)
     _, tvm_build = session.tuned(tuned, model)
     ort_build = session.ort_build(ort_case, model)
