@@ -15,6 +15,7 @@ default on CPU), for both variants.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,9 @@ class Prepared:
     mod: Any = field(repr=False)
     import_s: float
     kernels: int
+    #: With a layout conversion: the layout-aware operators (Relax names) converted to it, and those kept in the
+    #: model's layout because TVM cannot lower them converted (see prepare).
+    layout_ops: dict[str, list[str]] | None = None
 
 
 #: ``timer(number, repeat)``: seconds per call for each of ``repeat`` rounds of ``number`` calls, timed on
@@ -86,9 +90,8 @@ def _failing_node(tb: Any) -> Any:
     return node
 
 
-@contextlib.contextmanager
-def clip_as_relax_ops() -> Iterator[None]:
-    """While importing, Clip becomes Relax's maximum and minimum operators.
+def _clip_as_relax_ops(stock: Any) -> Any:
+    """Clip as Relax's maximum and minimum operators.
 
     TVM's importer emits Clip as opaque kernel calls (``emit_te``), which
     ConvertLayout cannot see through: every ReLU6 of an NHWC MobileNetV2
@@ -99,12 +102,8 @@ def clip_as_relax_ops() -> Iterator[None]:
     import numpy as np
     import tvm
     from tvm import relax
-    from tvm.relax.frontend.onnx import onnx_frontend
 
-    original = onnx_frontend._get_convert_map
-    stock = original()["Clip"]
-
-    class Clip(stock):  # type: ignore[misc, valid-type]
+    class Clip(stock):  # type: ignore[misc]
         @classmethod
         def _impl_v13(cls, bb: Any, inputs: list[Any], attr: Any, params: Any) -> Any:
             x, *bounds = inputs
@@ -120,7 +119,35 @@ def clip_as_relax_ops() -> Iterator[None]:
                 x = bb.emit(relax.op.maximum(x, lo))
             return bb.emit(relax.op.minimum(x, hi)) if hi is not None else x
 
-    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": Clip}
+    return Clip
+
+
+def _upsample_scales_input(stock: Any) -> Any:
+    """Upsample from opset 9 on, whose scales are an input: TVM 0.27's converter reads only the opset-7
+    attribute and fails on every opset-9 export with "object of type 'NoneType' has no len()"."""
+    import tvm
+
+    class Upsample(stock):  # type: ignore[misc]
+        @classmethod
+        def _impl_v9(cls, bb: Any, inputs: list[Any], attr: Any, params: Any) -> Any:
+            if attr.get("scales") is None and len(inputs) > 1 and isinstance(inputs[1], tvm.ir.GenericConst):
+                attr = {**attr, "scales": [float(v) for v in inputs[1].value.numpy().reshape(-1)]}
+            return super()._impl_v9(bb, inputs, attr, params)
+
+    return Upsample
+
+
+@contextlib.contextmanager
+def importer_fixes(clip_ops: bool) -> Iterator[None]:
+    """While importing, the converters above replace TVM's (Clip only where a layout pass follows)."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    original = onnx_frontend._get_convert_map
+    stock = original()
+    fixes = {"Upsample": _upsample_scales_input(stock["Upsample"])}
+    if clip_ops:
+        fixes["Clip"] = _clip_as_relax_ops(stock["Clip"])
+    onnx_frontend._get_convert_map = lambda: {**original(), **fixes}
     try:
         yield
     finally:
@@ -130,7 +157,7 @@ def clip_as_relax_ops() -> Iterator[None]:
 def import_onnx(model: LoadedModel, where: str, key: str, clip_ops: bool = False) -> Any:
     """ONNX -> Relax with weights bound as constants; errors name the op and node.
 
-    ``clip_ops``: import Clip as Relax operators (see clip_as_relax_ops) so layout passes see through it.
+    ``clip_ops``: import Clip as Relax operators (see _clip_as_relax_ops) so layout passes see through it.
     """
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
@@ -143,14 +170,13 @@ def import_onnx(model: LoadedModel, where: str, key: str, clip_ops: bool = False
             raise ModelError(f"model {model.name!r}: operator {node.op_type!r} (node {node.name!r}) is not "
                              "supported by TVM's ONNX importer", where, key)
     try:
-        with clip_as_relax_ops() if clip_ops else contextlib.nullcontext():
+        with importer_fixes(clip_ops):
             return from_onnx(proto, shape_dict=model.shapes,
                              dtype_dict={k: str(v.dtype) for k, v in model.inputs.items()})
     except Exception as err:  # the importer raises anything; name where it happened
         node = _failing_node(sys.exc_info()[2])
         at = f"operator {node.op_type!r} (node {node.name!r})" if node is not None else "import"
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise ModelError(f"model {model.name!r}: TVM failed at {at}: {reason}", where, key) from None
+        raise ModelError(f"model {model.name!r}: TVM failed at {at}: {tvm_reason(err)}", where, key) from None
 
 
 def prim_funcs(mod: Any) -> list[Any]:
@@ -171,37 +197,148 @@ CONV_LAYOUTS = {"NHWC": ["NHWC", "HWIO"]}
 
 def prepare(model: LoadedModel, target: ResolvedTarget, where: str, key: str,
             layout: str | None = None) -> Prepared:
-    """Import and fuse; with ``layout``, convolutions are converted to it first (inputs and outputs keep theirs)."""
+    """Import and fuse; with ``layout``, convolutions are converted to it first (inputs and outputs keep theirs).
+
+    ConvertLayout converts conv2d and then carries the layout into every
+    operator downstream that can infer one, including some that TVM cannot
+    lower in it (TVM 0.27 has no NHWC conv2d_transpose), which then fail
+    only at VM codegen. So after fusing, any layout-aware operator left
+    unlowered is pinned to the model's layout and the conversion is redone:
+    the model builds, converted where TVM can lower it.
+    """
     import tvm
     from tvm import relax
 
     start = time.perf_counter()
     mod = import_onnx(model, where, key, clip_ops=layout is not None)
-    convert = [relax.transform.ConvertLayout({"relax.nn.conv2d": CONV_LAYOUTS[layout]})] if layout else []
+    pinned: dict[str, list[str]] = {}
+    layout_ops: dict[str, list[str]] | None = None
     try:
         with target.tvm():
-            mod = tvm.transform.Sequential([
-                relax.transform.DecomposeOpsForInference(),
-                relax.transform.CanonicalizeBindings(),
-                *convert,
-                relax.get_pipeline("zero"),
-            ])(mod)
+            base = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
+                                             relax.transform.CanonicalizeBindings()])(mod)
+            while True:
+                converted = base
+                if layout:
+                    desired = {"relax.nn.conv2d": CONV_LAYOUTS[layout], **pinned}
+                    converted = relax.transform.ConvertLayout(desired)(base)
+                lowered = relax.get_pipeline("zero")(converted)
+                stuck = _unlowered(lowered)
+                retry = {op: _model_layouts(base, op) for op in stuck if layout and op not in pinned}
+                if not retry:
+                    break
+                pinned.update(retry)
     except Exception as err:  # TVM pass failures surface as many exception types
-        raise BuildError(f"model {model.name!r}: lowering for {target.name} failed: {_last_line(err)}",
+        raise BuildError(f"model {model.name!r}: lowering for {target.name} failed: {tvm_reason(err)}",
                          where, key) from None
-    return Prepared(mod, time.perf_counter() - start, len(prim_funcs(mod)))
+    if stuck:
+        op, how = next(iter(stuck.items()))
+        raise BuildError(f"model {model.name!r}: TVM {tvm.__version__} cannot lower {op} ({how}) for "
+                         f"{target.name}", where, key)
+    if layout:
+        ops = _layout_ops(converted)
+        layout_ops = {"converted": sorted(op for op, seen in ops.items() if layout in seen),
+                      "kept": sorted(op for op, seen in ops.items() if layout not in seen)}
+    return Prepared(lowered, time.perf_counter() - start, len(prim_funcs(lowered)), layout_ops)
 
 
-def _last_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[-1] if text else type(err).__name__
+#: Attributes that hold an operator's data layout in Relax (convolutions and pools: data_layout or layout,
+#: resize: layout).
+_LAYOUT_ATTRS = ("data_layout", "layout")
+
+
+def _calls(mod: Any) -> Iterator[Any]:
+    """Every call of a Relax operator (not of a kernel) in the module's Relax functions."""
+    import tvm
+    from tvm import relax
+
+    found: list[Any] = []
+
+    def visit(expr: Any) -> None:
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            found.append(expr)
+
+    for _, func in mod.functions.items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return iter(found)
+
+
+def _attr(call: Any, name: str) -> str | None:
+    try:
+        value = getattr(call.attrs, name, None)
+    except Exception:  # attrs objects raise their own error types for missing fields
+        return None
+    return str(value) if value is not None else None
+
+
+def _layout_ops(mod: Any) -> dict[str, set[str]]:
+    """Relax operator -> the data layouts its calls use, for operators that have one."""
+    ops: dict[str, set[str]] = {}
+    for call in _calls(mod):
+        for name in _LAYOUT_ATTRS:
+            if (value := _attr(call, name)) is not None:
+                ops.setdefault(call.op.name, set()).add(value)
+                break
+    return ops
+
+
+def _unlowered(mod: Any) -> dict[str, str]:
+    """Layout-aware operators that legalization left as they were (no kernel): op -> its layouts."""
+    stuck: dict[str, str] = {}
+    for call in _calls(mod):
+        layouts = [f'{n}="{v}"' for n in (*_LAYOUT_ATTRS, "kernel_layout") if (v := _attr(call, n)) is not None]
+        if layouts:
+            stuck.setdefault(call.op.name, ", ".join(layouts))
+    return stuck
+
+
+def _model_layouts(mod: Any, op: str) -> list[str]:
+    """The layouts ``op`` has in the model as imported: ConvertLayout's desired layouts that keep it there."""
+    for call in _calls(mod):
+        if call.op.name == op:
+            if (kernel := _attr(call, "kernel_layout")) is not None:
+                return [str(_attr(call, "data_layout")), kernel]
+            return [next(v for n in _LAYOUT_ATTRS if (v := _attr(call, n)) is not None)]
+    raise AssertionError(f"{op} is not in the module")
+
+
+def tvm_reason(err: BaseException) -> str:
+    """TVM's error in one line: the error itself and, where TVM names one, the offending call's operator and
+    layouts, never a trailer such as "# Metadata omitted"."""
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("#", "File ", "Traceback", "^"))]
+    if not lines:
+        return type(err).__name__
+    reason = lines[0]
+    for line in lines[1:]:
+        call = re.match(r"R\.([\w.]+)\(", line)
+        if call:
+            attrs = re.findall(r'(\w*layout)="(\w+)"', line)
+            reason += f"; offending call: {call.group(1)}(" + ", ".join(f"{k}={v}" for k, v in attrs) + ")"
+            break
+    return reason
+
+
+#: Kernels whose weights are never marked free to change layout: TVM 0.27 tunes transposed convolutions with a
+#: weight layout rewrite into wrong answers (the zoo's upsample_decoder: max error 5.9 at 8 trials, both layouts).
+NO_PREPACK = ("conv2d_transpose",)
 
 
 def tuning_module(prepared: Prepared, prepack: bool) -> Any:
-    """The module MetaSchedule tunes: with ``prepack``, weights are marked free to change layout."""
+    """The module MetaSchedule tunes: with ``prepack``, weights are marked free to change layout, except
+    in the kernels of NO_PREPACK."""
+    import tvm
     from tvm import relax
 
-    return relax.transform.AttachAttrLayoutFreeBuffers()(prepared.mod) if prepack else prepared.mod
+    if not prepack:
+        return prepared.mod
+    mod = relax.transform.AttachAttrLayoutFreeBuffers()(prepared.mod)
+    for gv, func in list(mod.functions.items()):
+        if (isinstance(func, tvm.tirx.PrimFunc) and any(k in gv.name_hint for k in NO_PREPACK)
+                and func.attrs is not None and "layout_free_buffers" in func.attrs):
+            mod[gv] = func.with_attr("layout_free_buffers", [])
+    return mod
 
 
 def apply_database(prepared: Prepared, target: Any, work_dir: Path, prepack: bool) -> Any:
@@ -240,7 +377,9 @@ def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedT
         share = scheduled_flop_share(mod) if work_dir is not None else 0.0
         executable = tvm.compile(mod, target=tgt)
     except Exception as err:
-        raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {_last_line(err)}",
+        hint = ("; the build converts convolutions to another layout: `tuning.layout: model` keeps the model's"
+                if prepared.layout_ops is not None else "")
+        raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {tvm_reason(err)}{hint}",
                          where, key) from None
     return Compiled(executable, time.perf_counter() - start, count_scheduled(mod), len(prim_funcs(mod)), share)
 
@@ -320,7 +459,7 @@ def export_library(compiled: Compiled, target: ResolvedTarget, path: Path, where
     try:
         compiled.executable.export_library(str(path), fcompile=fcompile)
     except Exception as err:
-        raise BuildError(f"exporting the library for {target.name} to {path} failed: {_last_line(err)}",
+        raise BuildError(f"exporting the library for {target.name} to {path} failed: {tvm_reason(err)}",
                          where, f"{key}.export" if export is not None else key) from None
     return path
 
@@ -343,7 +482,7 @@ def load_remote(library: Path, remote: Any, model: LoadedModel, target: Resolved
         rlib = remote.load_module(library.name)
     except Exception as err:
         raise BenchError(f"target {target.name!r}: uploading or loading {library.name} on the device with key "
-                         f"{target.rpc.key!r} failed: {_last_line(err)}", where, key) from None
+                         f"{target.rpc.key!r} failed: {tvm_reason(err)}", where, key) from None
     dev = remote.device(tgt.get_target_device_type(), 0)
     vm = relax.VirtualMachine(rlib, dev)
     args = [tvm.runtime.tensor(v, dev) for v in model.inputs.values()]

@@ -42,6 +42,10 @@ class LoadedModel:
     #: The checked outputs as (index in the graph's outputs, name), in the suite's order.
     outputs: tuple[tuple[int, str], ...]
     labels: list[str] | None = field(default=None, compare=False)
+    #: Where ``path`` is the harness's frozen copy: the file as shipped, and the values the suite gives its
+    #: symbolic dimensions (name -> size), so ONNX Runtime can run it as shipped (bench.reference).
+    source: Path | None = None
+    free_dims: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def shapes(self) -> dict[str, list[int]]:
@@ -55,6 +59,13 @@ class LoadedModel:
     @property
     def output_names(self) -> list[str]:
         return [name for _, name in self.outputs]
+
+    @cached_property
+    def op_types(self) -> frozenset[str]:
+        """The ONNX operators of the main graph."""
+        import onnx
+
+        return frozenset(n.op_type for n in onnx.load(str(self.path), load_external_data=False).graph.node)
 
     @cached_property
     def weight_bytes(self) -> int:
@@ -157,6 +168,13 @@ def _input_specs(case: Case, model: onnx.ModelProto) -> list[InputSpec]:
                              where, f"{key}[{i}].shape")
         specs.append(spec)
     return specs
+
+
+def _free_dims(model: onnx.ModelProto, specs: list[InputSpec]) -> dict[str, int]:
+    """Symbolic dimension name -> the size the suite declares for it."""
+    graph = {n: d for n, d, _ in _graph_inputs(model)}
+    return {d: size for s in specs for d, size in zip(graph[s.name], s.shape, strict=True)
+            if isinstance(d, str) and d != "?"}
 
 
 def _needs_freezing(model: onnx.ModelProto, specs: list[InputSpec]) -> bool:
@@ -269,7 +287,10 @@ def load_model(case: Case, cache_dir: Path, progress: Callable[[str], None] = pr
     data, origin, path = _source_bytes(case, cache_dir / "models", cache_dir / "downloads", progress)
     model = _parse(data, origin, where, f"{key}.source")
     specs = _input_specs(case, model)
+    source: Path | None = None
+    free_dims: dict[str, int] = {}
     if _needs_freezing(model, specs):
+        source, free_dims = path, _free_dims(model, specs)
         digest = hashlib.sha256(data).hexdigest()
         frozen_path = cache_dir / "models" / f"frozen-{key_of(digest, [s.model_dump() for s in specs])[:24]}.onnx"
         with locked(frozen_path.with_name(frozen_path.name + ".lock"), f"freezing {frozen_path.name}", progress):
@@ -281,5 +302,5 @@ def load_model(case: Case, cache_dir: Path, progress: Callable[[str], None] = pr
         model = onnx.load_from_string(frozen)
     outputs = _outputs(case, model)
     inputs = {s.name: _make_input(case, s, i) for i, s in enumerate(specs)}
-    return LoadedModel(case.model.name, path, file_sha256(path), inputs, outputs, _labels(case))
+    return LoadedModel(case.model.name, path, file_sha256(path), inputs, outputs, _labels(case), source, free_dims)
 

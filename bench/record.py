@@ -83,6 +83,12 @@ class Record(TypedDict, total=False):
     tuning_runner_threads: list[int]
     #: The convolution layout of this case's builds (``tuning.layout`` resolved for the target): "NHWC" or "model".
     tuning_layout: str
+    #: With a layout conversion: {"converted": [...], "kept": [...]}, the layout-aware Relax operators converted
+    #: and those kept in the model's layout because TVM cannot lower them converted (bench.build.prepare).
+    layout_ops: dict[str, list[str]] | None
+    #: The model file ONNX Runtime ran (ort items and the reference check): "frozen" (the harness's, shapes
+    #: pinned) or "as shipped" (the source file with its free dimensions set, where ORT refused the frozen one).
+    ort_model: str
     # where it ran
     tvm_threads: int | None
     device: dict[str, Any]
@@ -144,6 +150,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "tvm_version": tvm.__version__,
         "threads_source": case.target.threads_source,
         "import_s": round(prepared.import_s, 4) if prepared is not None else None,
+        "layout_ops": prepared.layout_ops if prepared is not None else None,
         "compile_s": round(built.compile_s, 4),
         "kernels": built.kernels,
         "kernels_scheduled": built.scheduled,

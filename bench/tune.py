@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.build import NO_PREPACK
 from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
 from bench.target import last_level_cache_bytes
@@ -114,6 +115,8 @@ def _key_settings(case: Case, model: LoadedModel) -> dict[str, Any]:
         settings["layout"] = case.conv_layout
     if cache_flush(case, model)[0]:
         settings["cache_flush"] = True
+    if case.weight_prepack and "ConvTranspose" in model.op_types:  # its kernels tune without prepacking
+        settings["no_prepack"] = list(NO_PREPACK)
     return settings
 
 

@@ -106,3 +106,51 @@ def test_nhwc_build_matches_nchw_and_keeps_relu6_inside_the_layout(tmp_path: Pat
                                            model, target).outputs[0]
     np.testing.assert_allclose(outputs["NHWC"], outputs[None], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outputs[None], _run(onnx.load(model.path), x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.tvm
+def test_an_operator_tvm_cannot_lower_converted_keeps_the_models_layout(tmp_path: Path) -> None:
+    """Conv -> Resize -> ConvTranspose in NHWC: conv2d and the resize are converted, conv2d_transpose (no NHWC
+    lowering in TVM 0.27; ConvertLayout carries the layout into it anyway) stays NCHW, the module builds, the
+    record says which was which, and the answer equals ONNX Runtime's."""
+    from bench import build
+    from bench.target import resolve
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    inits = {"w1": rng.normal(0, 0.3, (16, 3, 3, 3)).astype(f32), "w2": rng.normal(0, 0.3, (16, 8, 4, 4)).astype(f32),
+             "scales": np.array([1, 1, 2, 2], f32)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c0"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Resize", ["r0", "", "scales"], ["u0"], mode="nearest"),
+        helper.make_node("ConvTranspose", ["u0", "w2"], ["y"], kernel_shape=[4, 4], strides=[2, 2], pads=[1] * 4),
+    ]
+    x = rng.standard_normal((1, 3, 16, 16)).astype(f32)
+    model = _model(tmp_path, nodes, inits, x, [1, 8, 32, 32])
+    target = resolve("llvm -num-cores=2", "cpu")
+
+    prepared = build.prepare(model, target, "suite.yaml", "models[0]", "NHWC")
+    assert prepared.layout_ops == {"converted": ["relax.image.resize2d", "relax.nn.conv2d"],
+                                   "kept": ["relax.nn.conv2d_transpose"]}
+    got = build.load_local(build.compile_executable(prepared, model, target, "s", "k"), model, target).outputs[0]
+    np.testing.assert_allclose(got, _run(onnx.load(model.path), x), rtol=1e-4, atol=1e-4)
+    assert build.prepare(model, target, "suite.yaml", "models[0]").layout_ops is None
+
+
+def test_tvm_errors_read_as_the_error_and_the_offending_call() -> None:
+    """TVM's multi-line errors become one line: the error and the offending operator with its layouts, never the
+    "# Metadata omitted" trailer that used to be shown as the whole reason."""
+    from bench.build import tvm_reason
+
+    err = RuntimeError(
+        "CodeGenVM cannot emit this Relax operator directly. Run the appropriate lowering pass.\n"
+        "Offending call:\n"
+        'R.nn.conv2d_transpose(alloc1, metadata["ir.GenericConst"][0], strides=[2, 2], data_layout="NHWC", '
+        'kernel_layout="IOHW", out_layout="NHWC", out_dtype=None)\n'
+        "# Metadata omitted. Use show_meta=True in script() method to show it.\n")
+    assert tvm_reason(err) == ("CodeGenVM cannot emit this Relax operator directly. Run the appropriate lowering "
+                               "pass.; offending call: nn.conv2d_transpose(data_layout=NHWC, kernel_layout=IOHW, "
+                               "out_layout=NHWC)")
+    assert tvm_reason(ValueError("")) == "ValueError"
+    assert tvm_reason(ValueError("one line")) == "one line"

@@ -163,9 +163,10 @@ def test_model_level_overrides_merge_with_suite_settings(tmp_path: Path) -> None
 def test_shipped_suites_validate() -> None:
     """The suites in suites/ are valid, and they are the ones the README describes."""
     paths = sorted(Path(__file__).resolve().parents[2].joinpath("suites").glob("*.yaml"))
-    assert [p.name for p in paths] == ["audio.yaml", "nightly.yaml", "smoke.yaml"]
+    assert [p.name for p in paths] == ["audio.yaml", "nightly.yaml", "smoke.yaml", "zoo.yaml"]
     suites = {p.stem: load_suite(p) for p in paths}
-    assert suites["smoke"].spec.default and not suites["nightly"].spec.default and not suites["audio"].spec.default
+    assert suites["smoke"].spec.default
+    assert not any(suites[name].spec.default for name in ("nightly", "audio", "zoo"))
 
 
 def test_npy_input_must_match_shape_and_dtype(tmp_path: Path) -> None:
