@@ -1,4 +1,4 @@
-"""``python -m bench report|gate|changes``: the harness's commands outside pytest."""
+"""``python -m bench report|gate|changes|baseline``: the harness's commands outside pytest."""
 
 from __future__ import annotations
 
@@ -115,6 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     changes.add_argument("-k", "--case", default=None, metavar="SUBSTRING",
                          help="only cases whose id contains SUBSTRING")
     changes.add_argument("--json", action="store_true", help="print the steps as JSON instead of a table")
+    base = sub.add_parser(
+        "baseline", help="accept a run's builds as their cases' baselines, timed against in later runs",
+        description="Each TVM item keeps the library it built and names it in the run's JSON. `accept` copies "
+                    "each passing item's library, with what made it (model, TVM version, tuning key, run and "
+                    "commit), into the baseline folder; later runs time every build against its case's baseline "
+                    "in interleaved pairs in one process (suite timing.paired), and the gate decides such a case "
+                    "from that ratio. Accept a run after its gate passed.",
+        epilog="exit status: 0 accepted, 2 usage or input error")
+    base_sub = base.add_subparsers(dest="action", required=True)
+    accept = base_sub.add_parser("accept", help="make a run's builds the baselines")
+    accept.add_argument("run", type=Path, metavar="RUN.json", help="the run (its --benchmark-json file)")
+    accept.add_argument("--baseline-dir", type=Path, default=None, metavar="DIR",
+                        help="the baseline folder (default: CACHE/baselines, CACHE as --cache-dir)")
+    accept.add_argument("--cache-dir", default=None, metavar="PATH",
+                        help="the harness's cache (default: $TVM_BENCH_CACHE or ~/.cache/tvm-bench)")
     return parser
 
 
@@ -204,6 +219,16 @@ def main(argv: list[str] | None = None) -> int:
             return _gate(args)
         if args.command == "changes":
             return _changes(args)
+        if args.command == "baseline":
+            from bench.baseline import accept, default_dir
+            from bench.cache import cache_root
+
+            root = args.baseline_dir or default_dir(cache_root(args.cache_dir))
+            lines = accept(args.run, root)
+            print("\n".join(lines))
+            print(f"baselines in {root}: {sum(line.startswith('accepted') for line in lines)} accepted, "
+                  f"{sum(line.startswith('skipped') for line in lines)} skipped")
+            return 0
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

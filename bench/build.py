@@ -39,8 +39,8 @@ class Prepared:
     mod: Any = field(repr=False)
     import_s: float
     kernels: int
-    #: With a layout conversion: the layout-aware operators (Relax names) converted to it, and those kept in the
-    #: model's layout because TVM cannot lower them converted (see prepare).
+    #: With a layout conversion: the layout-aware operators (Relax names) ``converted`` to it, those ``kept`` in
+    #: the model's layout, and the ``unlowerable`` ones among them, kept because TVM cannot lower them converted.
     layout_ops: dict[str, list[str]] | None = None
 
 
@@ -238,7 +238,8 @@ def prepare(model: LoadedModel, target: ResolvedTarget, where: str, key: str,
     if layout:
         ops = _layout_ops(converted)
         layout_ops = {"converted": sorted(op for op, seen in ops.items() if layout in seen),
-                      "kept": sorted(op for op, seen in ops.items() if layout not in seen)}
+                      "kept": sorted(op for op, seen in ops.items() if layout not in seen),
+                      "unlowerable": sorted(pinned)}
     return Prepared(lowered, time.perf_counter() - start, len(prim_funcs(lowered)), layout_ops)
 
 
@@ -441,6 +442,24 @@ def load_local(compiled: Compiled, model: LoadedModel, target: ResolvedTarget) -
     outputs = _to_numpy(run())
     return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels,
                  scheduled_flop_share=compiled.scheduled_flop_share)
+
+
+def load_exported(library: Path, model: LoadedModel, target: ResolvedTarget) -> Built:
+    """An exported library loaded into this process (its own dlopen copy) and run once: how a build is timed
+    against its baseline build, both from their libraries."""
+    import tvm
+    from tvm import relax
+
+    tgt = target.tvm()
+    dev = tvm.device(tgt.get_target_device_type(), 0)
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), dev)
+    main = vm["main"]
+    args = [tvm.runtime.tensor(v, dev) for v in model.inputs.values()]
+
+    def run() -> Any:
+        return main(*args)
+
+    return Built(run, _to_numpy(run()), 0.0, 0, 0)
 
 
 def export_library(compiled: Compiled, target: ResolvedTarget, path: Path, where: str, key: str) -> Path:

@@ -53,6 +53,8 @@ import numpy as np
 
 from bench.errors import BenchError
 from bench.history import is_missing
+from bench.paired import PairedEstimate
+from bench.paired import decide as decide_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -213,6 +215,11 @@ class CaseVerdict:
     visible: float | None = None
     #: The step in this case's history that the current run belongs to (bench.changes), when one is found.
     change_point: dict[str, Any] | None = None
+    #: What decided the case: "paired" (timed against its baseline build in one process, bench.paired) or
+    #: "history" (this run's rounds against earlier runs'); None where neither applied.
+    basis: str | None = None
+    #: With a paired basis: the pairs timed.
+    pairs: int | None = None
 
     @property
     def failing(self) -> bool:
@@ -317,10 +324,15 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
                 and not is_missing(speedup) and speedup < min_speedup):
             v.status, v.reason = "not-faster", f"tuned is {speedup:.2f}x untuned; the suite requires {min_speedup:g}x"
             continue
+        paired = _paired(rows)
+        if paired is not None and row["variant"] != "ort":
+            _decide_paired(v, paired, t)
+            continue
         history = base_by_case.get(case)
         if history is None or history.empty:
             v.status, v.reason = "new", "no baseline for this case on this machine"
             continue
+        v.basis = "history"
         runs = [_run_samples(r) for _, r in history.iterrows()]
         v.baseline_runs = len(runs)
         fewest = min(r.size for r in cur_runs)
@@ -361,6 +373,38 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
 
 
 
+def _paired(rows: pd.DataFrame) -> dict[str, Any] | None:
+    """The latest run's timing against its baseline build, when it has one (bench.session._vs_baseline)."""
+    value = rows.iloc[-1].get("vs_baseline")
+    return value if isinstance(value, dict) and value.get("ratio") is not None else None
+
+
+def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float) -> None:
+    """The case against its baseline build, timed in the same process: the same rule on the paired interval.
+
+    Its interval needs no history from this machine and cannot see a slowdown that hits both builds alike (the
+    machine, the runtime library): the ONNX Runtime peer and the history still watch for that."""
+    base = paired.get("baseline") or {}
+    v.basis, v.pairs = "paired", int(paired.get("pairs") or 0)
+    v.ratio, v.ci_low, v.ci_high = float(paired["ratio"]), float(paired["low"]), float(paired["high"])
+    against = f"its baseline build (run {base.get('run_id') or '?'}, commit {str(base.get('commit') or '?')[:10]})"
+    if paired.get("identical"):
+        v.visible = 0.0
+        v.reason = f"byte-identical to {against}: cannot be slower"
+        return
+    est = PairedEstimate(v.ratio, v.ci_low, v.ci_high, v.pairs)
+    v.visible = est.visible
+    text = (f"{v.ratio - 1:+.1%} against {against} (CI {v.ci_low - 1:+.1%} .. {v.ci_high - 1:+.1%}, {v.pairs} pairs, "
+            f"threshold {t:.0%})")
+    decision = decide_pairs(est, t)
+    if decision == "slower":
+        v.status, v.reason = "regression", f"slower by {text}"
+    elif decision == "faster":
+        v.status, v.reason = "improvement", f"faster by {text}"
+    else:
+        v.reason = f"change {text}"
+
+
 def _first_line(message: Any) -> str:
     text = str(message or "").strip()
     return text.splitlines()[0][:300] if text else ""
@@ -397,8 +441,8 @@ def render_markdown(verdict: Verdict) -> str:
     head = "### :x: Benchmark gate failed" if verdict.failed else "### :white_check_mark: Benchmark gate passed"
     out = [head, "", f"Current `{verdict.current}` vs {verdict.baseline}, machine {verdict.machine}.", ""]
     out += [f"> {n}" for n in verdict.notes]
-    out += ["| case | status | statistic | current ms | baseline ms | change | CI | smallest visible | reason |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    out += ["| case | status | basis | statistic | current ms | baseline ms | change | CI | smallest visible "
+            "| reason |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
         change = "" if c.ratio is None else f"{c.ratio - 1:+.1%}"
         ci = "" if c.ci_low is None or c.ci_high is None else f"{c.ci_low - 1:+.1%} .. {c.ci_high - 1:+.1%}"
@@ -407,7 +451,8 @@ def render_markdown(verdict: Verdict) -> str:
             reason += "; " + describe_step(c.change_point)
         status = f"**{c.status}**" if c.failing else c.status
         visible = "" if c.visible is None else f"{c.visible:+.1%}"
-        out.append(f"| `{c.case}` | {status} | {c.statistic or ''} | {_fmt(c.current_s)} | {_fmt(c.baseline_s)} "
-                   f"| {change} | {ci} | {visible} "
+        basis = {"paired": f"paired ({c.pairs} pairs)", "history": "history"}.get(c.basis or "", "")
+        out.append(f"| `{c.case}` | {status} | {basis} | {c.statistic or ''} | {_fmt(c.current_s)} "
+                   f"| {_fmt(c.baseline_s)} | {change} | {ci} | {visible} "
                    f"| {reason} |")
     return "\n".join(out) + "\n"

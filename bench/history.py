@@ -38,21 +38,33 @@ class HistoryError(Exception):
         self.corrupt = corrupt
 
 
+#: CPU identity fields (py-cpuinfo's) beyond the brand string: cloud VMs report brands like "AMD EPYC" for
+#: both Zen 4 (family 25) and Zen 5 (family 26), whose GEMM peaks differ by half.
+CPU_ID_FIELDS = ("family", "model", "stepping")
+
+
 def machine_fingerprint(machine_info: dict[str, Any]) -> str:
-    """Same CPU model, core count, architecture and OS -> same fingerprint.
+    """Same CPU (brand, family, model, stepping), core count, architecture and OS -> same fingerprint.
 
     The host name is left out on purpose: CI runners get new names every run
-    but are the same machine for the purposes of a trend line.
+    but are the same machine for the purposes of a trend line. Files that do
+    not record the CPU's family keep the fingerprint they always had.
     """
     cpu = machine_info.get("cpu") or {}
     parts = [cpu.get("brand_raw") or machine_info.get("processor"), cpu.get("count"),
              machine_info.get("machine"), machine_info.get("system")]
+    ids = [cpu.get(k) for k in CPU_ID_FIELDS]
+    if any(v is not None for v in ids):
+        parts.append(ids)
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
 
 
 def machine_description(machine_info: dict[str, Any]) -> str:
     cpu = machine_info.get("cpu") or {}
-    return f"{cpu.get('brand_raw') or machine_info.get('processor') or '?'} x{cpu.get('count', '?')}"
+    ids = [cpu.get(k) for k in CPU_ID_FIELDS]
+    family = (f" (family {ids[0]} model {ids[1]} stepping {ids[2]})"
+              if any(v is not None for v in ids) else "")
+    return f"{cpu.get('brand_raw') or machine_info.get('processor') or '?'}{family} x{cpu.get('count', '?')}"
 
 
 def row_machine(run_machine: str, run_desc: str, info: dict[str, Any]) -> tuple[str, str]:

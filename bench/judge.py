@@ -129,7 +129,7 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
             raise GateError("--history: no usable results: " + "; ".join(history.problems[:3]))
         base_rows = select_baseline(history, cur_rows, {r.run_id for r in runs} | set(cur_rows["run_id"]),
                                     settings.window)
-        if require_history:
+        if require_history and not _all_paired(cur_rows):
             _check_history(history, base_rows, history_paths, run.machine_desc)
         label = f"rolling median of the last {base_rows['run_id'].nunique()} runs on this machine"
     if shards:
@@ -146,6 +146,12 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
         verdict.notes.append(f"only {len({r.shard for r in runs})} of {run.shard[1]} shards of run {run.group} "
                              "reported: the cases of the others are missing")
     return verdict
+
+
+def _all_paired(rows: pd.DataFrame) -> bool:
+    """Every TVM case of the run was timed against its baseline build: its verdict needs no history."""
+    tvm = rows[rows["variant"] != "ort"]
+    return not tvm.empty and all(isinstance(v, dict) and v.get("ratio") is not None for v in tvm["vs_baseline"])
 
 
 def _check_history(history: History, base_rows: pd.DataFrame | None, paths: list[Path], machine: str) -> None:

@@ -135,6 +135,42 @@ def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]],
     return medians
 
 
+def interleaved_pairs(current: Callable[[], Any], baseline: Callable[[], Any], block_calls: int, *, min_pairs: int,
+                      max_pairs: int, max_time: float, settled: Callable[[list[float]], bool],
+                      seed: int = 0) -> tuple[list[tuple[float, float]], bool]:
+    """Seconds per call of each build in each pair of blocks, and whether a cap ended them.
+
+    A block is ``block_calls`` back-to-back calls of one build; the two blocks
+    of a pair run in random order (AB or BA, seeded), so neither build always
+    goes second. From ``min_pairs`` on, ``settled(log ratios)`` is asked every
+    4 pairs whether more could change the decision. ``max_time`` caps the
+    seconds, but never below 4 pairs.
+    """
+    import random
+
+    rng = random.Random(seed)
+    builds = {"current": current, "baseline": baseline}
+    for run in builds.values():
+        run()  # lazy initialisation, outside the pairs
+    pairs: list[tuple[float, float]] = []
+    began = time.perf_counter()
+    while len(pairs) < max_pairs:
+        seconds: dict[str, float] = {}
+        for name in (("current", "baseline") if rng.random() < 0.5 else ("baseline", "current")):
+            run = builds[name]
+            start = time.perf_counter()
+            for _ in range(block_calls):
+                run()
+            seconds[name] = (time.perf_counter() - start) / block_calls
+        pairs.append((seconds["current"], seconds["baseline"]))
+        n = len(pairs)
+        if n >= min_pairs and (n - min_pairs) % 4 == 0 and settled([math.log(c / b) for c, b in pairs]):
+            return pairs, False
+        if n >= 4 and time.perf_counter() - began > max_time:
+            return pairs, True
+    return pairs, True
+
+
 def summarize(samples: list[float]) -> dict[str, Any]:
     """The statistics pytest-benchmark reports, for runs that do not go through it."""
     import statistics

@@ -59,6 +59,10 @@ def _address(value: str) -> str:
     return value
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
 def _shard(value: str) -> Shard:
     from bench.shard import parse_shard
 
@@ -73,6 +77,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-cache-dir", metavar="PATH", default=None,
                     help="cache for generated models, downloads and tuning databases "
                          "(default: $TVM_BENCH_CACHE or ~/.cache/tvm-bench)")
+    group.addoption("--bench-baseline-dir", metavar="PATH", default=None,
+                    help="accepted baseline builds, each TVM item timed against its case's in interleaved pairs "
+                         "(default: CACHE/baselines; fill it with `python -m bench baseline accept RUN.json`)")
     group.addoption("--retune", "--bench-retune", dest="bench_retune", action="store_true",
                     help="tune again even when the tuning cache has a database for the case")
     group.addoption("--bench-max-time", metavar="SECONDS", type=_positive_float, default=None,
@@ -280,7 +287,8 @@ def bench_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
                       retune=pytestconfig.getoption("bench_retune"),
                       max_time=pytestconfig.getoption("bench_max_time"),
                       use_reference=not pytestconfig.getoption("bench_no_reference"),
-                      rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"))
+                      rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"),
+                      baseline_dir=_path(pytestconfig.getoption("bench_baseline_dir")))
     runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
     pytestconfig.stash[_RUNNER_KEY] = runner
     yield runner

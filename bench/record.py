@@ -83,8 +83,8 @@ class Record(TypedDict, total=False):
     tuning_runner_threads: list[int]
     #: The convolution layout of this case's builds (``tuning.layout`` resolved for the target): "NHWC" or "model".
     tuning_layout: str
-    #: With a layout conversion: {"converted": [...], "kept": [...]}, the layout-aware Relax operators converted
-    #: and those kept in the model's layout because TVM cannot lower them converted (bench.build.prepare).
+    #: With a layout conversion: {"converted": [...], "kept": [...], "unlowerable": [...]}, the layout-aware Relax
+    #: operators converted, those kept in the model's layout, and those of them TVM cannot lower converted.
     layout_ops: dict[str, list[str]] | None
     #: The model file ONNX Runtime ran (ort items and the reference check): "frozen" (the harness's, shapes
     #: pinned) or "as shipped" (the source file with its free dimensions set, where ORT refused the frozen one).
@@ -115,6 +115,11 @@ class Record(TypedDict, total=False):
     # made by bench.session: the tuned build and ONNX Runtime timed in turn (timing.side_by_side)
     tuned_vs_ort_side_by_side: float
     side_by_side: dict[str, Any]
+    # made by bench.session: the build's library (path, sha256, bytes), kept for `bench baseline accept`, and the
+    # build timed against its case's baseline build in interleaved pairs: ratio, low, high (the interval), pairs,
+    # decision, visible, identical, the baseline's identity and the per-pair seconds (bench.paired)
+    library: dict[str, Any]
+    vs_baseline: dict[str, Any] | None
 
 
 #: Record keys that history, report and gate read as columns (missing ones become NaN/None).
@@ -124,7 +129,7 @@ COLUMNS: tuple[str, ...] = (
     "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
     "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median",
     "tuned_vs_ort_side_by_side", "tvm_threads",
-    "ort_threads")
+    "ort_threads", "vs_baseline")
 
 
 def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,

@@ -262,7 +262,7 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
             "cv": f"{last['stddev'] / last['mean']:.1%}" if last["mean"] else "",
             "speedup": "" if is_missing(last["speedup_median"])
             else f"{last['speedup_median']:.2f}x",
-            "vs_ort": _vs_ort(last),
+            "vs_ort": _vs_ort(last), "paired": _paired_text(last.get("vs_baseline")),
             "vs_prev": "" if vs_prev is None else f"{vs_prev:+.1%}", "vs_prev_value": vs_prev or 0.0,
             "vs_base": "" if vs_base is None else f"{vs_base:+.1%}", "vs_base_value": vs_base or 0.0,
             "status": _status(vs_base if vs_base is not None else vs_prev, threshold),
@@ -273,6 +273,16 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
             "visible_over": visible is not None and visible > threshold and last["variant"] != "ort",
         })
     return rows
+
+
+def _paired_text(paired: Any) -> str:
+    """The build against its baseline build, timed in pairs: the change and its interval ("same": identical)."""
+    if not isinstance(paired, dict) or paired.get("ratio") is None:
+        return ""
+    if paired.get("identical"):
+        return "same"
+    return (f"{paired['ratio'] - 1:+.1%} ({paired['low'] - 1:+.1%} .. {paired['high'] - 1:+.1%}, "
+            f"{paired.get('pairs')} pairs)")
 
 
 def _vs_ort(row: pd.Series) -> str:

@@ -53,7 +53,7 @@ class InProcess:
         self.threads = threads
         self.session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
                                     use_reference=options.use_reference, progress=progress,
-                                    rpc_tracker=options.rpc_tracker)
+                                    rpc_tracker=options.rpc_tracker, baseline_dir=options.baseline_dir)
 
     def run(self, case: Case) -> Measured:
         from bench.errors import BenchError

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import build, check, reference, remote
+from bench.baseline import default_dir as default_baseline_dir
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
@@ -83,8 +84,10 @@ class Measured:
 class BenchSession:
     def __init__(self, cache_dir: Path, *, retune: bool = False, max_time: float | None = None,
                  use_reference: bool = True, progress: Progress = print, phase: Phase | None = None,
-                 rpc_tracker: str | None = None) -> None:
+                 rpc_tracker: str | None = None, baseline_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
+        #: Where accepted baseline builds live (bench.baseline); ``--bench-baseline-dir``.
+        self.baseline_dir = baseline_dir if baseline_dir is not None else default_baseline_dir(cache_dir)
         #: ``--bench-rpc-tracker``: overrides every rpc target's tracker address.
         self.rpc_tracker = rpc_tracker
         self.retune = retune
@@ -114,9 +117,15 @@ class BenchSession:
 
     def prepared(self, case: Case, model: LoadedModel) -> build.Prepared:
         """The module both variants build from, convolutions in the case's layout (one import per model)."""
-        key = f"models[{case.model_index}]"
-        return self._memo(("prepared", *case.untuned_key, case.conv_layout),
-                          lambda: build.prepare(model, case.target, case.suite.where, key, case.conv_layout))
+        def make() -> build.Prepared:
+            prepared = build.prepare(model, case.target, case.suite.where, f"models[{case.model_index}]",
+                                     case.conv_layout)
+            if prepared.layout_ops and prepared.layout_ops["unlowerable"]:
+                self.progress(f"[build] {case.id}: kept in the model's layout, as TVM cannot lower them in "
+                              f"{case.conv_layout}: {', '.join(prepared.layout_ops['unlowerable'])}")
+            return prepared
+
+        return self._memo(("prepared", *case.untuned_key, case.conv_layout), make)
 
     def untuned_compiled(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Compiled:
         key = f"models[{case.model_index}]"
@@ -262,14 +271,17 @@ class BenchSession:
         tuned: Tuned | None = None
         prepared: build.Prepared | None = None
         untuned_outputs: list[Any] | None = None
+        compiled: build.Compiled | None = None
         if case.variant == "ort":
             built = self.ort_build(case, model)
         else:
             prepared = self.prepared(case, model)
             built = self.untuned(case, model, prepared)
+            compiled = self.untuned_compiled(case, model, prepared)
             untuned_outputs = built.outputs
             if case.variant == "tuned":
                 tuned, built = self.tuned(case, model)
+                compiled = self.tuned_compiled(case, model)[1]
 
         self.phase("measure")
         if case.variant != "ort":
@@ -288,7 +300,57 @@ class BenchSession:
         if (case.variant == "tuned" and case.ort_peer and case.timing.side_by_side and self.use_reference
                 and reference.available()):
             info.update(self._side_by_side(case, model, run, plan))
+        if compiled is not None and not case.target.is_gpu:
+            failures += self._vs_baseline(case, model, compiled, built.outputs, samples, info)
         return self._measured(info, failures, samples, plan)
+
+    def _vs_baseline(self, case: Case, model: LoadedModel, compiled: build.Compiled, outputs: list[Any],
+                     samples: list[float], info: Record) -> list[str]:
+        """Keep this build's library; if the case has a baseline build, time the two in interleaved pairs
+        (``timing.paired``) and check the baseline gives the same answer. Returns the failures."""
+        import math
+        import statistics
+        import zlib
+
+        from bench import baseline, paired
+        from bench.measure import interleaved_pairs
+
+        library, sha = baseline.keep_library(compiled, case, self.cache_dir)
+        info["library"] = {"path": str(library), "sha256": sha, "bytes": library.stat().st_size}
+        spec = case.timing.paired
+        base = baseline.find(self.baseline_dir, case.id, case.target.json, self.progress) \
+            if spec.enabled else None
+        if base is None:
+            return []
+        record: dict[str, Any] = {"baseline": base.identity(), "identical": sha == base.sha256}
+        info["vs_baseline"] = record
+        if record["identical"]:
+            record.update({"ratio": 1.0, "low": 1.0, "high": 1.0, "pairs": 0, "decision": "within"})
+            self.progress(f"[paired] {case.id}: byte-identical to its baseline build: no pairs needed")
+            return []
+        current = build.load_exported(library, model, case.target)
+        against = build.load_exported(base.library, model, case.target)
+        verdict = check.compare_outputs(current.outputs, against.outputs, model.outputs, case.check,
+                                        (case.variant, "baseline"), model.labels)
+        info["check"] = {**info.get("check", {}), "baseline": "pass" if verdict.ok else "fail"}
+        info["check_ok"] = bool(info.get("check_ok", True)) and verdict.ok
+        threshold = case.suite.model_gate(case.model_index).threshold
+        block_calls = max(1, math.ceil(spec.block_time / max(statistics.median(samples), 1e-9)))
+        run = with_injected_slowdown(current.run, case.id)
+        pairs, capped = interleaved_pairs(
+            run, against.run, block_calls, min_pairs=spec.min_pairs, max_pairs=spec.max_pairs,
+            max_time=spec.max_time, seed=zlib.crc32(case.id.encode()),
+            settled=lambda logs: paired.settled(paired.estimate(logs, spec.alpha), threshold))
+        est = paired.estimate([math.log(c / b) for c, b in pairs], spec.alpha)
+        decision = paired.decide(est, threshold)
+        record.update({"ratio": round(est.ratio, 5), "low": round(est.low, 5), "high": round(est.high, 5),
+                       "pairs": est.pairs, "alpha": spec.alpha, "threshold": threshold, "decision": decision,
+                       "visible": round(est.visible, 5), "capped": capped, "block_calls": block_calls,
+                       "current_s": [round(c, 9) for c, _ in pairs], "baseline_s": [round(b, 9) for _, b in pairs]})
+        self.progress(f"[paired] {case.id}: {est.ratio - 1:+.2%} against its baseline build (CI "
+                      f"{est.low - 1:+.2%} .. {est.high - 1:+.2%}, {est.pairs} pairs of {block_calls} calls): "
+                      f"{decision}")
+        return [] if verdict.ok else [f"the baseline build answers differently: {verdict.message}"]
 
     def _side_by_side(self, case: Case, model: LoadedModel, run: Callable[[], Any], plan: TimingPlan) -> Record:
         """The tuned build and ONNX Runtime timed in turn (``timing.side_by_side``): a ratio that drift spares.

@@ -187,6 +187,30 @@ class InputSpec(_Spec):
         return data
 
 
+class PairedSpec(_Spec):
+    """Timing a build against its case's baseline build in one process (bench.paired says why).
+
+    Blocks of each build's calls, each block at least ``block_time`` seconds,
+    alternate in pairs of random order (AB or BA) from ``min_pairs`` on until
+    the ratio's interval decides against the case's gate threshold, or
+    ``max_pairs`` pairs or ``max_time`` seconds were spent. ``alpha``: the
+    interval's two-sided error rate. ``enabled: false`` times no pairs.
+    """
+
+    enabled: bool = True
+    block_time: float = Field(default=0.1, gt=0, le=10)
+    min_pairs: int = Field(default=12, ge=4, le=1000)
+    max_pairs: int = Field(default=60, ge=4, le=10000)
+    max_time: float = Field(default=60.0, gt=0)
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> PairedSpec:
+        if self.min_pairs > self.max_pairs:
+            raise ValueError(f"min_pairs ({self.min_pairs}) exceeds max_pairs ({self.max_pairs})")
+        return self
+
+
 class TimingSpec(_Spec):
     """pytest-benchmark pedantic settings, stretched for fast models and capped for slow ones.
 
@@ -211,6 +235,9 @@ class TimingSpec(_Spec):
     one, and this VM's speed moves 10-40% over such gaps, so the ratio of the
     two items' medians moves with it; the median of the per-turn ratios does
     far less (README "Tuned against ONNX Runtime").
+
+    ``paired``: each TVM item also times its build against its case's
+    baseline build, when one was accepted (PairedSpec).
     """
 
     warmup_rounds: int = Field(default=1, ge=0)
@@ -222,6 +249,7 @@ class TimingSpec(_Spec):
     slices: int = Field(default=3, ge=1)
     slice_gap: float = Field(default=2.0, ge=0, le=60)
     side_by_side: int = Field(default=5, ge=0, le=100)
+    paired: PairedSpec = Field(default_factory=PairedSpec)
 
     @model_validator(mode="after")
     def _rounds(self) -> TimingSpec:

@@ -13,7 +13,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
 
     ``tuned/ort`` divides two items' medians, timed minutes apart; ``side by side`` is the median ratio of
     the two timed in turn within the tuned item (``timing.side_by_side``), the one to trust on a machine
-    whose speed drifts."""
+    whose speed drifts. ``vs baseline``: untuned and tuned against their cases' baseline builds, timed in
+    pairs (``same``: byte-identical; ``!``: slower beyond the gate's threshold)."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in results:
         key = (r.case.suite.name, r.case.model.name, r.case.target.name)
@@ -32,9 +33,17 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         pct = r.info.get("pct_of_peak")
         return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
 
+    def vs_baseline(r: CaseResult | None) -> str:
+        paired = r.info.get("vs_baseline") if r is not None else None
+        if not isinstance(paired, dict):
+            return "-"
+        if paired.get("identical"):
+            return "same"
+        return f"{paired['ratio'] - 1:+.1%}" + ("!" if paired.get("decision") == "slower" else "")
+
     head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
             f"{'speedup':>8} {'tuned/ort':>9} {'side by side':>12}  "
-            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} check")
+            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'vs baseline':>15}  check")
     lines = [head]
     for (_, model, target), group in groups.items():
         untuned, ort = group.get("untuned"), group.get("ort")
@@ -48,5 +57,5 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
                          f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
                          f"{f'{paired:.2f}x' if paired else '-':>12}  "
-                         f"{gflops:<44} {ok}")
+                         f"{gflops:<44} {vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15}  {ok}")
     return lines

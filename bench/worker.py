@@ -64,6 +64,8 @@ class Options:
     use_reference: bool
     #: ``--bench-rpc-tracker HOST:PORT``: overrides every rpc target's tracker.
     rpc_tracker: str | None = None
+    #: ``--bench-baseline-dir``: accepted baseline builds; None: the cache's baselines/.
+    baseline_dir: Path | None = None
 
 
 def default_memory_mb() -> int:
@@ -312,7 +314,8 @@ def serve(cmd_fd: int, res_fd: int) -> None:
 
     session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
                            use_reference=options.use_reference, rpc_tracker=options.rpc_tracker,
-                           progress=lambda m: send.send({"event": "progress", "message": m}), phase=stage)
+                           progress=lambda m: send.send({"event": "progress", "message": m}), phase=stage,
+                           baseline_dir=options.baseline_dir)
     while True:
         try:
             request = recv.recv()

@@ -505,3 +505,35 @@ def test_each_case_says_the_smallest_slowdown_its_history_can_show() -> None:
     assert judge(noisy.visible * 1.5)[0]["noisy"].status == "regression"
     md = gate.render_markdown(decide(frame([row("quiet", noisy_run(rng, 1e-3))]), NO_OUTCOMES, base))
     assert "| smallest visible |" in md and "| +" in md
+
+
+def _paired(ratio: float, low: float, high: float, pairs: int = 40, identical: bool = False) -> dict:
+    return {"ratio": ratio, "low": low, "high": high, "pairs": pairs, "identical": identical,
+            "baseline": {"run_id": "20261201T020000-night", "commit": "abcdef0123456"}}
+
+
+def test_a_case_timed_against_its_baseline_build_is_decided_by_its_pairs() -> None:
+    """A paired ratio decides the case whatever its history says, and the verdict says so (basis "paired"):
+    +6% (CI +4..+8%) regresses although no earlier run exists; an identical build cannot be slower; a case
+    without pairs falls back to its history, or is new without one."""
+    rng = np.random.default_rng(0)
+    current = frame([
+        row("slow-native-b64-tuned", noisy_run(rng, 1e-3), vs_baseline=_paired(1.06, 1.04, 1.08)),
+        row("same-native-b64-tuned", noisy_run(rng, 1e-3), vs_baseline=_paired(1.0, 1.0, 1.0, 0, identical=True)),
+        row("calm-native-b64-tuned", noisy_run(rng, 1e-3), vs_baseline=_paired(1.004, 0.995, 1.012)),
+        row("m-native-b64-tuned", noisy_run(rng, 1e-3), vs_baseline=None),
+        row("new-native-b64-tuned", noisy_run(rng, 1e-3)),
+    ])
+    verdict = decide(current, NO_OUTCOMES, baseline(rng))
+    cases = {c.case: c for c in verdict.cases}
+    assert {k: (c.status, c.basis) for k, c in cases.items()} == {
+        "slow-native-b64-tuned": ("regression", "paired"), "same-native-b64-tuned": ("unchanged", "paired"),
+        "calm-native-b64-tuned": ("unchanged", "paired"), "m-native-b64-tuned": ("unchanged", "history"),
+        "new-native-b64-tuned": ("new", None)}
+    assert cases["slow-native-b64-tuned"].reason == (
+        "slower by +6.0% against its baseline build (run 20261201T020000-night, commit abcdef0123) (CI +4.0% .. "
+        "+8.0%, 40 pairs, threshold 5%)")
+    assert cases["same-native-b64-tuned"].reason.startswith("byte-identical to its baseline build")
+    assert cases["calm-native-b64-tuned"].visible == pytest.approx(0.0085, abs=5e-4)
+    markdown = gate.render_markdown(verdict)
+    assert "| `slow-native-b64-tuned` | **regression** | paired (40 pairs) |" in markdown

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.history import load_history, machine_fingerprint
+from bench.history import load_history, machine_description, machine_fingerprint
 from tests.helpers import CPU_A, CPU_B, bench_entry, run_file, synthetic_history
 
 WHEN = datetime(2026, 11, 1, 3, 0)
@@ -75,6 +75,13 @@ def test_machines_are_told_apart_but_host_names_are_not(tmp_path: Path) -> None:
     a = {"node": "ci-1", "machine": "x86_64", "system": "Linux", "cpu": CPU_A}
     assert machine_fingerprint(a) == machine_fingerprint({**a, "node": "ci-2"})
     assert machine_fingerprint(a) != machine_fingerprint({**a, "cpu": CPU_B})
+    # One brand string, two CPU generations (a Zen 4 and a Zen 5 cloud VM): two machines.
+    zen4 = {**a, "cpu": {"brand_raw": "AMD EPYC", "count": 2, "family": 25, "model": 17, "stepping": 0}}
+    zen5 = {**a, "cpu": {"brand_raw": "AMD EPYC", "count": 2, "family": 26, "model": 2, "stepping": 1}}
+    assert machine_fingerprint(zen4) != machine_fingerprint(zen5)
+    assert machine_description(zen5) == "AMD EPYC (family 26 model 2 stepping 1) x2"
+    # A file without the CPU's family keeps the fingerprint it always had.
+    assert machine_fingerprint(a) == "40096a80b81f"
     run_file(tmp_path / "a.json", WHEN, [bench_entry("m-native-untuned", "m", "untuned", [1.0])], cpu=CPU_A)
     run_file(tmp_path / "b.json", WHEN, [bench_entry("m-native-untuned", "m", "untuned", [1.0])], cpu=CPU_B)
     h = load_history([tmp_path])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -184,3 +185,42 @@ def test_the_tuned_item_keeps_its_figures_when_onnx_runtime_cannot_run_the_model
     info = session._side_by_side(case, None, lambda: sum(range(2000)), plan)  # type: ignore[arg-type]
     assert info["side_by_side"]["turns"] == 3 and len(info["side_by_side"]["ratios"]) == 3
     assert info["tuned_vs_ort_side_by_side"] > 0
+
+
+def test_interleaved_pairs_alternate_in_random_order_and_cancel_drift() -> None:
+    """Each pair times a block of each build, in a seeded random order (both orders occur); a slowdown of the
+    whole machine that comes and goes hits both blocks of a pair, so every pair's ratio stays the builds' own
+    (1.2 here); ``settled`` is asked from min_pairs on, every 4 pairs, and ends the pairs."""
+    from bench.measure import interleaved_pairs
+
+    clock = {"t": 0.0}
+    order: list[str] = []
+    slow = [1.0]
+
+    def build(name: str, cost: float) -> Any:
+        def run() -> None:
+            order.append(name)
+            end = time.perf_counter() + cost * slow[0]
+            while time.perf_counter() < end:
+                pass
+            clock["t"] += 1
+            slow[0] = 2.0 if int(clock["t"] / 40) % 2 else 1.0  # the machine halves its speed every 40 calls
+        return run
+
+    asked: list[int] = []
+
+    def settled(logs: list[float]) -> bool:
+        asked.append(len(logs))
+        return len(logs) >= 20
+
+    pairs, capped = interleaved_pairs(build("cur", 1.2e-4), build("base", 1e-4), 5, min_pairs=12, max_pairs=100,
+                                      max_time=30, settled=settled, seed=3)
+    assert not capped and len(pairs) == 20 and asked == [12, 16, 20]
+    firsts = {order[2 + 10 * i] for i in range(20)}  # two untimed calls first, then 5 + 5 calls per pair
+    assert firsts == {"cur", "base"}
+    ratios = sorted(c / b for c, b in pairs)
+    assert 1.1 < ratios[len(ratios) // 2] < 1.3
+
+    pairs, capped = interleaved_pairs(build("cur", 1e-5), build("base", 1e-5), 1, min_pairs=4, max_pairs=6,
+                                      max_time=30, settled=lambda logs: False)
+    assert capped and len(pairs) == 6

@@ -175,3 +175,20 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
     assert re.search(r"median [\d.]+ ms, min [\d.]+ ms", label) and "10 rounds, IQR" in label, label
     # Every point of every series is in the chart: 30 runs for each of model0's two series.
     assert len(re.findall(r'class="point"', dom)) >= 3 * 2 * 30
+
+
+def test_rows_show_the_build_against_its_baseline_build(tmp_path: Path) -> None:
+    """The latest run's paired ratio with its interval and pairs; "same" for a byte-identical build; empty
+    without a baseline."""
+    entries = []
+    for model, paired in (("moved", {"ratio": 1.062, "low": 1.041, "high": 1.083, "pairs": 24, "identical": False}),
+                          ("same", {"ratio": 1.0, "low": 1.0, "high": 1.0, "pairs": 0, "identical": True}),
+                          ("none", None)):
+        entry = bench_entry(f"{model}-native-b64-tuned", model, "tuned", [0.002] * 5, speedup=10.0)
+        entry["extra_info"]["vs_baseline"] = paired
+        entries.append(entry)
+    run_file(tmp_path / "run.json", datetime(2026, 12, 2, 2, 0), entries)
+    data = build_report(load_history([tmp_path]), charts=False)
+    rows = {r["model"]: r["paired"] for r in data.sections[0].rows}
+    assert rows == {"moved": "+6.2% (+4.1% .. +8.3%, 24 pairs)", "same": "same", "none": ""}
+    assert "<td>+6.2% (+4.1% .. +8.3%, 24 pairs)</td>" in render_html(data)

@@ -35,3 +35,15 @@ def test_untuned_only_case() -> None:
     """Budget 0: one row with dashes where nothing was measured."""
     rows = summary_lines([result("untuned", 0.002, gflops_per_s=4.0)])
     assert rows[1].split()[:6] == ["mobilenet_v2", "native", "-", "2.000", "-", "-"]
+
+
+def test_each_row_shows_untuned_and_tuned_against_their_baseline_builds() -> None:
+    """"same" for a byte-identical build, the paired change otherwise, "!" where it is slower beyond the
+    threshold, "-" without a baseline."""
+    rows = summary_lines([
+        result("untuned", 0.200, vs_baseline={"identical": True, "ratio": 1.0}),
+        result("tuned", 0.020, vs_baseline={"identical": False, "ratio": 1.062, "decision": "slower"}),
+        result("tuned", 0.015, budget="b500"),
+    ])
+    assert rows[1].split()[-4:] == ["same", "/", "+6.2%!", "ok"]
+    assert rows[2].split()[-4:] == ["same", "/", "-", "ok"]
