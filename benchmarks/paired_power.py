@@ -72,7 +72,8 @@ def workloads_by_flops(work_dir: Path, limit: int) -> list[int]:
     return [index for _, index in sorted(sized, reverse=True)[:limit]]
 
 
-def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int, pairs: int | None = None) -> dict[str, Any]:
+def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int,
+              pairs: int | None = None) -> dict[str, Any]:
     """``current`` against ``baseline`` as a suite item times its build against its baseline build."""
     from bench import build, paired
     from bench.measure import interleaved_pairs, probe
