@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "significant (hierarchical bootstrap CI of the ratio, alpha split across cases) and not shown "
                     "to be below its threshold (suite gate.threshold, default 5%); with --confirm N it must also "
                     "persist when the case is measured N more times. Top-k mismatches, errored cases, cases "
-                    "missing from the run and tuned cases slower than the suite's gate.min_speedup always fail.",
+                    "missing from the run and tuned cases slower than the suite's gate.min_speedup always fail. "
+                    "A case the run timed against its baseline build (see `baseline`) is decided by that paired "
+                    "ratio instead, with the same rule, and needs no history of this machine.",
         epilog="exit status: 0 pass, 1 regression or failure, 2 usage or input error")
     gate.add_argument("--current", type=Path, nargs="+", required=True, metavar="RUN.json",
                       help="the run to judge; several runs of the same build (repeats, e.g. the suite run 3 times) "

@@ -23,9 +23,15 @@ run-to-run shift becomes "significant" and the gate cries wolf on an
 unchanged build. A burst can still cover a whole case in one run; the confirm
 stage (bench/confirm.py) re-measures before a regression fails.
 
+A case the run timed against its baseline build (``vs_baseline``, bench.paired:
+both builds interleaved in one process, so the host's slow periods cancel) is
+decided by that paired interval instead, with the same rule, and needs no
+history; the verdict's ``basis`` says which decided.
+
 Decision for each case, with threshold t (suite ``gate.threshold``, default
 5%) and a (1 - alpha) confidence interval [lo, hi] of the ratio, alpha split
-across the run's cases (Bonferroni):
+across the run's cases (Bonferroni; a paired interval carries its own
+``timing.paired.alpha``):
 
 * regression:  lo > 1 (significant) and hi >= 1 + t (the data cannot show the
   slowdown is below the threshold) and ratio >= 1 + t/2;

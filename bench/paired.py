@@ -14,9 +14,10 @@ burst.
 
 Decision, with threshold t, as the history gate's (bench.gate): slower when
 the interval is above 1, its upper end reaches 1 + t and the estimate at
-least 1 + t/2; faster is the mirror image; else within. Timing stops as soon
-as more pairs could not change the decision's kind: the interval lies above
-1 + t/2 or below 1 + t (and likewise for faster), or at the cap.
+least 1 + t/2; faster is the mirror image; else within. Timing stops once
+more pairs are not worth their time: the interval lies entirely beyond
+1 +- t/2, or inside (1 - t, 1 + t) and at most t/2 wide on each side; or at
+the cap.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def decide(est: PairedEstimate, threshold: float) -> Decision:
 
 
 def settled(est: PairedEstimate, threshold: float) -> bool:
-    """Whether more pairs could still change the decision's kind: a narrower interval inside the band
-    (1 - t, 1 + t) is within; one entirely beyond 1 +- t/2 stays slower (faster) however it narrows."""
-    inside = est.high < 1 + threshold and est.low > 1 - threshold
+    """Whether more pairs are worth their time: an interval entirely beyond 1 +- t/2 stays slower (faster)
+    however it narrows; one inside the band (1 - t, 1 + t) is within, and is taken once it can also show a
+    slowdown of half the threshold (``visible`` <= t/2), so a within says more than "not above t"."""
+    inside = est.high < 1 + threshold and est.low > 1 - threshold and est.visible <= threshold / 2
     beyond = est.low > 1 + threshold / 2 or est.high < 1 - threshold / 2
     return inside or beyond

@@ -315,7 +315,12 @@ class BenchSession:
         from bench import baseline, paired
         from bench.measure import interleaved_pairs
 
-        library, sha = baseline.keep_library(compiled, case, self.cache_dir)
+        try:
+            library, sha = baseline.keep_library(compiled, case, self.cache_dir)
+        except BenchError as err:  # the item's figures stand without it
+            self.progress(f"[paired] {case.id}: the build's library could not be kept ({err}); not timed against "
+                          "a baseline build")
+            return []
         info["library"] = {"path": str(library), "sha256": sha, "bytes": library.stat().st_size}
         spec = case.timing.paired
         base = baseline.find(self.baseline_dir, case.id, case.target.json, self.progress) \
@@ -324,6 +329,11 @@ class BenchSession:
             return []
         record: dict[str, Any] = {"baseline": base.identity(), "identical": sha == base.sha256}
         info["vs_baseline"] = record
+        if base.meta.get("model_sha256") != model.sha256:
+            # another model (new weights, shapes or export): its answer may differ, its time is not the build's
+            record["skipped"] = "the model changed since the baseline was accepted; accept a run of this model"
+            self.progress(f"[paired] {case.id}: not timed against its baseline build: {record['skipped']}")
+            return []
         if record["identical"]:
             record.update({"ratio": 1.0, "low": 1.0, "high": 1.0, "pairs": 0, "decision": "within"})
             self.progress(f"[paired] {case.id}: byte-identical to its baseline build: no pairs needed")

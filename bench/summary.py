@@ -35,7 +35,7 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
 
     def vs_baseline(r: CaseResult | None) -> str:
         paired = r.info.get("vs_baseline") if r is not None else None
-        if not isinstance(paired, dict):
+        if not isinstance(paired, dict) or paired.get("ratio") is None:
             return "-"
         if paired.get("identical"):
             return "same"

@@ -49,7 +49,8 @@ def test_accepted_builds_become_baselines_and_the_gate_decides_by_pairs(tmp_path
     """A run keeps each build's library; `bench baseline accept` makes them the baselines; a rebuild is
     byte-identical to its baseline (no pairs spent); against a different baseline build (the untuned and tuned
     builds swapped) the pairs see the tuned build ~10x faster and the untuned one ~10x slower, both answers
-    agree, and the gate fails the untuned case as a paired regression without any history of this machine."""
+    agree, and the gate fails the untuned case as a paired regression without any history of this machine; a
+    baseline of another model is not paired against."""
     (tmp_path / "s.yaml").write_text(SUITE)
     first = run_pytest("s.yaml", "--benchmark-json", "one.json", "--bench-cache-dir", "cache", cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
@@ -80,6 +81,15 @@ def test_accepted_builds_become_baselines_and_the_gate_decides_by_pairs(tmp_path
     assert tuned["decision"] == "faster" and tuned["high"] < 0.35, tuned
     assert 8 <= untuned["pairs"] <= 16 and len(untuned["current_s"]) == untuned["pairs"]
     assert three["tiny-cpu-untuned"]["check"]["baseline"] == "pass"
+
+    # A baseline of another model (new weights, say) is not paired against: its answer may differ by design.
+    meta_path = next((root / "tiny-cpu-untuned").iterdir()) / "baseline.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "model_sha256": "0" * 64}))
+    fourth = run_pytest("s.yaml", "-k", "untuned", "--benchmark-json", "four.json", "--bench-cache-dir", "cache",
+                        cwd=tmp_path)
+    assert fourth.returncode == 0, fourth.stdout[-3000:]
+    skipped = items(tmp_path / "four.json")["tiny-cpu-untuned"]["vs_baseline"]
+    assert "ratio" not in skipped and skipped["skipped"].startswith("the model changed"), skipped
 
     other = json.loads((tmp_path / "one.json").read_text())  # the history holds only another CPU model's runs
     other["machine_info"]["cpu"] = {**other["machine_info"]["cpu"], "brand_raw": "Another CPU", "family": 1}

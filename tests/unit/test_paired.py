@@ -50,8 +50,10 @@ def test_synthetic_pairs_are_decided_and_a_burst_does_not_move_the_estimate(shif
 
 
 def test_settled_stops_once_more_pairs_cannot_change_the_kind_of_decision() -> None:
-    """Inside (1 - t, 1 + t): within for good; above 1 + t/2: slower for good; straddling 1 + t: go on."""
+    """Inside (1 - t, 1 + t) and at most t/2 wide: within for good; above 1 + t/2: slower for good; straddling
+    1 + t, or inside but wider than t/2 a side: go on."""
     assert paired.settled(paired.PairedEstimate(1.00, 0.99, 1.01, 12), 0.05)
+    assert not paired.settled(paired.PairedEstimate(1.003, 0.962, 1.049, 12), 0.05)
     assert paired.settled(paired.PairedEstimate(1.10, 1.06, 1.14, 12), 0.05)
     assert not paired.settled(paired.PairedEstimate(1.03, 0.99, 1.07, 12), 0.05)
     assert paired.PairedEstimate(1.0, 0.98, 1.02, 12).visible == pytest.approx(0.02, abs=1e-3)
