@@ -61,6 +61,7 @@ from bench.errors import BenchError
 from bench.history import is_missing
 from bench.paired import PairedEstimate
 from bench.paired import decide as decide_pairs
+from bench.paired import estimate as paired_estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -332,7 +333,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             continue
         paired = _paired(rows)
         if paired is not None and row["variant"] != "ort":
-            _decide_paired(v, paired, t)
+            _decide_paired(v, paired, t, case_alpha)
             continue
         history = base_by_case.get(case)
         if history is None or history.empty:
@@ -385,14 +386,20 @@ def _paired(rows: pd.DataFrame) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value.get("ratio") is not None else None
 
 
-def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float) -> None:
+def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float, alpha: float) -> None:
     """The case against its baseline build, timed in the same process: the same rule on the paired interval.
 
-    Its interval needs no history from this machine and cannot see a slowdown that hits both builds alike (the
-    machine, the runtime library): the ONNX Runtime peer and the history still watch for that."""
+    The interval is computed again from the recorded pairs at the case's share of the run's ``alpha``, as the
+    history path's is (the worker stopped on its own ``timing.paired.alpha``). It needs no history from this
+    machine and cannot see a slowdown that hits both builds alike (the machine, the runtime library): the ONNX
+    Runtime peer and the history still watch for that."""
     base = paired.get("baseline") or {}
     v.basis, v.pairs = "paired", int(paired.get("pairs") or 0)
     v.ratio, v.ci_low, v.ci_high = float(paired["ratio"]), float(paired["low"]), float(paired["high"])
+    cur, ref = paired.get("current_s"), paired.get("baseline_s")
+    if isinstance(cur, list) and isinstance(ref, list) and len(cur) == len(ref) >= 2:
+        est = paired_estimate([math.log(c / b) for c, b in zip(cur, ref, strict=True)], alpha)
+        v.ratio, v.ci_low, v.ci_high = est.ratio, est.low, est.high
     against = f"its baseline build (run {base.get('run_id') or '?'}, commit {str(base.get('commit') or '?')[:10]})"
     if paired.get("identical"):
         v.visible = 0.0

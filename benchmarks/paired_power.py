@@ -96,6 +96,7 @@ def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int
     seconds = time.perf_counter() - began
     est = paired.estimate([math.log(c / b) for c, b in result], spec.alpha)
     return {"ratio": est.ratio, "low": est.low, "high": est.high, "pairs": est.pairs, "capped": capped,
+            "log_ratios": [math.log(c / b) for c, b in result],
             "decision": paired.decide(est, threshold), "visible": est.visible, "seconds": seconds,
             "threshold": threshold}
 

@@ -537,3 +537,24 @@ def test_a_case_timed_against_its_baseline_build_is_decided_by_its_pairs() -> No
     assert cases["calm-native-b64-tuned"].visible == pytest.approx(0.0085, abs=5e-4)
     markdown = gate.render_markdown(verdict)
     assert "| `slow-native-b64-tuned` | **regression** | paired (40 pairs) |" in markdown
+
+
+def test_a_paired_interval_is_recomputed_at_the_cases_share_of_alpha() -> None:
+    """With the per-pair seconds on record, the gate recomputes the interval at alpha / cases (as the history
+    path splits it): pairs whose worker-side 1% interval just clears 1 (slower: +3.1%, CI +0.4 .. +5.7%, like an
+    A/A false alarm seen once in 20 tiny-CNN processes) are within once the run's four cases share alpha."""
+    from bench import paired
+
+    rng = np.random.default_rng(1)
+    logs = rng.normal(0.033, 0.09, 60)
+    cur = [float(1e-4 * np.exp(x)) for x in logs]
+    base = [1e-4] * 60
+    worker = paired.estimate(logs, 0.01)
+    split = paired.estimate(logs, 0.01 / 4)
+    assert worker.low > 1 > split.low and paired.decide(worker, 0.05) == "slower"
+    record = {"ratio": worker.ratio, "low": worker.low, "high": worker.high, "pairs": 60, "identical": False,
+              "current_s": cur, "baseline_s": base, "baseline": {}}
+    current = frame([row(f"m{i}-native-b64-tuned", noisy_run(rng, 1e-3), vs_baseline=record) for i in range(4)])
+    [first, *_] = decide(current, NO_OUTCOMES, current.iloc[:0]).cases
+    assert (first.ci_low, first.ci_high) == pytest.approx((split.low, split.high))
+    assert first.status == "unchanged" and first.basis == "paired"
