@@ -14,6 +14,9 @@ from bench.errors import ModelError
 from bench.model import load_model
 from bench.suite import load_suite
 
+#: Suites resolve their targets through TVM.
+pytestmark = pytest.mark.tvm
+
 SUITE = """
 models:
   - name: dyn
