@@ -10,18 +10,29 @@ instead of being imported twice.
 
 from __future__ import annotations
 
+import math
 import os
+import statistics
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import build, check, reference, remote
-from bench.baseline import default_dir as default_baseline_dir
+from bench import baseline, build, check, paired, reference, remote
 from bench.case import Case
 from bench.errors import BenchError, BuildError
 from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import TimingPlan, plan_timing, probe, side_by_side, summarize, time_rounds, with_injected_slowdown
+from bench.measure import (
+    TimingPlan,
+    interleaved_pairs,
+    plan_timing,
+    probe,
+    side_by_side,
+    summarize,
+    time_rounds,
+    with_injected_slowdown,
+)
 from bench.model import LoadedModel, load_model
 from bench.peak import Peak, measure_peak
 from bench.record import Record, extra_info
@@ -87,7 +98,7 @@ class BenchSession:
                  rpc_tracker: str | None = None, baseline_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
         #: Where accepted baseline builds live (bench.baseline); ``--bench-baseline-dir``.
-        self.baseline_dir = baseline_dir if baseline_dir is not None else default_baseline_dir(cache_dir)
+        self.baseline_dir = baseline_dir if baseline_dir is not None else baseline.default_dir(cache_dir)
         #: ``--bench-rpc-tracker``: overrides every rpc target's tracker address.
         self.rpc_tracker = rpc_tracker
         self.retune = retune
@@ -308,13 +319,6 @@ class BenchSession:
                      samples: list[float], info: Record) -> list[str]:
         """Keep this build's library; if the case has a baseline build, time the two in interleaved pairs
         (``timing.paired``) and check the baseline gives the same answer. Returns the failures."""
-        import math
-        import statistics
-        import zlib
-
-        from bench import baseline, paired
-        from bench.measure import interleaved_pairs
-
         try:
             library, sha = baseline.keep_library(compiled, case, self.cache_dir)
         except BenchError as err:  # the item's figures stand without it
@@ -367,7 +371,6 @@ class BenchSession:
 
         If ONNX Runtime cannot run the model (its own ``ort`` item fails and says why), the tuned item keeps its
         figures and records the reason instead of the ratio."""
-        import statistics
 
         try:
             ort = self.ort_build(case, model).run
