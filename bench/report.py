@@ -46,6 +46,7 @@ class MachineSection:
     tuning_chart: str | None
     problems: list[dict[str, Any]]
     changes: list[dict[str, Any]] = field(default_factory=list)
+    paired_chart: str | None = None
 
 
 @dataclass
@@ -224,6 +225,67 @@ def _tuning_figure(tuned: pd.DataFrame) -> dict[str, Any] | None:
     return figure
 
 
+def paired_chain(series: pd.DataFrame) -> list[tuple[Any, float, float, float, float, str]]:
+    """One case's paired ratios in run order, each with its chained level: (time, ratio, low, high, level, run).
+
+    A run timed against a baseline accepted from run j sits at ratio x level(j); a baseline from a run outside
+    the history starts the chain at 1. So the level follows the build's speed across accepted baselines, and a
+    creep of a percent a night that no single night's pairs can call slower shows as a slope.
+    """
+    level: dict[str, float] = {}
+    out = []
+    for _, row in series.sort_values("run_time").iterrows():
+        paired = row.get("vs_baseline")
+        if not isinstance(paired, dict) or paired.get("ratio") is None:
+            continue
+        ratio = 1.0 if paired.get("identical") else float(paired["ratio"])
+        low = 1.0 if paired.get("identical") else float(paired["low"])
+        high = 1.0 if paired.get("identical") else float(paired["high"])
+        base_run = str((paired.get("baseline") or {}).get("run_id") or "")
+        level[str(row["run_id"])] = ratio * level.get(base_run, 1.0)
+        out.append((row["run_time"], ratio, low, high, level[str(row["run_id"])], str(row["run_id"])))
+    return out
+
+
+def _paired_figure(results: pd.DataFrame, threshold: float) -> dict[str, Any] | None:
+    """Each paired case's ratio to its baseline build per run (with its interval), and the chain of ratios."""
+    import json
+
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    palette = [*_TUNED_COLOURS, "#1f77b4", "#d62728", "#bcbd22"]
+    for i, (case, series) in enumerate(results[results["variant"] != "ort"].groupby("case", sort=True)):
+        chain = paired_chain(series)
+        if not chain:
+            continue
+        colour = palette[i % len(palette)]
+        when = [c[0] for c in chain]
+        change = [(c[1] - 1) * 100 for c in chain]
+        fig.add_trace(go.Scatter(
+            x=when, y=change, name=_text(case), mode="markers", marker={"color": colour, "size": 6},
+            error_y={"type": "data", "symmetric": False, "array": [(c[3] - c[1]) * 100 for c in chain],
+                     "arrayminus": [(c[1] - c[2]) * 100 for c in chain], "thickness": 0.8, "width": 0},
+            text=[_text(c[5]) for c in chain],
+            hovertemplate=("<b>%{fullData.name}</b><br>run %{text}<br>%{y:+.2f}% against its baseline build"
+                           "<extra></extra>")))
+        fig.add_trace(go.Scatter(
+            x=when, y=[(c[4] - 1) * 100 for c in chain], name=f"{_text(case)}: chained", mode="lines",
+            line={"color": colour, "width": 1, "dash": "dot"}, text=[_text(c[5]) for c in chain],
+            hovertemplate=("<b>%{fullData.name}</b><br>run %{text}<br>%{y:+.2f}% against the first baseline"
+                           "<extra></extra>")))
+    if not fig.data:
+        return None
+    for y in (threshold * 100, -threshold * 100):
+        fig.add_hline(y=y, line={"color": "#c62828", "width": 0.8, "dash": "dash"})
+    fig.add_hline(y=0, line={"color": "grey", "width": 0.8})
+    fig.update_layout(height=340, margin={"l": 60, "r": 10, "t": 20, "b": 40}, template="plotly_white",
+                      yaxis={"title": {"text": "change against baseline build (%)"}}, hovermode="closest",
+                      legend={"font": {"size": 10}})
+    figure: dict[str, Any] = json.loads(fig.to_json())
+    return figure
+
+
 def _change_rows(changes: list[ChangePoint]) -> list[dict[str, Any]]:
     return [{"case": c.case, "direction": c.direction, "change": f"{c.change:+.1%}", "change_value": c.change,
              "before_ms": f"{c.before_s * 1e3:.4g}", "after_ms": f"{c.after_s * 1e3:.4g}",
@@ -348,11 +410,16 @@ def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window:
         if tuning is not None:
             tuning_id = f"chart-{len(figures)}"
             figures[tuning_id] = tuning
+        paired_id = None
+        paired = _paired_figure(mres, threshold) if charts and "vs_baseline" in mres else None
+        if paired is not None:
+            paired_id = f"chart-{len(figures)}"
+            figures[paired_id] = paired
         sections.append(MachineSection(
             machine=str(machine), description=str(mres["machine_desc"].iloc[-1]), runs=mres["run_id"].nunique(),
             latest_run=str(mres["run_id"].iloc[-1]), latest_time=f"{mres['run_time'].iloc[-1]:%Y-%m-%d %H:%M}",
             rows=_summary_rows(mres, threshold, window), charts=chart_list, tuning_chart=tuning_id,
-            problems=_problems(mres, mout), changes=_change_rows(changes)))
+            problems=_problems(mres, mout), changes=_change_rows(changes), paired_chart=paired_id))
     runs = history.runs
     return ReportData(
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -1,20 +1,34 @@
 """Power of the paired gate: a real single-kernel regression caught, and no false alarm on an unchanged build.
 
-For one tuned suite case (its tuning database from ``--cache-dir``), this
-builds A (the case's tuned build), A2 (A exported again: the same code in its
-own library, an A/A pair) and B: A with the best record of one task removed
-from the database, so that task runs its next-best schedule. The task is the
-one of ``--candidates`` (the largest tasks by FLOPs) whose B, timed against A
-in one process (``--pick-pairs`` pairs), is slowest without exceeding
-``--target`` by more than half. Then ``--runs`` fresh processes each time B
-against A and A2 against A exactly as a suite item times its build against
-its baseline (``bench.measure.interleaved_pairs``, ``bench.paired``, the
-suite's ``timing.paired`` and ``gate.threshold``), and it prints how often
-each was decided slower, the estimates, the smallest visible slowdown and
-the seconds spent.
+For one suite model and variant (its tuning database from ``--cache-dir``),
+this builds a regressed pair and an unchanged pair, each a current build
+against a baseline build, and times each pair in ``--runs`` fresh processes
+exactly as a suite item times its build against its baseline
+(``bench.measure.interleaved_pairs``, ``bench.paired``, the suite's
+``timing.paired`` and ``gate.threshold``).
+
+* ``--variant tuned``: baseline A is the case's tuned build; the unchanged
+  current A2 is A exported again (the same code in its own library); the
+  regressed current B is built from the database without the best ``r``
+  records of one task, so that kernel runs a worse schedule of its own
+  tuning.
+* ``--variant untuned``: the unchanged pair is the untuned build U against
+  itself exported again. The regressed pair's baseline is U with one task
+  on its best tuned record (every other kernel as untuned); its current
+  build has lost that schedule (U itself), or, where that costs too much,
+  runs a worse record of the same task.
+
+The regression is picked among ``--candidates`` tasks (largest FLOPs first)
+(or ``--tasks``) and ``--ranks`` ranks each (tuned: the best 1, 2, ...
+records dropped; untuned: records spread from the task's worst to its best): each candidate is timed against its
+baseline in a fresh process (``--pick-pairs`` pairs), and the first whose
+cost lands in [target, 1.4 target] is taken (else the one nearest 1.1
+target). Decisions are reported as the worker reaches them
+(``timing.paired.alpha``) and as the gate reaches them from the recorded
+pairs (its alpha, 0.01, split across the suite's cases).
 
     .venv/bin/python benchmarks/paired_power.py suites/smoke.yaml mobilenet_v2 --cache-dir /tmp/smoke-cache \\
-        --runs 20
+        --variant tuned --runs 20
 """
 
 from __future__ import annotations
@@ -22,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -35,21 +48,40 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+GATE_ALPHA = 0.01  # bench.__main__'s --alpha default, split across the suite's cases as the gate splits it
 
-def drop_best_record(work_dir: Path, workload: int, out: Path) -> None:
-    """A copy of a MetaSchedule JSON database without the fastest record of one workload."""
+
+def _records(work_dir: Path) -> list[str]:
+    return (work_dir / "database_tuning_record.json").read_text().splitlines()
+
+
+def _cost(record: Any) -> float:
+    secs = [float(s) for s in (record[1][1] or [])]
+    return statistics.fmean(secs) if secs else math.inf
+
+
+def _ranked(lines: list[str], workload: int) -> list[int]:
+    """Line indexes of one workload's records, fastest first."""
+    mine = [(i, json.loads(line)) for i, line in enumerate(lines) if line.strip() and json.loads(line)[0] == workload]
+    return [i for i, rec in sorted(mine, key=lambda item: _cost(item[1])) if math.isfinite(_cost(rec))]
+
+
+def database_variant(work_dir: Path, workload: int, rank: int, out: Path, only: bool) -> bool:
+    """A copy of a MetaSchedule JSON database: without the ``rank`` fastest records of ``workload``
+    (``only`` False), or holding only its record of that rank (``only`` True). False if it has too few."""
+    lines = _records(work_dir)
+    ranked = _ranked(lines, workload)
+    if len(ranked) <= rank:
+        return False
     out.mkdir(parents=True, exist_ok=True)
     (out / "database_workload.json").write_bytes((work_dir / "database_workload.json").read_bytes())
-    lines = (work_dir / "database_tuning_record.json").read_text().splitlines()
-    mine = [(i, json.loads(line)) for i, line in enumerate(lines) if line.strip() and json.loads(line)[0] == workload]
-
-    def cost(record: Any) -> float:
-        secs = [float(s) for s in (record[1][1] or [])]
-        return statistics.fmean(secs) if secs else math.inf
-
-    best = min(mine, key=lambda item: cost(item[1]))[0]
-    (out / "database_tuning_record.json").write_text("\n".join(line for i, line in enumerate(lines) if i != best)
-                                                     + "\n")
+    if only:
+        kept = [ranked[rank]]
+    else:
+        dropped = set(ranked[:rank])
+        kept = [i for i, line in enumerate(lines) if line.strip() and i not in dropped]
+    (out / "database_tuning_record.json").write_text("".join(lines[i] + "\n" for i in kept))
+    return True
 
 
 def workloads_by_flops(work_dir: Path, limit: int) -> list[int]:
@@ -58,8 +90,7 @@ def workloads_by_flops(work_dir: Path, limit: int) -> list[int]:
     from tvm.s_tir.meta_schedule.database import Workload
 
     workloads = [json.loads(line) for line in (work_dir / "database_workload.json").read_text().splitlines() if line]
-    have = {json.loads(line)[0] for line in (work_dir / "database_tuning_record.json").read_text().splitlines()
-            if line.strip()}
+    have = {json.loads(line)[0] for line in _records(work_dir) if line.strip()}
     sized = []
     for index, entry in enumerate(workloads):
         if index not in have:
@@ -90,15 +121,18 @@ def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int
     began = time.perf_counter()
     result, capped = interleaved_pairs(
         a.run, b.run, block_calls, min_pairs=pairs or spec.min_pairs, max_pairs=pairs or spec.max_pairs,
-        max_time=spec.max_time, seed=seed,
+        max_time=spec.max_time if not pairs else 600, seed=seed,
         settled=(lambda logs: False) if pairs else
         (lambda logs: paired.settled(paired.estimate(logs, spec.alpha), threshold)))
     seconds = time.perf_counter() - began
-    est = paired.estimate([math.log(c / b) for c, b in result], spec.alpha)
+    logs = [math.log(c / b) for c, b in result]
+    est = paired.estimate(logs, spec.alpha)
+    gate_est = paired.estimate(logs, args.gate_alpha)
     return {"ratio": est.ratio, "low": est.low, "high": est.high, "pairs": est.pairs, "capped": capped,
-            "log_ratios": [math.log(c / b) for c, b in result],
+            "log_ratios": logs, "block_calls": block_calls, "per_call_s": per_call,
             "decision": paired.decide(est, threshold), "visible": est.visible, "seconds": seconds,
-            "threshold": threshold}
+            "gate_low": gate_est.low, "gate_high": gate_est.high, "gate_decision": paired.decide(gate_est, threshold),
+            "gate_visible": gate_est.visible, "threshold": threshold}
 
 
 def open_case(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
@@ -107,81 +141,149 @@ def open_case(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     return open_model(argparse.ArgumentParser(), args, "tuned")
 
 
+def child(args: argparse.Namespace, current: Path, baseline: Path, seed: int, pairs: int | None = None
+          ) -> dict[str, Any]:
+    """One fresh process timing ``current`` against ``baseline``."""
+    cmd = [sys.executable, __file__, str(args.suite), args.model, "--cache-dir", str(args.cache_dir),
+           "--gate-alpha", repr(args.gate_alpha), "--child", str(current), str(baseline), "--seed", str(seed)]
+    if pairs:
+        cmd += ["--child-pairs", str(pairs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"child failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(line[7:])
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", type=Path)
     parser.add_argument("model", help="model name in the suite; its first tuned budget is used")
     parser.add_argument("--cache-dir", type=Path, required=True, help="tuning cache holding the case's database")
-    parser.add_argument("--runs", type=int, default=20, help="fresh processes for B and for A2 (default 20)")
-    parser.add_argument("--target", type=float, default=0.05, help="slowdown B should cost (default 0.05)")
-    parser.add_argument("--candidates", type=int, default=8, help="tasks tried for B, largest first (default 8)")
-    parser.add_argument("--pick-pairs", type=int, default=24, help="pairs timing each candidate B (default 24)")
+    parser.add_argument("--variant", choices=("tuned", "untuned"), default="tuned",
+                        help="the item whose build is regressed (default tuned)")
+    parser.add_argument("--runs", type=int, default=20, help="fresh processes for each pair (default 20)")
+    parser.add_argument("--target", type=float, default=0.05, help="slowdown the regression should cost (0.05)")
+    parser.add_argument("--candidates", type=int, default=8, help="tasks tried, largest first (default 8)")
+    parser.add_argument("--ranks", type=int, default=3,
+                        help="ranks tried per task: records dropped (tuned) or worse records used (untuned) (3)")
+    parser.add_argument("--tasks", type=int, nargs="+", help="workload indexes to try instead of the largest")
+    parser.add_argument("--pick-pairs", type=int, default=40, help="pairs timing each candidate (default 40)")
+    parser.add_argument("--gate-alpha", type=float, default=None,
+                        help="alpha of the gate's decision (default 0.01 / the suite's cases)")
     parser.add_argument("--workdir", type=Path, default=Path("results/paired-power"))
     parser.add_argument("--child", nargs=2, type=Path, metavar=("CURRENT", "BASELINE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-pairs", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        print("RESULT " + json.dumps(time_pair(args.child[0], args.child[1], args, args.seed)), flush=True)
+        print("RESULT " + json.dumps(time_pair(args.child[0], args.child[1], args, args.seed, args.child_pairs)),
+              flush=True)
         return 0
 
     from bench import build
+    from bench.case import expand
+    from bench.suite import load_suite
 
+    if args.gate_alpha is None:
+        args.gate_alpha = GATE_ALPHA / len(expand(load_suite(args.suite)))
     cases, session = open_case(args)
     case = cases["tuned"]
     model = session.model(case)
     tuned, compiled = session.tuned_compiled(case, model)
     prepared = session.prepared(case, model)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    a_lib = build.export_library(compiled, case.target, args.workdir / "A.so", "", "")
-    a2_lib = build.export_library(compiled, case.target, args.workdir / "A2.so", "", "")
-    print(f"A: {case.id}, {tuned.trials} trials, {tuned.tasks} tasks; database {tuned.work_dir}", flush=True)
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    item = case.id if args.variant == "tuned" else case.id.rsplit("-", 2)[0] + "-untuned"
+    if args.variant == "tuned":
+        steady = build.export_library(compiled, case.target, work / "A.so", "", "")
+    else:
+        steady = build.export_library(session.untuned_compiled(case, model, prepared), case.target, work / "U.so", "",
+                                      "")
+    # the same code exported again, in a library of its own
+    again = build.export_library(compiled if args.variant == "tuned" else
+                                 session.untuned_compiled(case, model, prepared), case.target,
+                                 work / f"{steady.stem}2.so", "", "")
+    print(f"{item}: {tuned.trials} trials, {tuned.tasks} tasks; database {tuned.work_dir}; gate alpha "
+          f"{args.gate_alpha:.5f}", flush=True)
 
-    best: tuple[float, Path, int] | None = None
-    for workload in workloads_by_flops(tuned.work_dir, args.candidates):
-        db = args.workdir / f"db-{workload}"
-        drop_best_record(tuned.work_dir, workload, db)
-        b = build.compile_executable(prepared, model, case.target, "", "", work_dir=db, prepack=case.weight_prepack)
-        lib = build.export_library(b, case.target, args.workdir / f"B-{workload}.so", "", "")
-        cost = time_pair(lib, a_lib, args, seed=workload, pairs=args.pick_pairs)["ratio"] - 1
-        print(f"  task {workload}: next-best schedule costs {cost:+.2%} side by side", flush=True)
-        if cost <= args.target * 1.5 and (best is None or cost > best[0]):
-            best = (cost, lib, workload)
-    if best is None:
-        print("no candidate task costs a slowdown near the target; raise --candidates", file=sys.stderr)
-        return 1
-    cost, b_lib, workload = best
-    print(f"B: task {workload} on its next-best schedule, {cost:+.2%} side by side when picked", flush=True)
+    def variant_lib(workload: int, rank: int, only: bool) -> Path:
+        db = work / f"db-{workload}-{rank}{'-only' if only else ''}"
+        database_variant(tuned.work_dir, workload, rank, db, only=only)
+        built = build.compile_executable(prepared, model, case.target, "", "", work_dir=db,
+                                         prepack=case.weight_prepack)
+        return build.export_library(built, case.target, work / f"{db.name}.so", "", "")
 
-    rows: dict[str, list[dict[str, Any]]] = {"B vs A": [], "A2 vs A": []}
-    env = {**os.environ}
+    picked: tuple[float, Path, Path, str] | None = None
+    tried: list[tuple[float, Path, Path, str]] = []
+    tasks = args.tasks or workloads_by_flops(tuned.work_dir, args.candidates)
+    for workload in tasks:
+        n = len(_ranked(_records(tuned.work_dir), workload))
+        best = variant_lib(workload, 0, True) if args.variant == "untuned" else steady
+        if args.variant == "tuned":
+            # current: the database without the task's best 1, 2, ... records; baseline: the tuned build
+            plan = [(rank, f"task {workload} without its {rank} best record(s)")
+                    for rank in range(1, min(n, args.ranks + 1))]
+        else:
+            # baseline: untuned but for the task's best record; current: the task on no record at all (the
+            # untuned build itself), then on worse records, worst first
+            worse = sorted({round(1 + i * (n - 2) / max(1, args.ranks - 1)) for i in range(args.ranks)}, reverse=True)
+            plan = [(-1, f"task {workload}'s tuned record lost (untuned)")]
+            plan += [(rank, f"task {workload} on its record of rank {rank + 1} instead of its best")
+                     for rank in worse if 0 < rank < n]
+        for rank, what in plan:
+            if args.variant == "tuned":
+                current, baseline = variant_lib(workload, rank, False), steady
+            else:
+                current, baseline = (steady if rank < 0 else variant_lib(workload, rank, True)), best
+            cost = child(args, current, baseline, seed=workload * 10 + rank, pairs=args.pick_pairs)["ratio"] - 1
+            print(f"  {what}: costs {cost:+.2%} side by side", flush=True)
+            tried.append((cost, current, baseline, what))
+            if args.target <= cost <= args.target * 1.4:
+                picked = tried[-1]
+                break
+            if (cost > args.target * 1.4) == (args.variant == "tuned"):
+                break  # further along the plan only costs more (tuned) or less (untuned)
+        if picked:
+            break
+    if picked is None:
+        if not tried:
+            print("no candidate regression could be built", file=sys.stderr)
+            return 1
+        picked = min(tried, key=lambda t: abs(t[0] - args.target * 1.1))
+    cost, b_current, b_baseline, what = picked
+    print(f"regression: {what}, {cost:+.2%} side by side when picked", flush=True)
+
+    pairs = {"regressed": (b_current, b_baseline), "unchanged": (again, steady)}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in pairs}
     for run in range(args.runs):
-        for name, current in (("B vs A", b_lib), ("A2 vs A", a2_lib)):
-            proc = subprocess.run([sys.executable, __file__, str(args.suite), args.model, "--cache-dir",
-                                   str(args.cache_dir), "--child", str(current), str(a_lib), "--seed",
-                                   str(zlib.crc32(f"{name}{run}".encode()))], capture_output=True, text=True,
-                                  env=env, check=False, stdin=subprocess.DEVNULL)
-            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-                return 1
-            rows[name].append(json.loads(line[7:]))
-            r = rows[name][-1]
+        for name, (current, baseline) in pairs.items():
+            r = child(args, current, baseline, seed=zlib.crc32(f"{name}{run}".encode()))
+            rows[name].append(r)
             print(f"  run {run + 1:2d} {name}: {r['ratio'] - 1:+.2%} (CI {r['low'] - 1:+.2%} .. "
-                  f"{r['high'] - 1:+.2%}), {r['pairs']} pairs, {r['seconds']:.1f} s: {r['decision']}", flush=True)
+                  f"{r['high'] - 1:+.2%}), {r['pairs']} pairs, {r['seconds']:.1f} s: {r['decision']}; gate "
+                  f"{r['gate_decision']}", flush=True)
 
-    print(f"\n{case.id}: B = task {workload} on its next-best schedule ({cost:+.2%} when picked), threshold "
-          f"{rows['B vs A'][0]['threshold']:.0%}, {args.runs} fresh processes each")
-    print(f"{'pair':<8} {'slower':>7} {'median ratio':>13} {'range':>18} {'visible (median)':>17} {'pairs':>6} "
-          f"{'seconds':>8}")
+    threshold = rows["regressed"][0]["threshold"]
+    print(f"\n{item}: regression = {what} ({cost:+.2%} when picked), threshold {threshold:.0%}, "
+          f"{args.runs} fresh processes each, gate alpha {args.gate_alpha:.5f}")
+    print(f"{'pair':<10} {'slower (worker)':>15} {'slower (gate)':>13} {'median change':>13} {'range':>18} "
+          f"{'visible med/max':>16} {'gate visible med/max':>21} {'pairs':>6} {'capped':>6} {'seconds':>8}")
     for name, results in rows.items():
         ratios = [r["ratio"] - 1 for r in results]
-        print(f"{name:<8} {sum(r['decision'] == 'slower' for r in results):>3}/{len(results):<3} "
+        vis = [r["visible"] for r in results]
+        gvis = [r["gate_visible"] for r in results]
+        print(f"{name:<10} {sum(r['decision'] == 'slower' for r in results):>12}/{len(results):<2} "
+              f"{sum(r['gate_decision'] == 'slower' for r in results):>10}/{len(results):<2} "
               f"{statistics.median(ratios):>+13.2%} {f'{min(ratios):+.2%} .. {max(ratios):+.2%}':>18} "
-              f"{statistics.median(r['visible'] for r in results):>+17.2%} "
-              f"{statistics.median(r['pairs'] for r in results):>6.0f} "
+              f"{f'{statistics.median(vis):.2%}/{max(vis):.2%}':>16} "
+              f"{f'{statistics.median(gvis):.2%}/{max(gvis):.2%}':>21} "
+              f"{statistics.median(r['pairs'] for r in results):>6.0f} {sum(r['capped'] for r in results):>6} "
               f"{statistics.median(r['seconds'] for r in results):>8.1f}")
-    (args.workdir / "power.json").write_text(json.dumps(rows, indent=1))
+    (work / "power.json").write_text(json.dumps({"item": item, "regression": what, "picked_cost": cost,
+                                                 "gate_alpha": args.gate_alpha, "rows": rows}, indent=1))
     return 0
 
 

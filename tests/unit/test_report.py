@@ -192,3 +192,36 @@ def test_rows_show_the_build_against_its_baseline_build(tmp_path: Path) -> None:
     rows = {r["model"]: r["paired"] for r in data.sections[0].rows}
     assert rows == {"moved": "+6.2% (+4.1% .. +8.3%, 24 pairs)", "same": "same", "none": ""}
     assert "<td>+6.2% (+4.1% .. +8.3%, 24 pairs)</td>" in render_html(data)
+
+
+def test_paired_changes_chain_across_accepted_baselines(tmp_path: Path) -> None:
+    """Each run sits at its ratio times the level of the run its baseline came from; a baseline from outside the
+    history starts at 1; byte-identical counts as 1; the section gets a paired chart."""
+    from bench.report import paired_chain
+
+    def entry(paired: dict[str, object] | None) -> dict[str, object]:
+        e = bench_entry("m-native-b64-tuned", "m", "tuned", [0.002] * 5, speedup=10.0)
+        e["extra_info"]["vs_baseline"] = paired
+        return e
+
+    def vs(ratio: float, base_run: str, identical: bool = False) -> dict[str, object]:
+        return {"ratio": ratio, "low": ratio - 0.01, "high": ratio + 0.01, "pairs": 20, "identical": identical,
+                "baseline": {"run_id": base_run}}
+
+    run_file(tmp_path / "r1.json", datetime(2026, 12, 1, 2, 0), [entry(vs(1.01, "elsewhere"))])
+    run_file(tmp_path / "r2.json", datetime(2026, 12, 2, 2, 0), [entry(vs(1.02, "20261201T020000-r1"))])
+    run_file(tmp_path / "r3.json", datetime(2026, 12, 3, 2, 0), [entry(vs(1.03, "20261202T020000-r2"))])
+    run_file(tmp_path / "r4.json", datetime(2026, 12, 4, 2, 0), [entry(vs(1.0, "20261203T020000-r3", True))])
+    run_file(tmp_path / "r5.json", datetime(2026, 12, 5, 2, 0), [entry(None)])
+    history = load_history([tmp_path])
+    chain = paired_chain(history.results)
+    assert [c[5] for c in chain] == [f"2026120{d}T020000-r{d}" for d in (1, 2, 3, 4)]
+    assert [round(c[4], 6) for c in chain] == [1.01, round(1.01 * 1.02, 6), round(1.01 * 1.02 * 1.03, 6),
+                                               round(1.01 * 1.02 * 1.03, 6)]
+    data = build_report(history)
+    chart = data.sections[0].paired_chart
+    assert chart is not None and [t["name"] for t in data.figures[chart]["data"]] == \
+        ["m-native-b64-tuned", "m-native-b64-tuned: chained"]
+    assert f'id="{chart}"' in render_html(data)
+    synthetic_history(tmp_path / "plain", runs=3, cases=1)
+    assert build_report(load_history([tmp_path / "plain"])).sections[0].paired_chart is None
