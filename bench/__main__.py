@@ -146,8 +146,8 @@ def _date(value: str) -> datetime:
 def _changes(args: argparse.Namespace) -> int:
     import json
 
-    from bench.changes import DEFAULT_MAX_PVALUE, DEFAULT_MIN_CHANGE, find_changes, render_changes
-    from bench.history import load_history
+    from bench.history.changes import DEFAULT_MAX_PVALUE, DEFAULT_MIN_CHANGE, find_changes, render_changes
+    from bench.history.load import load_history
 
     history = load_history(args.paths)
     for problem in history.problems:
@@ -173,15 +173,15 @@ def _gate(args: argparse.Namespace) -> int:
     import os
 
     from bench.cache import atomic_write
-    from bench.gate import GateError, GateSettings, render_markdown, render_text
-    from bench.judge import gate_files
+    from bench.history.gate import GateError, GateSettings, render_markdown, render_text
+    from bench.history.judge import gate_files
 
     if args.baseline is None and not args.history:
         raise GateError("give --history (earlier runs) or --baseline (a pinned run)")
     rerun = None
     if args.confirm:
-        from bench.confirm import pytest_rerun
-        from bench.history import HistoryError, read_run
+        from bench.history.confirm import pytest_rerun
+        from bench.history.load import HistoryError, read_run
 
         try:
             run_id = read_run(args.current[-1]).run_id
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "report":
-            from bench.report import write_report
+            from bench.history.report import write_report
 
             path, data = write_report(args.paths, args.output, args.threshold, args.window)
             for problem in data.skipped_files:
@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "changes":
             return _changes(args)
         if args.command == "baseline":
-            from bench.baseline import accept, default_dir
             from bench.cache import cache_root
+            from bench.history.baseline import accept, default_dir
 
             root = args.baseline_dir or default_dir(cache_root(args.cache_dir))
             lines = accept(args.run, root)

@@ -8,7 +8,7 @@ finds the step if it reports a change point within +-1 run of it. A/A
 histories (step 0) count false change points.
 
 Detectors, each used if it imports (run the script in a venv that has them):
-``bench`` (what ``bench.changes`` ships: asv's steps kept when a Mann-Whitney
+``bench`` (what ``bench.history.changes`` ships: asv's steps kept when a Mann-Whitney
 test of the runs either side is significant and the step is 2% or more),
 ``asv`` (``asv.step_detect`` alone), ``otava`` (Apache Otava's Hunter
 algorithm: windowed E-Divisive, t-test merge, p 0.001), ``otava-perm``
@@ -44,7 +44,7 @@ def _asv() -> Detector:
 
 
 def _bench() -> Detector:
-    from bench.changes import detect
+    from bench.history.changes import detect
 
     def run(y: np.ndarray) -> list[int]:
         return [shift.index for shift in detect(y)]
@@ -87,7 +87,7 @@ DETECTORS: dict[str, Callable[[], Detector]] = {"bench": _bench, "asv": _asv, "o
 
 
 def noise_profiles(paths: list[Path], statistic: str) -> dict[str, np.ndarray]:
-    from bench.history import load_history
+    from bench.history.load import load_history
 
     results = load_history(paths).results
     out = {}

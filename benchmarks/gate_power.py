@@ -35,11 +35,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.confirm import Rerun, pytest_rerun  # noqa: E402
-from bench.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, STATISTICS, GateSettings, Verdict  # noqa: E402
-from bench.history import read_run  # noqa: E402
-from bench.judge import gate_files  # noqa: E402
-from bench.measure import SLOWDOWN_ENV  # noqa: E402
+from bench.history.confirm import Rerun, pytest_rerun  # noqa: E402
+from bench.history.gate import DEFAULT_ALPHA, DEFAULT_WINDOW, STATISTICS, GateSettings, Verdict  # noqa: E402
+from bench.history.judge import gate_files  # noqa: E402
+from bench.history.load import read_run  # noqa: E402
+from bench.stages.measure import SLOWDOWN_ENV  # noqa: E402
 
 #: --target: the case-id glob the slowdown is aimed at (empty: every item).
 TARGET = [""]

@@ -2,7 +2,7 @@
 
 Builds one suite case from its tuning cache (give the cache of a run that
 tuned it), measures the machine's peak (best of ``--peak-probes`` probes, as
-bench.peak does once), and times every kernel inside the network by VM
+bench.stages.peak does once), and times every kernel inside the network by VM
 instrumentation (median of ``--repeats`` runs of 20 calls). Per kernel: ms per
 inference, calls, GFLOP/s from MetaSchedule's FLOP estimate of its task, % of
 the peak, and what its best tuning record said. It ends with what the
@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def open_model(parser: argparse.ArgumentParser, args: argparse.Namespace, *variants: str) -> tuple[Any, Any]:
     """The suite model's first case of each variant (e.g. tuned, ort), and a session on ``--cache-dir``, in a
     process running TVM on the target's thread count (exits with the reason otherwise)."""
-    from bench.case import expand
-    from bench.session import BenchSession, tvm_threads
-    from bench.suite import load_suite
-    from bench.target import THREADS_ENV
+    from bench.run.session import BenchSession, tvm_threads
+    from bench.spec.case import expand
+    from bench.spec.suite import load_suite
+    from bench.spec.target import THREADS_ENV
 
     cases: dict[str, Any] = {}
     for case in expand(load_suite(args.suite)):
@@ -61,8 +61,8 @@ def main() -> int:
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
-    from bench import build
-    from bench.peak import measure_peak
+    from bench.stages import build
+    from bench.stages.peak import measure_peak
 
     cases, session = open_model(parser, args, "tuned")
     tuned = cases["tuned"]

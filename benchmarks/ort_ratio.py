@@ -39,7 +39,7 @@ def main() -> int:
 
     from kernel_profile import open_model
 
-    from bench.measure import plan_timing, probe, side_by_side, time_rounds
+    from bench.stages.measure import plan_timing, probe, side_by_side, time_rounds
 
     cases, session = open_model(parser, args, "tuned", "ort")
     tuned, ort_case = cases["tuned"], cases["ort"]

@@ -4,7 +4,7 @@ For one suite model and variant (its tuning database from ``--cache-dir``),
 this builds a regressed pair and an unchanged pair, each a current build
 against a baseline build, and times each pair in ``--runs`` fresh processes
 exactly as a suite item times its build against its baseline
-(``bench.measure.interleaved_pairs``, ``bench.paired``, the suite's
+(``bench.stages.measure.interleaved_pairs``, ``bench.stages.paired``, the suite's
 ``timing.paired`` and ``gate.threshold``).
 
 * ``--variant tuned``: baseline A is the case's tuned build; the unchanged
@@ -106,8 +106,8 @@ def workloads_by_flops(work_dir: Path, limit: int) -> list[int]:
 def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int,
               pairs: int | None = None) -> dict[str, Any]:
     """``current`` against ``baseline`` as a suite item times its build against its baseline build."""
-    from bench import build, paired
-    from bench.measure import interleaved_pairs, probe
+    from bench.stages import build, paired
+    from bench.stages.measure import interleaved_pairs, probe
 
     cases, session = open_case(args)
     case = cases["tuned"]
@@ -183,9 +183,9 @@ def main() -> int:
               flush=True)
         return 0
 
-    from bench import build
-    from bench.case import expand
-    from bench.suite import load_suite
+    from bench.spec.case import expand
+    from bench.spec.suite import load_suite
+    from bench.stages import build
 
     if args.gate_alpha is None:
         args.gate_alpha = GATE_ALPHA / len(expand(load_suite(args.suite)))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import write_report
+from bench.history.report import write_report
 from tests.helpers import synthetic_history
 
 

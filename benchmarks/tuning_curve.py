@@ -1,7 +1,7 @@
 """Tuned latency against the trials and seconds spent, for search configurations side by side.
 
 For each configuration (a set of the suite's ``tuning`` settings) and seed,
-the model is tuned once through the harness (bench.tune, the same code and
+the model is tuned once through the harness (bench.stages.tune, the same code and
 cache key a suite run uses) up to the largest budget; each smaller budget
 is a snapshot: the database's first N records, in the order they were
 measured, applied to the same module and timed like a suite item. Once every
@@ -87,7 +87,7 @@ def parse_config(text: str) -> Config:
 
 def snapshot(work: Path, trials: int, into: Path) -> Path:
     """The database as it stood after its first ``trials`` records."""
-    from bench.tune import RECORDS, WORKLOADS
+    from bench.stages.tune import RECORDS, WORKLOADS
 
     shutil.rmtree(into, ignore_errors=True)
     into.mkdir(parents=True)
@@ -109,7 +109,7 @@ def time_build(built: Any, case: Any, repeats: int = 1) -> dict[str, float]:
     """Median of ``repeats`` timed runs' medians, and the smallest round: one run moved by 20% here."""
     import statistics
 
-    from bench.measure import plan_timing, probe, summarize, time_rounds
+    from bench.stages.measure import plan_timing, probe, summarize, time_rounds
 
     plan = plan_timing(case.timing, probe(built.run))
     runs = [summarize(time_rounds(built.run, plan)) for _ in range(repeats)]
@@ -148,7 +148,7 @@ def recorded_ms(prepared: Any, case: Any, work: Path) -> dict[str, float]:
     against what it costs inside the network (README "Measuring candidates")."""
     from tvm.s_tir import meta_schedule as ms
 
-    from bench import build
+    from bench.stages import build
 
     target = case.target.tvm()
     database = ms.database.JSONDatabase(work_dir=str(work))
@@ -163,11 +163,11 @@ def recorded_ms(prepared: Any, case: Any, work: Path) -> dict[str, float]:
 def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[list[Row], list[ProfileRow], Any]:
     import yaml
 
-    from bench import build, check
-    from bench.case import expand
-    from bench.session import BenchSession
-    from bench.suite import load_suite
-    from bench.tune import Tuned, tune
+    from bench.run.session import BenchSession
+    from bench.spec.case import expand
+    from bench.spec.suite import load_suite
+    from bench.stages import build, check
+    from bench.stages.tune import Tuned, tune
 
     folder = args.workdir / f"{config.name}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
 
 
 def main() -> int:
-    from bench.target import physical_cores
+    from bench.spec.target import physical_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mobilenet_v2", help="a built-in generator (default mobilenet_v2)")
@@ -246,7 +246,7 @@ def main() -> int:
     parser.add_argument("--png", type=Path, default=None, help="default: WORKDIR/curve.png")
     args = parser.parse_args()
     threads = physical_cores()
-    os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM starts its pool (bench/target.py)
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM starts its pool (bench/spec/target.py)
     configs = args.config or [Config("harness", {})]
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -302,7 +302,7 @@ def interleaved(largest: dict[str, Any], ort: tuple[Any, Any], args: argparse.Na
     """
     import statistics
 
-    from bench.measure import plan_timing, probe, summarize, time_rounds
+    from bench.stages.measure import plan_timing, probe, summarize, time_rounds
 
     contenders = {**largest, "onnxruntime": ort}
     plans = {k: plan_timing(case.timing, probe(built.run)) for k, (built, case) in contenders.items()}
@@ -319,10 +319,10 @@ def interleaved(largest: dict[str, Any], ort: tuple[Any, Any], args: argparse.Na
 
 def time_ort(args: argparse.Namespace) -> tuple[float, tuple[Any, Any]]:
     """ONNX Runtime on the same frozen model and inputs, timed like the TVM builds."""
-    from bench import build
-    from bench.case import expand
-    from bench.session import BenchSession
-    from bench.suite import load_suite
+    from bench.run.session import BenchSession
+    from bench.spec.case import expand
+    from bench.spec.suite import load_suite
+    from bench.stages import build
 
     path = args.workdir / "ort.yaml"
     path.write_text(SUITE.format(model=args.model, trials=0, tuning="{}"))

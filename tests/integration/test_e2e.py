@@ -77,8 +77,8 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
 
 
 def test_every_recorded_key_is_declared_in_the_record(first_run: tuple[Path, Any, dict]) -> None:
-    """What a real run writes into extra_info is exactly what bench.record.Record declares: one owner."""
-    from bench.record import RECORD_SCHEMA, Record
+    """What a real run writes into extra_info is exactly what bench.stages.record.Record declares: one owner."""
+    from bench.stages.record import RECORD_SCHEMA, Record
 
     _, _, data = first_run
     for item in data["benchmarks"]:
@@ -89,7 +89,7 @@ def test_every_recorded_key_is_declared_in_the_record(first_run: tuple[Path, Any
 def test_tuned_build_is_judged_by_its_share_of_flops(first_run: tuple[Path, Any, dict]) -> None:
     """The tuned item records the share of the model's kernel FLOPs in tuned kernels (above the 50% rule);
     the untuned one has none; the ONNX Runtime peer has no kernels."""
-    from bench.session import MIN_TUNED_FLOP_SHARE
+    from bench.run.session import MIN_TUNED_FLOP_SHARE
 
     _, _, data = first_run
     items = by_name(data)
@@ -243,7 +243,7 @@ def test_gate_confirm_remeasures_through_pytest(first_run: tuple[Path, Any, dict
     assert again["tvm_bench"]["confirms"].endswith("-out")
     assert {b["extra_info"]["case"] for b in again["benchmarks"]} == {"tiny-cpu-untuned", "tiny-cpu-b16-tuned",
                                                                        "tiny-cpu1-untuned"}
-    from bench.history import load_history
+    from bench.history.load import load_history
 
     assert "out.confirm-1.json" not in set(load_history([work]).runs["file"].map(lambda f: Path(f).name))
 

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bench.history import load_history
+from bench.history.load import load_history
 from tests.helpers import pytest_command, run_pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]

@@ -76,7 +76,7 @@ def test_untuned_and_tuned_run_on_the_device(fleet_run: tuple[Path, Any, dict]) 
 
 def test_history_treats_the_device_as_its_own_machine(fleet_run: tuple[Path, Any, dict]) -> None:
     """A remote item's trend line belongs to the device pool, not to the host that built it."""
-    from bench.history import load_history
+    from bench.history.load import load_history
 
     work, _, _ = fleet_run
     results = load_history([work / "out.json"]).results
@@ -120,10 +120,10 @@ def test_busy_pool_times_out_and_a_killed_server_costs_one_retry(tmp_path: Path,
     """No device of the key within queue_timeout is one clear line, and so is a device running fewer TVM
     threads than the target names; a device killed after it was handed out is replaced by another from the
     pool, once, and the item says so."""
-    from bench import build
-    from bench.case import expand
-    from bench.session import BenchSession
-    from bench.suite import load_suite
+    from bench.run.session import BenchSession
+    from bench.spec.case import expand
+    from bench.spec.suite import load_suite
+    from bench.stages import build
 
     with fleet(tmp_path, servers=1) as f:
         write_suite(tmp_path, f.address, queue=3)

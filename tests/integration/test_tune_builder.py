@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import tune
+from bench.stages import tune
 
 pytestmark = [pytest.mark.tvm]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import build
-from bench.case import expand
-from bench.session import BenchSession
-from bench.suite import load_suite
+from bench.run.session import BenchSession
+from bench.spec.case import expand
+from bench.spec.suite import load_suite
+from bench.stages import build
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bench import check
-from bench.case import expand
 from bench.generators import ZOO
-from bench.suite import load_suite
+from bench.spec.case import expand
+from bench.spec.suite import load_suite
+from bench.stages import check
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 
@@ -22,7 +22,7 @@ CASES = [(name, layout) for name in ZOO for layout in ("auto", "model") if layou
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from bench.session import BenchSession
+    from bench.run.session import BenchSession
 
     return BenchSession(tmp_path_factory.mktemp("zoo-cache"), progress=lambda _: None)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.case import expand
 from bench.errors import SuiteError
-from bench.suite import load_suite
+from bench.spec.case import expand
+from bench.spec.suite import load_suite
 
 SUITE = """
 models:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.changes import ChangesError, detect, find_changes
-from bench.gate import GateSettings
-from bench.history import load_history
-from bench.judge import gate_files
+from bench.history.changes import ChangesError, detect, find_changes
+from bench.history.gate import GateSettings
+from bench.history.judge import gate_files
+from bench.history.load import load_history
 from tests.helpers import bench_entry, run_file
 
 
@@ -102,6 +102,6 @@ def test_gate_names_the_step_a_regression_belongs_to(tmp_path: Path) -> None:
     assert case.change_point is not None and case.change_point["commit_range"] == "c031..c032"
     assert case.change_point["run_after"].endswith("run032") and case.change_point["runs_after"] == 2
     assert '"change_point"' in verdict.to_json()
-    from bench.gate import render_markdown, render_text
+    from bench.history.gate import render_markdown, render_text
 
     assert "c031..c032" in render_text(verdict) and "c031..c032" in render_markdown(verdict)

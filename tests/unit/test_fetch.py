@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ModelError
-from bench.fetch import fetch
+from bench.stages.fetch import fetch
 
 PAYLOAD = b"pretend this is an onnx model" * 100
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.flops import count_flops
 from bench.generators import GENERATORS
+from bench.stages.flops import count_flops
 
 
 def model(nodes, inputs, outputs, inits=()):

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import gate
 from bench.__main__ import main
-from bench.confirm import confirm
-from bench.gate import GateError, decide, ratio_interval
-from bench.history import load_history
+from bench.history import gate
+from bench.history.confirm import confirm
+from bench.history.gate import GateError, decide, ratio_interval
+from bench.history.load import load_history
 from tests.helpers import CPU_A, CPU_B, bench_entry, run_file
 
 START = datetime(2026, 11, 1)
@@ -318,7 +318,7 @@ def test_history_leaves_out_confirmation_runs(tmp_path: Path) -> None:
 def test_cli_confirm_wires_the_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     """`gate --confirm 2 --confirm-args ...` re-measures through pytest_rerun and passes on a burst."""
-    import bench.confirm
+    import bench.history.confirm
 
     rng = np.random.default_rng(19)
     write_history(tmp_path / "hist", 20, rng)
@@ -331,7 +331,7 @@ def test_cli_confirm_wires_the_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyP
         seen.update(current=current, run_id=run_id, out_dir=out_dir, pytest_args=pytest_args)
         return _rerun_writing(tmp_path, {"m-native-b64-tuned": 1e-3}, rng, calls)
 
-    monkeypatch.setattr(bench.confirm, "pytest_rerun", fake_pytest_rerun)
+    monkeypatch.setattr(bench.history.confirm, "pytest_rerun", fake_pytest_rerun)
     code = main(["gate", "--current", str(slow), "--history", str(tmp_path / "hist"), "--confirm", "2",
                  "--confirm-args", "--bench-cache-dir /c", "--json", str(tmp_path / "v.json")])
     assert code == 0 and len(calls) == 2
@@ -421,7 +421,7 @@ def test_a_shard_that_never_reported_fails_as_missing(tmp_path: Path, capsys: py
      ({"statistic": "mean"}, "statistic must be one of min, median (got 'mean')")],
 )
 def test_settings_refuse_what_cannot_be_decided(kwargs: dict, message: str) -> None:
-    from bench.gate import GateSettings
+    from bench.history.gate import GateSettings
 
     with pytest.raises(GateError) as info:
         GateSettings(**kwargs)
@@ -430,7 +430,7 @@ def test_settings_refuse_what_cannot_be_decided(kwargs: dict, message: str) -> N
 
 def test_settings_override_each_cases_suite_settings() -> None:
     """A frozen settings object carries the overrides: a 15% slowdown passes a 20% threshold."""
-    from bench.gate import GateSettings
+    from bench.history.gate import GateSettings
 
     rng = np.random.default_rng(1)
     cur = frame([row("m-native-b64-tuned", noisy_run(rng, 1.15e-3), gate={"threshold": 0.05})])
@@ -440,18 +440,19 @@ def test_settings_override_each_cases_suite_settings() -> None:
 
 
 def test_statuses_are_one_closed_set() -> None:
-    from bench.gate import _ICON, FAILING, STATUSES
+    from bench.history.gate import _ICON, FAILING, STATUSES
 
     assert {"regression", "wrong-answer", "errored", "missing", "not-faster"} == FAILING
     assert set(_ICON) == set(STATUSES)
 
 
 def test_gate_has_no_import_cycle_with_confirm() -> None:
-    """bench.gate is statistics only: importing it loads neither the confirm stage nor the file-handling judge."""
+    """bench.history.gate is statistics only: importing it loads neither the confirm stage nor the judge."""
     import subprocess
     import sys
 
-    code = "import sys, bench.gate; print(sorted(m for m in sys.modules if m in ('bench.confirm', 'bench.judge')))"
+    code = ("import sys, bench.history.gate; "
+            "print(sorted(m for m in sys.modules if m in ('bench.history.confirm', 'bench.history.judge')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -543,7 +544,7 @@ def test_a_paired_interval_is_recomputed_at_the_cases_share_of_alpha() -> None:
     """With the per-pair seconds on record, the gate recomputes the interval at alpha / cases (as the history
     path splits it): pairs whose worker-side 1% interval just clears 1 (slower: +3.1%, CI +0.4 .. +5.7%, like an
     A/A false alarm seen once in 20 tiny-CNN processes) are within once the run's four cases share alpha."""
-    from bench import paired
+    from bench.stages import paired
 
     rng = np.random.default_rng(1)
     logs = rng.normal(0.033, 0.09, 60)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.history import load_history, machine_description, machine_fingerprint
+from bench.history.load import load_history, machine_description, machine_fingerprint
 from tests.helpers import CPU_A, CPU_B, bench_entry, run_file, synthetic_history
 
 WHEN = datetime(2026, 11, 1, 3, 0)
@@ -145,7 +145,7 @@ def test_shards_of_one_run_are_one_run(tmp_path: Path) -> None:
 
 def test_a_record_schema_this_version_does_not_know_is_refused(tmp_path: Path) -> None:
     """A file written by a newer tvm-bench is refused with its name, not misread; it is not quarantined."""
-    from bench.history import HistoryError, read_run
+    from bench.history.load import HistoryError, read_run
 
     entry = bench_entry("m-native-untuned", "m", "untuned", [1e-3, 1.1e-3, 1.2e-3])
     entry["extra_info"]["bench_schema"] = 2
@@ -161,6 +161,6 @@ def test_a_record_schema_this_version_does_not_know_is_refused(tmp_path: Path) -
 
 def test_record_columns_are_declared_record_keys() -> None:
     """The columns readers take are keys of the one record definition (a typo would be a silent NaN column)."""
-    from bench.record import COLUMNS, Record
+    from bench.stages.record import COLUMNS, Record
 
     assert set(COLUMNS) <= set(Record.__annotations__)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bench.measure import TimingPlan, plan_timing, side_by_side, slice_sizes, time_rounds
-from bench.suite import TimingSpec
+from bench.spec.suite import TimingSpec
+from bench.stages.measure import TimingPlan, plan_timing, side_by_side, slice_sizes, time_rounds
 
 SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, min_time=0.0, max_time=10.0)
 
@@ -54,7 +54,7 @@ def test_fast_models_are_stretched_to_min_time() -> None:
 def test_injected_slowdown_is_a_fraction_of_the_undisturbed_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gate-power hook adds 10% of the fastest calibration call, so a burst of interference during
     calibration (three 50 ms calls of a 10 ms model) cannot inflate the injected slowdown."""
-    import bench.measure as measure
+    import bench.stages.measure as measure
 
     clock = [0.0]
 
@@ -67,7 +67,7 @@ def test_injected_slowdown_is_a_fraction_of_the_undisturbed_call(monkeypatch: py
     def run() -> None:
         clock[0] += next(durations)
 
-    monkeypatch.setattr("bench.measure.time.perf_counter", perf_counter)
+    monkeypatch.setattr("bench.stages.measure.time.perf_counter", perf_counter)
     monkeypatch.setenv(measure.SLOWDOWN_ENV, "0.1")
     slowed = measure.with_injected_slowdown(run)
     start = clock[0]
@@ -79,7 +79,7 @@ def test_injected_slowdown_is_a_fraction_of_the_undisturbed_call(monkeypatch: py
 
 def test_injected_slowdown_can_target_one_case(monkeypatch: pytest.MonkeyPatch) -> None:
     """"0.05:GLOB" slows only the matching cases: a regression in one model, as real ones usually are."""
-    import bench.measure as measure
+    import bench.stages.measure as measure
 
     monkeypatch.setenv(measure.SLOWDOWN_ENV, "0.05:mobilenet_v2-*-tuned")
     assert measure.injected_slowdown("mobilenet_v2-native-b160-tuned") == 0.05
@@ -142,7 +142,7 @@ def test_side_by_side_times_each_contender_in_turn_after_an_untimed_call(monkeyp
             slowness[0] *= slowness[1]
         return run
 
-    monkeypatch.setattr("bench.measure.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("bench.stages.measure.time.perf_counter", lambda: clock[0])
     plan = TimingPlan(rounds=4, iterations=2, warmup_rounds=1, probe_s=0.0, capped=False, slices=2, slice_gap=2.0)
     turns = side_by_side({"tuned": (contender("tuned", 3.0), plan), "ort": (contender("ort", 1.0), plan)}, 3)
     # One slice of each plan per turn (2 of 4 rounds, 2 calls each) after one untimed call; order flips.
@@ -161,7 +161,7 @@ def test_side_by_side_times_each_contender_in_turn_after_an_untimed_call(monkeyp
 def test_the_tuned_item_keeps_its_figures_when_onnx_runtime_cannot_run_the_model(tmp_path: Path) -> None:
     """Side by side needs an ONNX Runtime session; if the model has an operator ORT lacks, the tuned item records
     why instead of the ratio (the ort item fails with it), and with a working session it records each turn."""
-    from bench.session import BenchSession
+    from bench.run.session import BenchSession
 
     messages: list[str] = []
     session = BenchSession(tmp_path, progress=messages.append)
@@ -191,7 +191,7 @@ def test_interleaved_pairs_alternate_in_random_order_and_cancel_drift() -> None:
     """Each pair times a block of each build, in a seeded random order (both orders occur); a slowdown of the
     whole machine that comes and goes hits both blocks of a pair, so every pair's ratio stays the builds' own
     (1.2 here); ``settled`` is asked from min_pairs on, every 4 pairs, and ends the pairs."""
-    from bench.measure import interleaved_pairs
+    from bench.stages.measure import interleaved_pairs
 
     clock = {"t": 0.0}
     order: list[str] = []

@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
-from bench.case import expand
 from bench.errors import ModelError
 from bench.generators import GENERATORS
-from bench.model import load_model
-from bench.suite import RpcSpec, load_suite
+from bench.spec.case import expand
+from bench.spec.suite import RpcSpec, load_suite
+from bench.stages.model import load_model
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def first_case(path: Path):
 @pytest.mark.tvm
 def test_dynamic_export_is_frozen_and_imports(tmp_path: Path) -> None:
     """A symbolic batch with a run-time Reshape target is frozen so TVM can import it."""
-    from bench.build import import_onnx
+    from bench.stages.build import import_onnx
 
     path = suite_file(tmp_path, """
 models:
@@ -166,7 +166,7 @@ def test_unsupported_operator_named_with_node(tmp_path: Path, monkeypatch: pytes
     """An operator TVM's importer lacks is named, with the node, before anything is built."""
     from onnx import TensorProto, helper
 
-    from bench.build import import_onnx
+    from bench.stages.build import import_onnx
 
     monkeypatch.chdir(tmp_path)
     node = helper.make_node("DFT", ["x"], ["y"], name="spectrum")
@@ -184,7 +184,7 @@ def test_unsupported_operator_named_with_node(tmp_path: Path, monkeypatch: pytes
 @pytest.mark.tvm
 def test_tuning_key_tracks_model_target_and_budget(tmp_path: Path) -> None:
     """The tuning cache key changes with the model bytes, the resolved target and the budget."""
-    from bench.tune import tuning_key
+    from bench.stages.tune import tuning_key
 
     path = suite_file(tmp_path, """
 models: [{name: t, source: {generator: tiny_cnn}}]
@@ -206,7 +206,7 @@ def test_image_input_with_imagenet_preprocessing_and_labels(tmp_path: Path) -> N
     """An image is resized, center-cropped, normalised to NCHW; labels come from a file."""
     from PIL import Image
 
-    from bench.model import IMAGENET_MEAN, IMAGENET_STD
+    from bench.stages.model import IMAGENET_MEAN, IMAGENET_STD
 
     Image.new("RGB", (320, 240), (255, 0, 128)).save(tmp_path / "pink.png")
     (tmp_path / "labels.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
@@ -358,7 +358,7 @@ tuning: {{{tuning}}}
 def test_tuning_layout_resolves_per_target_and_enters_the_key(tmp_path: Path) -> None:
     """``auto`` is NHWC on CPU and the model's own layout on GPU; NHWC and the model's layout are two tuning
     keys, and the model's layout keeps the key it had before the setting existed (caches stay valid)."""
-    from bench.tune import _key_settings, tuning_key
+    from bench.stages.tune import _key_settings, tuning_key
 
     def tuned(layout: str, target: str = "llvm -num-cores=2") -> Any:
         return tuned_tiny_case(tmp_path / layout, target, f"layout: {layout}")
@@ -377,8 +377,8 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
     """``auto`` flushes on CPU when the weights outgrow the last-level cache, never for a GPU or a remote
     device; a flushed search is a tuning key of its own, and where nothing is flushed the key is the one
     from before the setting existed (caches stay valid)."""
-    import bench.tune
-    from bench.tune import _key_settings, _runner, cache_flush, tuning_key
+    import bench.stages.tune
+    from bench.stages.tune import _key_settings, _runner, cache_flush, tuning_key
 
     def tuned(flush: str, target: str = "llvm -num-cores=2") -> Any:
         return tuned_tiny_case(tmp_path / f"{flush}-{target.split()[0]}", target, f"cache_flush: {flush}")
@@ -387,7 +387,7 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
     model = load_model(auto, tmp_path / "cache")
     weights = model.weight_bytes
     assert 10_000 < weights < 1_000_000  # the tiny CNN's convolution and dense weights, in float32
-    monkeypatch.setattr(bench.tune, "last_level_cache_bytes", lambda: weights - 1)
+    monkeypatch.setattr(bench.stages.tune, "last_level_cache_bytes", lambda: weights - 1)
     assert cache_flush(auto, model)[0] and cache_flush(on, model)[0] and not cache_flush(off, model)[0]
     assert "MiB of weights" in cache_flush(auto, model)[1]
     assert not cache_flush(tuned("true", "cuda -arch=sm_90"), model)[0]
@@ -396,7 +396,7 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
                                                  "(set tuning.cache_flush)")
     flushed_key = tuning_key(auto, model)
     assert flushed_key == tuning_key(on, model) != tuning_key(off, model)
-    monkeypatch.setattr(bench.tune, "last_level_cache_bytes", lambda: weights)
+    monkeypatch.setattr(bench.stages.tune, "last_level_cache_bytes", lambda: weights)
     assert not cache_flush(auto, model)[0] and tuning_key(auto, model) == tuning_key(off, model)
     assert "cache_flush" not in _key_settings(off, model) and _key_settings(on, model)["cache_flush"] is True
     for flush in (True, False):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench import paired
+from bench.stages import paired
 
 
 def test_walsh_averages_and_the_estimate_are_exact_on_a_small_sample() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.peak import Peak, measure_peak, theoretical
+from bench.stages.peak import Peak, measure_peak, theoretical
 
 
 def test_measured_peak_is_the_best_of_both_libraries_and_all_shapes() -> None:
@@ -38,7 +38,7 @@ def test_measured_peak_is_the_best_of_both_libraries_and_all_shapes() -> None:
 def test_theoretical_peak_from_known_cpus(monkeypatch: pytest.MonkeyPatch, vendor: str, flags: str,
                                           expected: float, isa: str) -> None:
     """Known CPUs give their known theoretical peaks (2 cores at 2.6 GHz), and the basis says what was assumed."""
-    from bench import peak
+    from bench.stages import peak
 
     monkeypatch.setattr(peak, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": flags})
     monkeypatch.setattr(peak, "_max_ghz", lambda info: (2.6, "cpufreq max"))
@@ -49,7 +49,7 @@ def test_theoretical_peak_from_known_cpus(monkeypatch: pytest.MonkeyPatch, vendo
 
 
 def test_theoretical_peak_without_cpu_facts_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench import peak
+    from bench.stages import peak
 
     monkeypatch.setattr(peak, "_cpuinfo", lambda: {})
     monkeypatch.setattr(peak, "_max_ghz", lambda info: (None, "unknown"))
@@ -64,7 +64,7 @@ def test_an_item_near_the_peak_has_it_measured_again_and_keeps_the_better(monkey
                                                                          tmp_path: Path) -> None:
     """A probe that fell in a slow period understates the limit; an item at 90% of it triggers another probe
     (at most PEAK_REPROBES per session), and the session keeps the best figure measured."""
-    from bench import session as session_module
+    from bench.run import session as session_module
 
     probes = iter([150.0, 200.0, 180.0, 210.0, 230.0])
     monkeypatch.setattr(session_module, "measure_peak", lambda threads: _peak(next(probes)))
@@ -81,8 +81,8 @@ def test_an_item_near_the_peak_has_it_measured_again_and_keeps_the_better(monkey
 def test_every_item_of_a_run_is_restated_against_the_sessions_best_peak() -> None:
     """Workers report the peak they measured; the run keeps the best, and items timed against a lower one
     have their % of peak restated at the end, so one run's items share one limit."""
-    from bench.runner import CaseResult, Runner
-    from bench.session import Measured
+    from bench.run.runner import CaseResult, Runner
+    from bench.run.session import Measured
 
     runner = Runner(options=None, progress=lambda m: None, isolate=False)  # type: ignore[arg-type]
     peaks = iter([150.0, 200.0, 180.0])

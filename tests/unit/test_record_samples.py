@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.worker import _tail, inject_fault
+from bench.run.worker import _tail, inject_fault
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = [0.0031, 0.0012, 0.0020, 0.0101, 0.0024]
 
 TEST = f"""
-from bench.testcase import record_samples
+from bench.plugin.testcase import record_samples
 
 def test_replay(benchmark):
     stats = record_samples(benchmark, {SAMPLES!r}, 5)

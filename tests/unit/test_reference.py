@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import reference
-from bench.case import expand
 from bench.errors import ModelError
-from bench.model import load_model
-from bench.suite import load_suite
+from bench.spec.case import expand
+from bench.spec.suite import load_suite
+from bench.stages import reference
+from bench.stages.model import load_model
 
 #: Suites resolve their targets through TVM.
 pytestmark = pytest.mark.tvm

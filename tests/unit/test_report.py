@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.history import load_history
-from bench.report import build_report, render_html, write_report
+from bench.history.load import load_history
+from bench.history.report import build_report, render_html, write_report
 from tests.helpers import bench_entry, run_file, synthetic_history
 
 
@@ -197,7 +197,7 @@ def test_rows_show_the_build_against_its_baseline_build(tmp_path: Path) -> None:
 def test_paired_changes_chain_across_accepted_baselines(tmp_path: Path) -> None:
     """Each run sits at its ratio times the level of the run its baseline came from; a baseline from outside the
     history starts at 1; byte-identical counts as 1; the section gets a paired chart."""
-    from bench.report import paired_chain
+    from bench.history.report import paired_chain
 
     def entry(paired: dict[str, object] | None) -> dict[str, object]:
         e = bench_entry("m-native-b64-tuned", "m", "tuned", [0.002] * 5, speedup=10.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.shard import Shard, parse_shard, select
+from bench.plugin.shard import Shard, parse_shard, select
 
 
 def test_parse_accepts_i_of_n_and_refuses_the_rest() -> None:

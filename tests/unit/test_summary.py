@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace as NS
 
-from bench.summary import summary_lines
+from bench.plugin.summary import summary_lines
 
 
 def result(variant: str, median: float, budget: str = "b64", failures: list[str] | None = None, **info: object):

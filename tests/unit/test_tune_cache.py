@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.tune import (
+from bench.stages.tune import (
     RECORDS,
     TUNING_SCHEMA,
     WARM_FROM,
@@ -103,7 +103,7 @@ def test_tuning_ops_select_tasks_by_name() -> None:
     """tuning.ops keeps the tasks whose name contains one of the ops; no ops keeps all."""
     from types import SimpleNamespace
 
-    from bench.tune import select_tasks
+    from bench.stages.tune import select_tasks
 
     tasks = [SimpleNamespace(task_name=n) for n in ("fused_conv2d_add_relu", "fused_matmul_add", "mean", "softmax")]
     assert [t.task_name for t in select_tasks(tasks, ["conv2d", "matmul"])] == ["fused_conv2d_add_relu",

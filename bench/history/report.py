@@ -3,7 +3,7 @@
 pandas computes, per machine (trend lines never mix machines), each case's
 latest numbers, its change against the previous run and against a rolling
 baseline (the median of the previous ``window`` runs' medians), and the
-change points of each case's history (bench.changes). plotly draws the trend
+change points of each case's history (bench.history.changes). plotly draws the trend
 charts in the browser: hover a point for its run, commit, median, min, rounds
 and interval; drag to zoom, shift-drag to pan. plotly.js and the figures are
 inlined, so the page is one file that needs no network. No user-supplied
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.changes import ChangePoint, find_changes
-from bench.history import History, is_missing, load_history
+from bench.history.changes import ChangePoint, find_changes
+from bench.history.load import History, is_missing, load_history
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -297,7 +297,7 @@ def _change_rows(changes: list[ChangePoint]) -> list[dict[str, Any]]:
 def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[dict[str, Any]]:
     import numpy as np
 
-    from bench.gate import DEFAULT_ALPHA, case_statistic, smallest_visible
+    from bench.history.gate import DEFAULT_ALPHA, case_statistic, smallest_visible
 
     latest_id = results["run_id"].iloc[-1]
     case_alpha = DEFAULT_ALPHA / max(1, results.loc[results["run_id"] == latest_id, "case"].nunique())

@@ -49,15 +49,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.build import NO_PREPACK
 from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
-from bench.target import last_level_cache_bytes
+from bench.spec.target import last_level_cache_bytes
+from bench.stages.build import NO_PREPACK
 
 if TYPE_CHECKING:
-    from bench.case import Case
-    from bench.model import LoadedModel
-    from bench.remote import Tracker
+    from bench.spec.case import Case
+    from bench.stages.model import LoadedModel
+    from bench.stages.remote import Tracker
 
 #: Stamped into meta.json; a mismatch means the entry is retuned, not misread.
 #: 2: the key covers the runner's thread count (schema 1 databases were measured on one thread).
@@ -330,7 +330,7 @@ def _pooled_builder(max_workers: int, timeout_sec: float, *, shared: bool, max_u
     most of the builder's time. Workers here are recycled after ``max_uses``
     builds instead, which bounds the leak LocalBuilder restarts for (a worker grew
     by 39 MiB over 120 ResNet-18 candidates; each restart costs about 0.85 s).
-    ``shared``: export linked libraries (bench.tune._export_shared), for a runner on this host.
+    ``shared``: export linked libraries (bench.stages.tune._export_shared), for a runner on this host.
     """
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
@@ -413,7 +413,7 @@ def _reset_meta_schedule_logger() -> None:
 
 def tune(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, *, retune: bool,
          progress: Progress, tracker: Tracker | None = None) -> Tuned:
-    """Return the case's tuning database for ``mod`` (bench.build.tuning_module), tuning now only if the
+    """Return the case's tuning database for ``mod`` (bench.stages.build.tuning_module), tuning now only if the
     cache has none.
 
     With ``tracker`` (an rpc target), candidates are built here and measured
@@ -451,7 +451,7 @@ def _runner(case: Case, tracker: Tracker | None, threads_dir: Path, progress: Pr
     if tracker is None:
         return ms.runner.LocalRunner(timeout_sec=settings.runner_timeout, evaluator_config=evaluator,
                                      initializer=functools.partial(record_runner_threads, str(threads_dir)))
-    from bench import remote
+    from bench.stages import remote
 
     free, registered = remote.free_devices(case.target, tracker, case.suite.where)
     workers = max(1, free)

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.gate import case_statistic
-from bench.history import is_missing
+from bench.history.gate import case_statistic
+from bench.history.load import is_missing
 
 if TYPE_CHECKING:
     import pandas as pd

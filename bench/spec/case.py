@@ -13,7 +13,7 @@ from itertools import product
 from typing import Literal
 
 from bench.errors import SuiteError
-from bench.suite import (
+from bench.spec.suite import (
     BudgetSpec,
     CheckSpec,
     LimitsSpec,
@@ -24,7 +24,7 @@ from bench.suite import (
     TimingSpec,
     TuningSpec,
 )
-from bench.target import ResolvedTarget, parse_target_string, resolve
+from bench.spec.target import ResolvedTarget, parse_target_string, resolve
 
 Variant = Literal["untuned", "ort", "tuned"]
 #: Variants measured once per (model, target), whatever the number of budgets.

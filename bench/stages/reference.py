@@ -19,7 +19,7 @@ from bench.errors import ModelError
 if TYPE_CHECKING:
     import numpy as np
 
-    from bench.model import LoadedModel
+    from bench.stages.model import LoadedModel
 
 #: Which file ONNX Runtime runs: the harness's frozen one, or the model as shipped.
 OrtModel = Literal["frozen", "as shipped"]

@@ -21,9 +21,9 @@ textbook prediction interval). Why a bootstrap and not Mann-Whitney U: MWU on
 pooled rounds treats rounds from different runs as exchangeable, so any
 run-to-run shift becomes "significant" and the gate cries wolf on an
 unchanged build. A burst can still cover a whole case in one run; the confirm
-stage (bench/confirm.py) re-measures before a regression fails.
+stage (bench/history/confirm.py) re-measures before a regression fails.
 
-A case the run timed against its baseline build (``vs_baseline``, bench.paired:
+A case the run timed against its baseline build (``vs_baseline``, bench.stages.paired:
 both builds interleaved in one process, so the host's slow periods cancel) is
 decided by that paired interval instead, with the same rule, and needs no
 history; the verdict's ``basis`` says which decided.
@@ -58,10 +58,10 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from bench.errors import BenchError
-from bench.history import is_missing
-from bench.paired import PairedEstimate
-from bench.paired import decide as decide_pairs
-from bench.paired import estimate as paired_estimate
+from bench.history.load import is_missing
+from bench.stages.paired import PairedEstimate
+from bench.stages.paired import decide as decide_pairs
+from bench.stages.paired import estimate as paired_estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,9 +220,9 @@ class CaseVerdict:
     #: The smallest slowdown the gate could flag here, from the baseline's run-to-run spread
     #: (smallest_visible); above ``threshold`` the case cannot show a slowdown of its threshold.
     visible: float | None = None
-    #: The step in this case's history that the current run belongs to (bench.changes), when one is found.
+    #: The step in this case's history that the current run belongs to (bench.history.changes), when one is found.
     change_point: dict[str, Any] | None = None
-    #: What decided the case: "paired" (timed against its baseline build in one process, bench.paired) or
+    #: What decided the case: "paired" (timed against its baseline build in one process, bench.stages.paired) or
     #: "history" (this run's rounds against earlier runs'); None where neither applied.
     basis: str | None = None
     #: With a paired basis: the pairs timed.
@@ -291,7 +291,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
 
     ``baseline`` holds one or more runs (column ``run_id``); the settings'
     ``threshold`` and ``statistic`` override the per-case ones recorded by
-    the suite. Reading files and choosing the baseline is bench.judge's job.
+    the suite. Reading files and choosing the baseline is bench.history.judge's job.
     """
     settings = settings or GateSettings()
     rng = np.random.default_rng(settings.seed)
@@ -381,7 +381,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
 
 
 def _paired(rows: pd.DataFrame) -> dict[str, Any] | None:
-    """The latest run's timing against its baseline build, when it has one (bench.session._vs_baseline)."""
+    """The latest run's timing against its baseline build, when it has one (bench.run.session._vs_baseline)."""
     value = rows.iloc[-1].get("vs_baseline")
     return value if isinstance(value, dict) and value.get("ratio") is not None else None
 

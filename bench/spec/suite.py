@@ -188,7 +188,7 @@ class InputSpec(_Spec):
 
 
 class PairedSpec(_Spec):
-    """Timing a build against its case's baseline build in one process (bench.paired says why).
+    """Timing a build against its case's baseline build in one process (bench.stages.paired says why).
 
     Blocks of each build's calls, each block at least ``block_time`` seconds,
     alternate in pairs of random order (AB or BA) from ``min_pairs`` on until
@@ -274,7 +274,7 @@ class CheckSpec(_Spec):
 
 
 class GateSpec(_Spec):
-    """Regression gate settings; see bench/gate.py for how they are used."""
+    """Regression gate settings; see bench/history/gate.py for how they are used."""
 
     #: Slowdowns of the gate's statistic smaller than this never fail the gate.
     threshold: float = Field(default=0.05, gt=0, lt=10)
@@ -324,7 +324,7 @@ class TuningSpec(_Spec):
 
     def key_settings(self) -> dict[str, Any]:
         """The settings that make two tuning runs different searches (the tuning cache key's part)."""
-        # layout and cache_flush enter the key resolved for the target (bench.tune), and only where they
+        # layout and cache_flush enter the key resolved for the target (bench.stages.tune), and only where they
         # change anything, so keys from before they existed stay valid where nothing changed.
         return self.model_dump(exclude={"warm_start", "layout", "cache_flush"})
 

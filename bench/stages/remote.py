@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
-from bench.suite import parse_address
+from bench.spec.suite import parse_address
 
 if TYPE_CHECKING:
-    from bench.suite import RpcSpec
-    from bench.target import ResolvedTarget
+    from bench.spec.suite import RpcSpec
+    from bench.spec.target import ResolvedTarget
 
 TRACKER_HOST_ENV = "TVM_TRACKER_HOST"
 TRACKER_PORT_ENV = "TVM_TRACKER_PORT"

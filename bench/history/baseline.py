@@ -26,8 +26,8 @@ from bench.cache import atomic_write, file_sha256, key_of
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
-    from bench.build import Compiled
-    from bench.case import Case
+    from bench.spec.case import Case
+    from bench.stages.build import Compiled
 
 BASELINE_SCHEMA = 1
 #: Libraries kept per case in the cache's builds/ folder; older ones go (a ResNet-50 library is ~100 MB).
@@ -70,7 +70,7 @@ def case_folder(root: Path, case_id: str, target: dict[str, Any] | str) -> Path:
 
 def keep_library(compiled: Compiled, case: Case, cache_dir: Path) -> tuple[Path, str]:
     """Export the build's library into the cache (named by its sha256), pruning older ones of the case."""
-    from bench.build import export_library
+    from bench.stages.build import export_library
 
     folder = cache_dir / "builds" / case.id
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def find(root: Path, case_id: str, target: dict[str, Any] | str,
 
 def accept(run_path: Path, root: Path) -> list[str]:
     """Make each passing TVM item of the run its case's baseline; one line per case says what happened."""
-    from bench.history import HistoryError, read_run
+    from bench.history.load import HistoryError, read_run
 
     try:
         run = read_run(run_path)

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from bench.cache import file_sha256, key_of, locked, read_verified, write_verified
 from bench.errors import ModelError
-from bench.fetch import fetch
 from bench.generators import GENERATOR_VERSION, GENERATORS
-from bench.suite import ImageInput, InputSpec, NpyInput, RandomInput, ValueInput
+from bench.spec.suite import ImageInput, InputSpec, NpyInput, RandomInput, ValueInput
+from bench.stages.fetch import fetch
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from bench.case import Case
+    from bench.spec.case import Case
 
 #: ImageNet normalisation used by torchvision and the TVM tutorial.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,7 +43,7 @@ class LoadedModel:
     outputs: tuple[tuple[int, str], ...]
     labels: list[str] | None = field(default=None, compare=False)
     #: Where ``path`` is the harness's frozen copy: the file as shipped, and the values the suite gives its
-    #: symbolic dimensions (name -> size), so ONNX Runtime can run it as shipped (bench.reference).
+    #: symbolic dimensions (name -> size), so ONNX Runtime can run it as shipped (bench.stages.reference).
     source: Path | None = None
     free_dims: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.runner import CaseResult
+    from bench.run.runner import CaseResult
 
 
 def summary_lines(results: list[CaseResult]) -> list[str]:

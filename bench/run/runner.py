@@ -1,6 +1,6 @@
 """The parent side of a session: hand cases to a worker, relate the variants, keep the results.
 
-bench.session measures one case on its own. Relations between the items of
+bench.run.session measures one case on its own. Relations between the items of
 one (model, target) - speedup over untuned, ratio to ONNX Runtime - are made
 here from the statistics pytest-benchmark recorded, so they hold even when the
 worker was restarted between the items.
@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from bench.target import THREADS_ENV, physical_cores
-from bench.worker import Options, Worker
+from bench.run.worker import Options, Worker
+from bench.spec.target import THREADS_ENV, physical_cores
 
 if TYPE_CHECKING:
-    from bench.case import Case
-    from bench.record import Record
-    from bench.session import Measured
+    from bench.run.session import Measured
+    from bench.spec.case import Case
+    from bench.stages.record import Record
 
 
 @dataclass
@@ -41,13 +41,13 @@ class InProcess:
 
     TVM fixes its thread count at its pool's first use, so this process can
     serve only one thread count: the first case's. A case needing another is
-    refused (bench.session checks the count TVM really uses).
+    refused (bench.run.session checks the count TVM really uses).
     """
 
     def __init__(self, options: Options, progress: Callable[[str], None], threads: int) -> None:
         import os
 
-        from bench.session import BenchSession
+        from bench.run.session import BenchSession
 
         os.environ[THREADS_ENV] = str(threads)
         self.threads = threads
@@ -123,7 +123,7 @@ class Runner:
 
     def against_session_peak(self, info: dict[str, Any]) -> None:
         """Restate an item's % of peak against the session's best peak: a later probe may have measured higher
-        (bench.session.PEAK_REPROBE_SHARE), and every item of a run is then a share of the same limit."""
+        (bench.run.session.PEAK_REPROBE_SHARE), and every item of a run is then a share of the same limit."""
         peak = self._peaks.get(info.get("ort_threads") or info.get("tvm_threads") or 0)
         gflops = info.get("gflops_per_s")
         if peak is None or gflops is None or info.get("peak_gflops") in (None, peak["measured_gflops"]):

@@ -11,26 +11,26 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from bench.measure import injected_slowdown
+from bench.stages.measure import injected_slowdown
 
 if TYPE_CHECKING:
-    from bench.build import Built, Prepared
-    from bench.case import Case
-    from bench.measure import TimingPlan
-    from bench.model import LoadedModel
-    from bench.tune import Tuned
+    from bench.spec.case import Case
+    from bench.stages.build import Built, Prepared
+    from bench.stages.measure import TimingPlan
+    from bench.stages.model import LoadedModel
+    from bench.stages.tune import Tuned
 
 #: Stamped into every item so readers can refuse records they do not understand.
 RECORD_SCHEMA = 1
-#: The schemas this version reads (bench.history refuses others, naming the file).
+#: The schemas this version reads (bench.history.load refuses others, naming the file).
 KNOWN_SCHEMAS = (1,)
 
 
 class Record(TypedDict, total=False):
     """Every key the harness writes into an item's ``extra_info``: the one definition.
 
-    Writers (this module, bench.session, bench.runner) are type-checked
-    against it, so a new key is declared here first; readers (bench.history,
+    Writers (this module, bench.run.session, bench.run.runner) are type-checked
+    against it, so a new key is declared here first; readers (bench.history.load,
     the gate, the report) take their columns from ``COLUMNS``.
     """
 
@@ -56,7 +56,7 @@ class Record(TypedDict, total=False):
     compile_s: float
     kernels: int | None
     kernels_scheduled: int | None
-    #: Share of the model's kernel FLOPs in tuned kernels (the "is it tuned" rule; see bench.build).
+    #: Share of the model's kernel FLOPs in tuned kernels (the "is it tuned" rule; see bench.stages.build).
     scheduled_flop_share: float | None
     timing: dict[str, Any]
     #: "host": timed here with time.perf_counter; "device": by TVM's time_evaluator on the remote device.
@@ -106,18 +106,18 @@ class Record(TypedDict, total=False):
     tvm_flops: int
     flops_disagreement: float | None
     flops_warning: str
-    # relations to the peers of the same (model, target), made by bench.runner
+    # relations to the peers of the same (model, target), made by bench.run.runner
     speedup_median: float | None
     speedup_mean: float | None
     untuned_median_s: float | None
     ort_median_s: float | None
     tuned_vs_ort_median: float | None
-    # made by bench.session: the tuned build and ONNX Runtime timed in turn (timing.side_by_side)
+    # made by bench.run.session: the tuned build and ONNX Runtime timed in turn (timing.side_by_side)
     tuned_vs_ort_side_by_side: float
     side_by_side: dict[str, Any]
-    # made by bench.session: the build's library (path, sha256, bytes), kept for `bench baseline accept`, and the
+    # made by bench.run.session: the build's library (path, sha256, bytes), kept for `bench baseline accept`, and the
     # build timed against its case's baseline build in interleaved pairs: ratio, low, high (the interval), pairs,
-    # decision, visible, identical, the baseline's identity and the per-pair seconds (bench.paired)
+    # decision, visible, identical, the baseline's identity and the per-pair seconds (bench.stages.paired)
     library: dict[str, Any]
     vs_baseline: dict[str, Any] | None
 

@@ -1,7 +1,7 @@
 """The pytest layer: suites become ordinary pytest-benchmark test items.
 
 pytest gives fixtures only to ordinary test functions, so a suite file is
-collected as a ``pytest.Module`` whose Python object is ``bench.testcase``
+collected as a ``pytest.Module`` whose Python object is ``bench.plugin.testcase``
 (one test function) and whose cases parametrize that function. Node ids read
 ``suites/smoke.yaml::test_case[tiny_cnn-llvm-b32-tuned]``, and every pytest
 and pytest-benchmark option works unchanged.
@@ -21,10 +21,10 @@ from bench.errors import BenchError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.case import Case
-    from bench.gate import Verdict
-    from bench.runner import Runner
-    from bench.shard import Shard
+    from bench.history.gate import Verdict
+    from bench.plugin.shard import Shard
+    from bench.run.runner import Runner
+    from bench.spec.case import Case
 
 _RUNNER_KEY: pytest.StashKey[Runner] = pytest.StashKey()
 
@@ -50,7 +50,7 @@ def _positive_float(value: str) -> float:
 
 
 def _address(value: str) -> str:
-    from bench.suite import parse_address
+    from bench.spec.suite import parse_address
 
     try:
         parse_address(value)
@@ -64,7 +64,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def _shard(value: str) -> Shard:
-    from bench.shard import parse_shard
+    from bench.plugin.shard import parse_shard
 
     try:
         return parse_shard(value)
@@ -186,18 +186,18 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 class SuiteModule(pytest.Module):
-    """A YAML suite collected as if it were a test module of ``bench.testcase``."""
+    """A YAML suite collected as if it were a test module of ``bench.plugin.testcase``."""
 
     cases: list[Case]
 
     def _getobj(self) -> Any:
-        import bench.testcase
+        import bench.plugin.testcase
 
-        return bench.testcase
+        return bench.plugin.testcase
 
     def collect(self) -> Any:
-        from bench.case import expand
-        from bench.suite import load_suite
+        from bench.spec.case import expand
+        from bench.spec.suite import load_suite
 
         try:
             suite = load_suite(self.path)
@@ -243,7 +243,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.bench_suite)
     shard = config.getoption("bench_shard")
     if shard is not None:
-        from bench.shard import select
+        from bench.plugin.shard import select
 
         def group(item: pytest.Item) -> tuple[str, ...]:
             case = getattr(getattr(item, "callspec", None), "params", {}).get("bench_case")
@@ -269,8 +269,8 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 def bench_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
     """The session's runner: hands each case to a worker process that keeps models and builds across items."""
     from bench.cache import cache_root
-    from bench.runner import Runner
-    from bench.worker import Options
+    from bench.run.runner import Runner
+    from bench.run.worker import Options
 
     tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
@@ -349,7 +349,7 @@ def _current_frames(config: pytest.Config, runner: Runner) -> tuple[pd.DataFrame
     import pandas as pd
     from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
-    from bench.history import RESULT_COLUMNS, machine_description, machine_fingerprint, result_row
+    from bench.history.load import RESULT_COLUMNS, machine_description, machine_fingerprint, result_row
 
     info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
     runner.settle_peaks()
@@ -369,9 +369,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
-    from bench.gate import GateSettings
-    from bench.history import machine_description, machine_fingerprint
-    from bench.judge import gate_session
+    from bench.history.gate import GateSettings
+    from bench.history.judge import gate_session
+    from bench.history.load import machine_description, machine_fingerprint
 
     info = pytest_benchmark_generate_machine_info()  # type: ignore[no-untyped-call]
     current, outcomes = _current_frames(config, bench)
@@ -389,7 +389,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     verdict = config.stash.get(_VERDICT, None)
     if verdict is not None:
-        from bench.gate import render_text
+        from bench.history.gate import render_text
 
         terminalreporter.section("tvm-bench gate")
         for line in render_text(verdict).splitlines():
@@ -397,7 +397,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash.get(_RUNNER_KEY, None)
     if session is None or not session.results:
         return
-    from bench.summary import summary_lines
+    from bench.plugin.summary import summary_lines
 
     session.settle_peaks()
     tr = terminalreporter

@@ -17,8 +17,8 @@ from bench.errors import BenchError
 if TYPE_CHECKING:
     from pytest_benchmark.fixture import BenchmarkFixture
 
-    from bench.case import Case
-    from bench.runner import Runner
+    from bench.run.runner import Runner
+    from bench.spec.case import Case
 
 
 def test_case(bench_case: Case, benchmark: BenchmarkFixture, bench_runner: Runner) -> None:
@@ -34,7 +34,7 @@ def record_samples(benchmark: BenchmarkFixture, samples: list[float], iterations
     the real numbers. ``tests/unit/test_record_samples.py`` pins this to the
     installed pytest-benchmark.
     """
-    from bench.measure import summarize
+    from bench.stages.measure import summarize
 
     if getattr(benchmark, "disabled", False):
         return summarize(samples)
@@ -59,7 +59,7 @@ def record_samples(benchmark: BenchmarkFixture, samples: list[float], iterations
 
 def run_case(case: Case, benchmark: BenchmarkFixture, runner: Runner) -> None:
     """Body of every suite item: measure in the worker, record in pytest-benchmark, check."""
-    from bench.session import CaseSkipped
+    from bench.run.session import CaseSkipped
 
     benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
     skipped: str | None = None

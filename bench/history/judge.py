@@ -3,8 +3,8 @@
 The one path both ``python -m bench gate`` (``gate_files``) and
 ``pytest --bench-gate`` (``gate_session``) take: reading results files,
 choosing the baseline from history or a pinned run, deciding
-(bench.gate.decide), and re-measuring before a regression fails
-(bench.confirm). bench.gate itself is statistics on frames, no files.
+(bench.history.gate.decide), and re-measuring before a regression fails
+(bench.history.confirm). bench.history.gate itself is statistics on frames, no files.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.confirm import Rerun, confirm
-from bench.gate import GateError, GateSettings, Verdict, decide
-from bench.history import History, HistoryError, load_history, read_run
+from bench.history.confirm import Rerun, confirm
+from bench.history.gate import GateError, GateSettings, Verdict, decide
+from bench.history.load import History, HistoryError, load_history, read_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +26,7 @@ def judge(current: pd.DataFrame, outcomes: pd.DataFrame, baseline: pd.DataFrame,
     """Decide, then re-measure the regressions ``confirm_times`` times when a ``rerun`` is given.
 
     With the full ``history`` results, a failing case whose latest runs form
-    a step in its history is told where that step began (bench.changes).
+    a step in its history is told where that step began (bench.history.changes).
     """
     settings = settings or GateSettings()
     verdict = decide(current, outcomes, baseline, settings, label=label, baseline_label=baseline_label,
@@ -44,7 +44,7 @@ def link_steps(verdict: Verdict, current: pd.DataFrame, history: pd.DataFrame, s
     """Name the step each regressed case is part of: the change point whose new level reaches this run."""
     import pandas as pd
 
-    from bench.changes import ChangePoint, find_changes
+    from bench.history.changes import ChangePoint, find_changes
 
     regressed = {c.case: c for c in verdict.cases if c.status in ("regression", "unconfirmed")}
     if not regressed or current.empty:
@@ -66,7 +66,7 @@ def select_baseline(history: History, current: pd.DataFrame, exclude_runs: str |
     """The last ``window`` runs of ``history`` that measured the current cases where they ran now.
 
     A row's ``machine`` is where the item ran and with how many threads
-    (bench.history.row_machine), so a case only meets its own past: never a
+    (bench.history.load.row_machine), so a case only meets its own past: never a
     run from another CPU, another device, or another thread count.
     """
     def pair(frame: pd.DataFrame) -> pd.Series:

@@ -12,7 +12,7 @@ distribution (Hollander, Wolfe & Chicken, Nonparametric Statistical Methods,
 differences and robust to the odd pair that one build's block spent in a
 burst.
 
-Decision, with threshold t, as the history gate's (bench.gate): slower when
+Decision, with threshold t, as the history gate's (bench.history.gate): slower when
 the interval is above 1, its upper end reaches 1 + t and the estimate at
 least 1 + t/2; faster is the mirror image; else within. Timing stops once
 more pairs are not worth their time: the interval lies entirely beyond

@@ -1,7 +1,7 @@
 """The harness core without pytest: load, build, tune, time and check one case.
 
 ``BenchSession.run`` takes a case and returns plain data (``Measured``); it
-runs inside a worker process (bench.worker) so that TVM crashing takes one
+runs inside a worker process (bench.run.worker) so that TVM crashing takes one
 case down, not the session. Within a process each model, build and tuning
 happens once, whatever the item count. Failures are cached too, so a model
 that fails to import fails its untuned and tuned items with the same message
@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import baseline, build, check, paired, reference, remote
-from bench.case import Case
 from bench.errors import BenchError, BuildError
-from bench.flops import FlopCount, count_flops, tvm_task_flops
-from bench.measure import (
+from bench.history import baseline
+from bench.spec.case import Case
+from bench.spec.target import THREADS_ENV
+from bench.stages import build, check, paired, reference, remote
+from bench.stages.flops import FlopCount, count_flops, tvm_task_flops
+from bench.stages.measure import (
     TimingPlan,
     interleaved_pairs,
     plan_timing,
@@ -33,11 +35,10 @@ from bench.measure import (
     time_rounds,
     with_injected_slowdown,
 )
-from bench.model import LoadedModel, load_model
-from bench.peak import Peak, measure_peak
-from bench.record import Record, extra_info
-from bench.target import THREADS_ENV
-from bench.tune import Progress, Tuned, tune
+from bench.stages.model import LoadedModel, load_model
+from bench.stages.peak import Peak, measure_peak
+from bench.stages.record import Record, extra_info
+from bench.stages.tune import Progress, Tuned, tune
 
 T = TypeVar("T")
 #: Called with "build", "tune" or "measure" as a case enters that stage; the worker's parent
@@ -97,7 +98,7 @@ class BenchSession:
                  use_reference: bool = True, progress: Progress = print, phase: Phase | None = None,
                  rpc_tracker: str | None = None, baseline_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
-        #: Where accepted baseline builds live (bench.baseline); ``--bench-baseline-dir``.
+        #: Where accepted baseline builds live (bench.history.baseline); ``--bench-baseline-dir``.
         self.baseline_dir = baseline_dir if baseline_dir is not None else baseline.default_dir(cache_dir)
         #: ``--bench-rpc-tracker``: overrides every rpc target's tracker address.
         self.rpc_tracker = rpc_tracker

@@ -3,7 +3,7 @@
 TVM is native code. A bad schedule can segfault, abort or loop, and tuning can
 eat memory; in the pytest process any of these would end the session and
 lose every number measured so far. So the pytest process never runs TVM: a
-worker (``python -m bench.worker``) loads, builds, tunes, times and checks
+worker (``python -m bench.run.worker``) loads, builds, tunes, times and checks
 each case and sends back plain data (``Measured``). The parent watches it:
 
 * the stage clock: the worker announces ``build``, ``tune`` and ``measure``,
@@ -14,7 +14,7 @@ each case and sends back plain data (``Measured``). The parent watches it:
 A case that dies or is killed becomes an error naming the signal or limit,
 the stage, and the last lines of the worker's log (also kept on disk); the
 next case starts a fresh worker. Tuning records written before the end stay
-in the cache, and the next run resumes from them (bench.tune).
+in the cache, and the next run resumes from them (bench.stages.tune).
 
 The worker lives in its own process group so it can be killed with its
 builder and runner children, and it kills that group itself if its parent
@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from bench.errors import BenchError
-from bench.target import THREADS_ENV
+from bench.spec.target import THREADS_ENV
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from bench.case import Case
-    from bench.session import Measured
+    from bench.run.session import Measured
+    from bench.spec.case import Case
 
 #: Test hook, never for real runs: ``"<case-id glob>:<fault>:<stage>"`` (several joined by ``,``)
 #: makes the worker fail on purpose when a matching case enters the stage. Faults: ``segv``
@@ -108,7 +108,7 @@ class Worker:
         res_r, res_w = os.pipe()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker", str(cmd_r), str(res_w)],
+                [sys.executable, "-m", "bench.run.worker", str(cmd_r), str(res_w)],
                 pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env={**os.environ, THREADS_ENV: str(self.threads)})
         os.close(cmd_r)
@@ -130,7 +130,7 @@ class Worker:
 
     def run(self, case: Case, memory_mb: int | None = None) -> Measured:
         """Run one case in the worker, enforcing the case's limits; raise CaseFailed if it dies."""
-        from bench.session import CaseSkipped
+        from bench.run.session import CaseSkipped
 
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
@@ -297,9 +297,9 @@ def serve(cmd_fd: int, res_fd: int) -> None:
     import traceback
     from multiprocessing.connection import Connection
 
-    from bench.case import expand
-    from bench.session import BenchSession, CaseSkipped
-    from bench.suite import load_suite
+    from bench.run.session import BenchSession, CaseSkipped
+    from bench.spec.case import expand
+    from bench.spec.suite import load_suite
 
     faulthandler.enable()  # a segfault prints the Python stack into the log the parent shows
     _watch_parent(os.getppid())

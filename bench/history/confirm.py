@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.gate import GateError, GateSettings, Verdict, decide
+from bench.history.gate import GateError, GateSettings, Verdict, decide
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,7 @@ def confirm(verdict: Verdict, cur_rows: pd.DataFrame, cur_out: pd.DataFrame, bas
     """
     import pandas as pd
 
-    from bench.history import HistoryError, load_history
+    from bench.history.load import HistoryError, load_history
 
     flagged = {c.case: c for c in verdict.cases if c.status == "regression"}
     if not flagged or times <= 0:

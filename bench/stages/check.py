@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.suite import CheckSpec
+from bench.spec.suite import CheckSpec
 
 
 @dataclass(frozen=True)

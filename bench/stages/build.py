@@ -28,8 +28,8 @@ from bench.errors import BuildError, ModelError
 if TYPE_CHECKING:
     import numpy as np
 
-    from bench.model import LoadedModel
-    from bench.target import ResolvedTarget
+    from bench.spec.target import ResolvedTarget
+    from bench.stages.model import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.record import COLUMNS, KNOWN_SCHEMAS
+from bench.stages.record import COLUMNS, KNOWN_SCHEMAS
 
 if TYPE_CHECKING:
     import pandas as pd
