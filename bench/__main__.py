@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="render the HTML trend report from benchmark JSON files",
                          description="Load benchmark JSON files, folders of them and pytest-benchmark storage "
-                                     "(.benchmarks/), and write OUT/index.html (one offline page: summary tables, "
+                                     "(.docs/studies/), and write OUT/index.html (one offline page: summary tables, "
                                      "change points, interactive trend charts) plus OUT/history.csv. Damaged "
                                      "files found in a folder are listed and moved to its quarantine/ folder.")
     rep.add_argument("paths", nargs="+", metavar="PATH", help="benchmark JSON files or folders")

@@ -1,7 +1,7 @@
 """History stage: every benchmark JSON ever written, as tidy pandas frames.
 
 Accepts any mix of ``--benchmark-json`` files, folders of them, and
-pytest-benchmark storage (``.benchmarks/<machine>/NNNN_*.json``). A file that
+pytest-benchmark storage (``.docs/studies/<machine>/NNNN_*.json``). A file that
 is not JSON, is truncated, or is a foreign pytest-benchmark file (no
 tvm-bench ``extra_info``) is reported in ``problems`` and skipped; the rest
 still loads. Runs are keyed by a machine fingerprint so trend lines never mix

@@ -30,7 +30,6 @@ from pydantic import (
 from bench.errors import SuiteError
 from bench.generators import GENERATORS
 
-SCHEMA_VERSION = 1
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool")

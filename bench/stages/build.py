@@ -416,12 +416,6 @@ def scheduled_flop_share(mod: Any) -> float | None:
     return round(scheduled / total, 4) if total else None
 
 
-def compile_module(prepared: Prepared, model: LoadedModel, target: ResolvedTarget, where: str, key: str,
-                   work_dir: Path | None = None) -> Built:
-    """Compile (applying the database in ``work_dir`` if given), load here and run once."""
-    return load_local(compile_executable(prepared, model, target, where, key, work_dir), model, target)
-
-
 def load_local(compiled: Compiled, model: LoadedModel, target: ResolvedTarget) -> Built:
     import tvm
     from tvm import relax

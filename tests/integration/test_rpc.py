@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fleet import fleet, free_port
+from bench.testing.fleet import fleet, free_port
 from tests.helpers import pytest_command, run_pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]

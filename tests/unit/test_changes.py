@@ -14,7 +14,7 @@ from bench.history.changes import ChangesError, detect, find_changes
 from bench.history.gate import GateSettings
 from bench.history.judge import gate_files
 from bench.history.load import load_history
-from tests.helpers import bench_entry, run_file
+from bench.testing.results import bench_entry, run_file
 
 
 def noisy(n: int, sd: float, seed: int, step_at: int | None = None, step: float = 0.0) -> np.ndarray:

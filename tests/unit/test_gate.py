@@ -15,7 +15,7 @@ from bench.history import gate
 from bench.history.confirm import confirm
 from bench.history.gate import GateError, decide, ratio_interval
 from bench.history.load import load_history
-from tests.helpers import CPU_A, CPU_B, bench_entry, run_file
+from bench.testing.results import CPU_A, CPU_B, bench_entry, run_file
 
 START = datetime(2026, 11, 1)
 

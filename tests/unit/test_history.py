@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.history.load import load_history, machine_description, machine_fingerprint
-from tests.helpers import CPU_A, CPU_B, bench_entry, run_file, synthetic_history
+from bench.testing.results import CPU_A, CPU_B, bench_entry, run_file, synthetic_history
 
 WHEN = datetime(2026, 11, 1, 3, 0)
 

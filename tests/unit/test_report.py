@@ -16,7 +16,7 @@ import pytest
 
 from bench.history.load import load_history
 from bench.history.report import build_report, render_html, write_report
-from tests.helpers import bench_entry, run_file, synthetic_history
+from bench.testing.results import bench_entry, run_file, synthetic_history
 
 
 def test_summary_of_a_steady_history(tmp_path: Path) -> None:

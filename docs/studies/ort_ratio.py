@@ -9,7 +9,7 @@ case (tuning cache reused, so give the cache of a run that tuned it), then
 does. It prints the items' ratio within each rep (seconds apart), across reps
 (minutes apart, as in a suite) and the side-by-side ratio of each rep.
 
-    .venv/bin/python benchmarks/ort_ratio.py suites/nightly.yaml resnet50 --cache-dir /tmp/nightly-cache \\
+    .venv/bin/python docs/studies/ort_ratio.py suites/nightly.yaml resnet50 --cache-dir /tmp/nightly-cache \\
         --reps 5 --turns 5
 """
 
@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "docs" / "studies"))
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ target). Decisions are reported as the worker reaches them
 (``timing.paired.alpha``) and as the gate reaches them from the recorded
 pairs (its alpha, 0.01, split across the suite's cases).
 
-    .venv/bin/python benchmarks/paired_power.py suites/smoke.yaml mobilenet_v2 --cache-dir /tmp/smoke-cache \\
+    .venv/bin/python docs/studies/paired_power.py suites/smoke.yaml mobilenet_v2 --cache-dir /tmp/smoke-cache \\
         --variant tuned --runs 20
 """
 
@@ -44,9 +44,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "docs" / "studies"))
 
 GATE_ALPHA = 0.01  # bench.__main__'s --alpha default, split across the suite's cases as the gate splits it
 

@@ -9,7 +9,7 @@ On a 2-core machine two loopback "devices" share the cores that also build
 the candidates, so the second device buys little: the point is that the
 runner fans out, not the speed-up. Run it on an idle machine:
 
-    .venv/bin/python benchmarks/remote_fleet.py --trials 64 --workdir results/remote-fleet
+    .venv/bin/python docs/studies/remote_fleet.py --trials 64 --workdir results/remote-fleet
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.fleet import fleet  # noqa: E402  (the loopback fleet the tests use)
+from bench.testing.fleet import fleet  # noqa: E402  (the loopback fleet the tests use)
 
 SUITE = """
 name: fleet

@@ -19,7 +19,7 @@ asserts nothing. All benchmark JSONs stay in --workdir; ``--reuse`` judges them
 again without measuring (leave-one-out: each A/A run against the others),
 reusing recorded re-measurements.
 
-    .venv/bin/python benchmarks/gate_power.py --suite suites/smoke.yaml --aa 20 --power 20 \\
+    .venv/bin/python docs/studies/gate_power.py --suite suites/smoke.yaml --aa 20 --power 20 \\
         --history results/earlier-aa -- --bench-cache-dir /tmp/warm-cache
 """
 
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.history.confirm import Rerun, pytest_rerun  # noqa: E402

@@ -7,7 +7,7 @@ headless Chromium and reads how long plotly took to draw every chart (the
 page's ``data-render-ms``) and the browser's wall time. Prints the numbers;
 asserts nothing.
 
-    .venv/bin/python benchmarks/report_render.py [--runs 1000] [--cases 10] [--repeat 3] [--keep DIR]
+    .venv/bin/python docs/studies/report_render.py [--runs 1000] [--cases 10] [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.history.report import write_report
-from tests.helpers import synthetic_history
+from bench.testing.results import synthetic_history
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ the peak, and what its best tuning record said. It ends with what the
 network's kernels would take if each ran at the peak: the most that better
 kernels could still win.
 
-    .venv/bin/python benchmarks/kernel_profile.py suites/nightly.yaml resnet50 --cache-dir /tmp/nightly-cache
+    .venv/bin/python docs/studies/kernel_profile.py suites/nightly.yaml resnet50 --cache-dir /tmp/nightly-cache
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "docs" / "studies"))
 
 
 def open_model(parser: argparse.ArgumentParser, args: argparse.Namespace, *variants: str) -> tuple[Any, Any]:

@@ -11,7 +11,7 @@ minima, their spread (SD of the log), the within-process round-to-round
 spread, and what combining k processes per run (the minimum of their minima)
 would leave of the run-to-run spread.
 
-    .venv/bin/python benchmarks/sensitivity.py suites/smoke.yaml mobilenet_v2-native-b160-tuned \\
+    .venv/bin/python docs/studies/sensitivity.py suites/smoke.yaml mobilenet_v2-native-b160-tuned \\
         --cache-dir /tmp/smoke-cache --processes 12 \\
         --setting default: --setting nobind:TVM_BIND_THREADS=0
 
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 CHILD = r"""

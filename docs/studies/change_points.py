@@ -18,7 +18,7 @@ Otava and spa pin numpy versions TVM's environment does not have: install
 them (``--no-deps``) in a scratch venv with numpy, scipy, pandas and pydantic,
 and run with ``PYTHONPATH`` set to the checkout.
 
-    python benchmarks/change_points.py --history results/gate-power-threads/aa
+    python docs/studies/change_points.py --history results/gate-power-threads/aa
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ would take (a search that measured kernels unlike the network runs them shows
 as a gap between the two). Output: a table on stdout, ``curve.csv``,
 ``profile.csv`` and a PNG. Run one at a time on an idle machine:
 
-    .venv/bin/python benchmarks/tuning_curve.py --model resnet50 --at 256,512,1000 \\
+    .venv/bin/python docs/studies/tuning_curve.py --model resnet50 --at 256,512,1000 \\
         --config harness --config nchw:layout=model \\
         --config "convs:ops=[conv2d, matmul]" --ab 5 --workdir results/curve-resnet50
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 SUITE = """
