@@ -8,28 +8,9 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.errors import BenchError
-
-
-def _fraction(value: str) -> float:
-    try:
-        out = float(value.rstrip("%")) / (100 if value.endswith("%") else 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {value!r}") from None
-    if not 0 <= out < 10:
-        raise argparse.ArgumentTypeError(f"threshold out of range: {value!r}")
-    return out
-
-
-def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {value!r}")
-    return int(value)
+from bench.history.gate import DEFAULT_ALPHA, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from bench.history.report import DEFAULT_WINDOW as REPORT_WINDOW
+from bench.options import fraction, non_negative_int, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,16 +18,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="render the HTML trend report from benchmark JSON files",
                          description="Load benchmark JSON files, folders of them and pytest-benchmark storage "
-                                     "(.docs/studies/), and write OUT/index.html (one offline page: summary tables, "
+                                     "(.benchmarks/), and write OUT/index.html (one offline page: summary tables, "
                                      "change points, interactive trend charts) plus OUT/history.csv. Damaged "
                                      "files found in a folder are listed and moved to its quarantine/ folder.")
     rep.add_argument("paths", nargs="+", metavar="PATH", help="benchmark JSON files or folders")
     rep.add_argument("-o", "--output", type=Path, default=Path("reports"), metavar="DIR",
                      help="output folder (default: reports)")
-    rep.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
-                     help="highlight changes larger than this (default 5%%)")
-    rep.add_argument("--window", type=_positive_int, default=10, metavar="N",
-                     help="runs in the rolling baseline (default 10)")
+    rep.add_argument("--threshold", type=fraction, default=DEFAULT_THRESHOLD, metavar="FRACTION",
+                     help=f"highlight changes larger than this (default {DEFAULT_THRESHOLD:.0%%})")
+    rep.add_argument("--window", type=positive_int, default=REPORT_WINDOW, metavar="N",
+                     help=f"runs in the rolling baseline (default {REPORT_WINDOW})")
     gate = sub.add_parser(
         "gate", help="fail on real regressions of a run against its history or a pinned baseline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,15 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "a folder are moved to its quarantine/)")
     gate.add_argument("--baseline", type=Path, default=None, metavar="PINNED.json",
                       help="compare with this one run instead of the rolling history")
-    gate.add_argument("--window", type=_positive_int, default=20, metavar="N",
-                      help="runs in the rolling baseline (default 20)")
-    gate.add_argument("--alpha", type=_fraction, default=0.01, metavar="P",
-                      help="false-alarm rate per run, split across its cases (default 0.01)")
-    gate.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
+    gate.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW, metavar="N",
+                      help=f"runs in the rolling baseline (default {DEFAULT_WINDOW})")
+    gate.add_argument("--alpha", type=fraction, default=DEFAULT_ALPHA, metavar="P",
+                      help=f"false-alarm rate per run, split across its cases (default {DEFAULT_ALPHA:g})")
+    gate.add_argument("--threshold", type=fraction, default=None, metavar="FRACTION",
                       help="override every case's threshold (default: the suite's, else 5%%)")
     gate.add_argument("--statistic", choices=("min", "median"), default=None,
                       help="override every case's statistic (default: the suite's gate.statistic, else min)")
-    gate.add_argument("--confirm", type=_non_negative_int, default=0, metavar="N",
+    gate.add_argument("--confirm", type=non_negative_int, default=0, metavar="N",
                       help="re-measure each regressed case N times (pytest on its node id, run from the folder "
                            "the suite ran in) and fail only if the slowdown persists (default 0; nightly: 2)")
     gate.add_argument("--confirm-args", default="", metavar="ARGS",
@@ -110,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "history is still used to find them")
     changes.add_argument("--statistic", choices=("min", "median"), default=None,
                          help="override every case's statistic (default: the suite's gate.statistic, else min)")
-    changes.add_argument("--max-pvalue", type=_fraction, default=None, metavar="P",
+    changes.add_argument("--max-pvalue", type=fraction, default=None, metavar="P",
                          help="keep steps whose test p-value is below P (default 0.01)")
-    changes.add_argument("--min-change", type=_fraction, default=None, metavar="FRACTION",
+    changes.add_argument("--min-change", type=fraction, default=None, metavar="FRACTION",
                          help="ignore steps smaller than this (default 2%%)")
     changes.add_argument("-k", "--case", default=None, metavar="SUBSTRING",
                          help="only cases whose id contains SUBSTRING")
@@ -173,15 +154,17 @@ def _gate(args: argparse.Namespace) -> int:
     import os
 
     from bench.cache import atomic_write
-    from bench.history.gate import GateError, GateSettings, render_markdown, render_text
+    from bench.errors import GateError
+    from bench.history.gate import GateSettings, render_markdown, render_text
     from bench.history.judge import gate_files
 
     if args.baseline is None and not args.history:
         raise GateError("give --history (earlier runs) or --baseline (a pinned run)")
     rerun = None
     if args.confirm:
+        from bench.errors import HistoryError
         from bench.history.confirm import pytest_rerun
-        from bench.history.load import HistoryError, read_run
+        from bench.history.load import read_run
 
         try:
             run_id = read_run(args.current[-1]).run_id

@@ -31,3 +31,39 @@ class ModelError(BenchError):
 
 class BuildError(BenchError):
     """TVM could not compile, tune or apply records for a case."""
+
+
+class GateError(BenchError):
+    """Input the gate cannot decide on (exit code 2)."""
+
+
+class BaselineError(BenchError):
+    """A run that cannot be accepted, or a baseline folder that cannot be written."""
+
+
+class ChangesError(BenchError):
+    """Settings change-point detection cannot use."""
+
+
+class HistoryError(BenchError):
+    """One results file that cannot be used; the message says why.
+
+    ``corrupt``: damaged (truncated, missing fields) rather than merely foreign;
+    such files found in a history folder are moved to its ``quarantine/``.
+    """
+
+    def __init__(self, message: str, corrupt: bool = True) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
+
+
+class RemoteError(BenchError):
+    """The tracker or a device could not be reached or used; the message names target and address."""
+
+
+class CaseFailed(BenchError):
+    """The worker died, hung or ran out of memory on this case; the session goes on."""
+
+
+class CaseSkipped(BenchError):
+    """The case cannot run here (e.g. its device is absent); not a failure."""

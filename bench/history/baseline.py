@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.cache import atomic_write, file_sha256, key_of
-from bench.errors import BenchError
+from bench.errors import BaselineError
 
 if TYPE_CHECKING:
     from bench.spec.case import Case
@@ -34,10 +34,6 @@ BASELINE_SCHEMA = 1
 KEEP_BUILDS = 3
 LIBRARY = "library.so"
 META = "baseline.json"
-
-
-class BaselineError(BenchError):
-    """A run that cannot be accepted, or a baseline folder that cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,8 @@ def find(root: Path, case_id: str, target: dict[str, Any] | str,
 
 def accept(run_path: Path, root: Path) -> list[str]:
     """Make each passing TVM item of the run its case's baseline; one line per case says what happened."""
-    from bench.history.load import HistoryError, read_run
+    from bench.errors import HistoryError
+    from bench.history.load import read_run
 
     try:
         run = read_run(run_path)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import ChangesError
 from bench.history.gate import case_statistic
 from bench.history.load import is_missing
 
@@ -44,10 +44,6 @@ DEFAULT_MAX_PVALUE = 0.01
 DEFAULT_MIN_CHANGE = 0.02
 #: Fewer runs than this cannot show a step followed by a level.
 MIN_RUNS = 6
-
-
-class ChangesError(BenchError):
-    """Settings change-point detection cannot use."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.history.gate import GateError, GateSettings, Verdict, decide
+from bench.errors import GateError
+from bench.history.gate import GateSettings, Verdict, decide
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,8 @@ def confirm(verdict: Verdict, cur_rows: pd.DataFrame, cur_out: pd.DataFrame, bas
     """
     import pandas as pd
 
-    from bench.history.load import HistoryError, load_history
+    from bench.errors import HistoryError
+    from bench.history.load import load_history
 
     flagged = {c.case: c for c in verdict.cases if c.status == "regression"}
     if not flagged or times <= 0:

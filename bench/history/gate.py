@@ -57,8 +57,9 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import GateError
 from bench.history.load import is_missing
+from bench.spec.suite import GateSpec
 from bench.stages.paired import PairedEstimate
 from bench.stages.paired import decide as decide_pairs
 from bench.stages.paired import estimate as paired_estimate
@@ -69,14 +70,17 @@ if TYPE_CHECKING:
 #: Stamped into the JSON verdict.
 VERDICT_SCHEMA = 2
 MIN_ROUNDS = 3
+#: False-alarm rate per run, split across its cases (``--alpha``).
 DEFAULT_ALPHA = 0.01
+#: Runs in the rolling baseline (``--window``, ``--bench-gate-window``).
 DEFAULT_WINDOW = 20
-DEFAULT_THRESHOLD = 0.05
+#: A case's threshold and statistic when its record has none: the suite schema's defaults.
+DEFAULT_THRESHOLD: float = GateSpec.model_fields["threshold"].default
+DEFAULT_STATISTIC: str = GateSpec.model_fields["statistic"].default
 BOOTSTRAP = 4000
 
 #: Per-run location statistics the gate can compare (suite ``gate.statistic``).
 STATISTICS: dict[str, Callable[..., Any]] = {"min": np.min, "median": np.median}
-DEFAULT_STATISTIC = "min"
 
 Status = Literal[
     # failing
@@ -112,10 +116,6 @@ class GateSettings:
             raise GateError(f"threshold out of range (got {self.threshold:g})")
         if self.statistic is not None and self.statistic not in STATISTICS:
             raise GateError(f"statistic must be one of {', '.join(STATISTICS)} (got {self.statistic!r})")
-
-
-class GateError(BenchError):
-    """Input the gate cannot decide on (exit code 2)."""
 
 
 @dataclass(frozen=True)

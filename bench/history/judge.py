@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.errors import GateError, HistoryError
 from bench.history.confirm import Rerun, confirm
-from bench.history.gate import GateError, GateSettings, Verdict, decide
-from bench.history.load import History, HistoryError, load_history, read_run
+from bench.history.gate import GateSettings, Verdict, decide
+from bench.history.load import History, load_history, read_run
 
 if TYPE_CHECKING:
     import pandas as pd

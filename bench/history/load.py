@@ -1,7 +1,7 @@
 """History stage: every benchmark JSON ever written, as tidy pandas frames.
 
 Accepts any mix of ``--benchmark-json`` files, folders of them, and
-pytest-benchmark storage (``.docs/studies/<machine>/NNNN_*.json``). A file that
+pytest-benchmark storage (``.benchmarks/<machine>/NNNN_*.json``). A file that
 is not JSON, is truncated, or is a foreign pytest-benchmark file (no
 tvm-bench ``extra_info``) is reported in ``problems`` and skipped; the rest
 still loads. Runs are keyed by a machine fingerprint so trend lines never mix
@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.errors import HistoryError
 from bench.stages.record import COLUMNS, KNOWN_SCHEMAS
 
 if TYPE_CHECKING:
@@ -26,18 +27,6 @@ if TYPE_CHECKING:
 
 #: Stats copied from pytest-benchmark's per-item ``stats`` block.
 STAT_FIELDS = ("min", "max", "mean", "median", "stddev", "iqr", "rounds", "ops")
-class HistoryError(Exception):
-    """One results file that cannot be used; the message says why.
-
-    ``corrupt``: damaged (truncated, missing fields) rather than merely foreign;
-    such files found in a history folder are moved to its ``quarantine/``.
-    """
-
-    def __init__(self, message: str, corrupt: bool = True) -> None:
-        super().__init__(message)
-        self.corrupt = corrupt
-
-
 #: CPU identity fields (py-cpuinfo's) beyond the brand string: cloud VMs report brands like "AMD EPYC" for
 #: both Zen 4 (family 25) and Zen 5 (family 26), whose GEMM peaks differ by half.
 CPU_ID_FIELDS = ("family", "model", "stepping")

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.history.changes import ChangePoint, find_changes
+from bench.history.gate import DEFAULT_THRESHOLD
 from bench.history.load import History, is_missing, load_history
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Default threshold for highlighting a change in the summary table.
-DEFAULT_THRESHOLD = 0.05
-#: Default number of previous runs in the rolling baseline.
+#: Previous runs in the summary's rolling baseline (``report --window``).
 DEFAULT_WINDOW = 10
 
 

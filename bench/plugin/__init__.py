@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bench.errors import BenchError
+from bench.history.gate import DEFAULT_WINDOW
+from bench.options import positive_int, positive_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,26 +29,6 @@ if TYPE_CHECKING:
     from bench.spec.case import Case
 
 _RUNNER_KEY: pytest.StashKey[Runner] = pytest.StashKey()
-
-
-def _positive_int(value: str) -> int:
-    try:
-        out = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of runs, got {value!r}") from None
-    if out < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 run, got {value!r}")
-    return out
-
-
-def _positive_float(value: str) -> float:
-    try:
-        out = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if out <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
-    return out
 
 
 def _address(value: str) -> str:
@@ -82,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: CACHE/baselines; fill it with `python -m bench baseline accept RUN.json`)")
     group.addoption("--retune", "--bench-retune", dest="bench_retune", action="store_true",
                     help="tune again even when the tuning cache has a database for the case")
-    group.addoption("--bench-max-time", metavar="SECONDS", type=_positive_float, default=None,
+    group.addoption("--bench-max-time", metavar="SECONDS", type=positive_seconds, default=None,
                     help="cap on the timed part of each item, overriding the suites' timing.max_time")
     group.addoption("--bench-no-reference", action="store_true",
                     help="do not compare with ONNX Runtime (the tuned-vs-untuned check still runs) nor time the "
@@ -90,8 +72,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-gate", metavar="HISTORY", action="append", default=[],
                     help="after the run, gate it against earlier runs in HISTORY (files or folders, repeatable) "
                          "and fail the session on a regression, wrong answer, errored or missing case")
-    group.addoption("--bench-gate-window", metavar="N", type=_positive_int, default=20,
-                    help="runs in the gate's rolling baseline (default 20)")
+    group.addoption("--bench-gate-window", metavar="N", type=positive_int, default=DEFAULT_WINDOW,
+                    help=f"runs in the gate's rolling baseline (default {DEFAULT_WINDOW})")
     group.addoption("--bench-confirms", metavar="RUN_ID", default=None,
                     help="mark this run as a re-measurement for `bench gate --confirm` of RUN_ID; history and "
                          "reports leave it out (set by the gate, rarely by hand)")
@@ -266,7 +248,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def bench_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
+def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[Runner]:
     """The session's runner: hands each case to a worker process that keeps models and builds across items."""
     from bench.cache import cache_root
     from bench.run.runner import Runner
@@ -288,7 +270,8 @@ def bench_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
                       max_time=pytestconfig.getoption("bench_max_time"),
                       use_reference=not pytestconfig.getoption("bench_no_reference"),
                       rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"),
-                      baseline_dir=_path(pytestconfig.getoption("bench_baseline_dir")))
+                      baseline_dir=_path(pytestconfig.getoption("bench_baseline_dir")),
+                      cases=sum(1 for item in request.session.items if item.get_closest_marker("bench_suite")))
     runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
     pytestconfig.stash[_RUNNER_KEY] = runner
     yield runner

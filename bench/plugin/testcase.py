@@ -59,7 +59,7 @@ def record_samples(benchmark: BenchmarkFixture, samples: list[float], iterations
 
 def run_case(case: Case, benchmark: BenchmarkFixture, runner: Runner) -> None:
     """Body of every suite item: measure in the worker, record in pytest-benchmark, check."""
-    from bench.run.session import CaseSkipped
+    from bench.errors import CaseSkipped
 
     benchmark.group = f"{case.suite.name}: {case.model.name} on {case.target.name}"
     skipped: str | None = None

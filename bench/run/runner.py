@@ -53,7 +53,8 @@ class InProcess:
         self.threads = threads
         self.session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
                                     use_reference=options.use_reference, progress=progress,
-                                    rpc_tracker=options.rpc_tracker, baseline_dir=options.baseline_dir)
+                                    rpc_tracker=options.rpc_tracker, baseline_dir=options.baseline_dir,
+                                    cases=options.cases)
 
     def run(self, case: Case) -> Measured:
         from bench.errors import BenchError

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.errors import BenchError, BuildError
+from bench.errors import BenchError, BuildError, CaseSkipped, RemoteError
 from bench.history import baseline
 from bench.spec.case import Case
 from bench.spec.target import THREADS_ENV
@@ -76,10 +76,6 @@ PEAK_REPROBES = 3
 MIN_TUNED_FLOP_SHARE = 0.5
 
 
-class CaseSkipped(BenchError):
-    """The case cannot run here (e.g. its device is absent); not a failure."""
-
-
 @dataclass
 class Measured:
     """One case's numbers and verdicts as plain data, so they can cross a process boundary."""
@@ -96,8 +92,11 @@ class Measured:
 class BenchSession:
     def __init__(self, cache_dir: Path, *, retune: bool = False, max_time: float | None = None,
                  use_reference: bool = True, progress: Progress = print, phase: Phase | None = None,
-                 rpc_tracker: str | None = None, baseline_dir: Path | None = None) -> None:
+                 rpc_tracker: str | None = None, baseline_dir: Path | None = None, cases: int = 1) -> None:
         self.cache_dir = cache_dir
+        #: Cases in this run: each paired interval is taken at ``timing.paired.alpha`` / cases, the share the
+        #: gate gives each case of its own alpha, so the pairs stop when the gate's interval is narrow enough.
+        self.cases = max(1, cases)
         #: Where accepted baseline builds live (bench.history.baseline); ``--bench-baseline-dir``.
         self.baseline_dir = baseline_dir if baseline_dir is not None else baseline.default_dir(cache_dir)
         #: ``--bench-rpc-tracker``: overrides every rpc target's tracker address.
@@ -350,16 +349,17 @@ class BenchSession:
         info["check"] = {**info.get("check", {}), "baseline": "pass" if verdict.ok else "fail"}
         info["check_ok"] = bool(info.get("check_ok", True)) and verdict.ok
         threshold = case.suite.model_gate(case.model_index).threshold
+        alpha = spec.alpha / self.cases
         block_calls = max(1, math.ceil(spec.block_time / max(statistics.median(samples), 1e-9)))
         run = with_injected_slowdown(current.run, case.id)
         pairs, capped = interleaved_pairs(
             run, against.run, block_calls, min_pairs=spec.min_pairs, max_pairs=spec.max_pairs,
             max_time=spec.max_time, seed=zlib.crc32(case.id.encode()),
-            settled=lambda logs: paired.settled(paired.estimate(logs, spec.alpha), threshold))
-        est = paired.estimate([math.log(c / b) for c, b in pairs], spec.alpha)
+            settled=lambda logs: paired.settled(paired.estimate(logs, alpha), threshold))
+        est = paired.estimate([math.log(c / b) for c, b in pairs], alpha)
         decision = paired.decide(est, threshold)
         record.update({"ratio": round(est.ratio, 5), "low": round(est.low, 5), "high": round(est.high, 5),
-                       "pairs": est.pairs, "alpha": spec.alpha, "threshold": threshold, "decision": decision,
+                       "pairs": est.pairs, "alpha": round(alpha, 6), "threshold": threshold, "decision": decision,
                        "visible": round(est.visible, 5), "capped": capped, "block_calls": block_calls,
                        "current_s": [round(c, 9) for c, _ in pairs], "baseline_s": [round(b, 9) for _, b in pairs]})
         self.progress(f"[paired] {case.id}: {est.ratio - 1:+.2%} against its baseline build (CI "
@@ -414,7 +414,7 @@ class BenchSession:
                 info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
                              "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
                 del built, device
-            except remote.RemoteError:
+            except RemoteError:
                 raise
             except Exception as err:  # a device that dies mid-call surfaces as any TVM or socket error
                 failure = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
@@ -485,7 +485,7 @@ class BenchSession:
 
     def _check(self, case: Case, model: LoadedModel, outputs: list[Any], untuned_outputs: list[Any],
                info: Record) -> list[str]:
-        verdicts: dict[str, check.Verdict] = {}
+        verdicts: dict[str, check.CheckResult] = {}
         if case.variant == "tuned":
             verdicts["untuned"] = check.compare_outputs(outputs, untuned_outputs, model.outputs, case.check,
                                                         ("tuned", "untuned"), model.labels)
@@ -493,7 +493,7 @@ class BenchSession:
             try:
                 ref = self.reference_output(case, model)
             except BenchError as err:  # the build's figures stand; the item fails on the check it could not make
-                verdicts["onnxruntime"] = check.Verdict(False, f"{err.message} (check.reference: none skips this "
+                verdicts["onnxruntime"] = check.CheckResult(False, f"{err.message} (check.reference: none skips this "
                                                                "check)")
             else:
                 verdicts["onnxruntime"] = check.compare_outputs(outputs, ref, model.outputs, case.check,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from bench.errors import BenchError
+from bench.errors import BenchError, CaseFailed
 from bench.spec.target import THREADS_ENV
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ FAULT_ENV = "TVM_BENCH_FAULT"
 LOG_TAIL_LINES = 15
 
 
-class CaseFailed(BenchError):
-    """The worker died, hung or ran out of memory on this case; the session goes on."""
-
-
 @dataclass(frozen=True)
 class Options:
     """Session settings every worker needs; plain values so they pickle."""
@@ -66,6 +62,8 @@ class Options:
     rpc_tracker: str | None = None
     #: ``--bench-baseline-dir``: accepted baseline builds; None: the cache's baselines/.
     baseline_dir: Path | None = None
+    #: Suite items in this session: a paired interval's alpha is split across them, as the gate splits its own.
+    cases: int = 1
 
 
 def default_memory_mb() -> int:
@@ -130,7 +128,7 @@ class Worker:
 
     def run(self, case: Case, memory_mb: int | None = None) -> Measured:
         """Run one case in the worker, enforcing the case's limits; raise CaseFailed if it dies."""
-        from bench.run.session import CaseSkipped
+        from bench.errors import CaseSkipped
 
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
@@ -297,7 +295,8 @@ def serve(cmd_fd: int, res_fd: int) -> None:
     import traceback
     from multiprocessing.connection import Connection
 
-    from bench.run.session import BenchSession, CaseSkipped
+    from bench.errors import CaseSkipped
+    from bench.run.session import BenchSession
     from bench.spec.case import expand
     from bench.spec.suite import load_suite
 
@@ -315,7 +314,7 @@ def serve(cmd_fd: int, res_fd: int) -> None:
     session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
                            use_reference=options.use_reference, rpc_tracker=options.rpc_tracker,
                            progress=lambda m: send.send({"event": "progress", "message": m}), phase=stage,
-                           baseline_dir=options.baseline_dir)
+                           baseline_dir=options.baseline_dir, cases=options.cases)
     while True:
         try:
             request = recv.recv()

@@ -193,7 +193,8 @@ class PairedSpec(_Spec):
     alternate in pairs of random order (AB or BA) from ``min_pairs`` on until
     the ratio's interval decides against the case's gate threshold, or
     ``max_pairs`` pairs or ``max_time`` seconds were spent. ``alpha``: the
-    interval's two-sided error rate. ``enabled: false`` times no pairs.
+    interval's two-sided error rate per run, split across the run's cases as
+    the gate splits its own. ``enabled: false`` times no pairs.
     """
 
     enabled: bool = True

@@ -38,7 +38,9 @@ class Ranked:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CheckResult:
+    """One comparison of two builds' outputs: whether they agree, and if not, a one-line why."""
+
     ok: bool
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
@@ -74,40 +76,40 @@ def _contained(a: np.ndarray, b: np.ndarray, k: int, tol: float) -> bool:
 
 
 def compare_topk(a: np.ndarray, b: np.ndarray, spec: CheckSpec, names: tuple[str, str],
-                 labels: list[str] | None = None) -> Verdict:
+                 labels: list[str] | None = None) -> CheckResult:
     """Compare two outputs row by row (every position of a sequence output)."""
     if a.shape != b.shape:
-        return Verdict(False, f"output shapes differ: {names[0]} {a.shape} vs {names[1]} {b.shape}")
+        return CheckResult(False, f"output shapes differ: {names[0]} {a.shape} vs {names[1]} {b.shape}")
     ra, rb = as_rows(a, spec), as_rows(b, spec)
     for pos in range(ra.shape[0]):
         if not (_contained(ra[pos], rb[pos], spec.top_k, spec.tolerance)
                 and _contained(rb[pos], ra[pos], spec.top_k, spec.tolerance)):
             ta, tb = top_k(ra[pos], spec.top_k, labels), top_k(rb[pos], spec.top_k, labels)
             where = f" at position {pos}" if ra.shape[0] > 1 else ""
-            return Verdict(False, f"top-{spec.top_k} of {names[0]} and {names[1]} disagree{where} "
+            return CheckResult(False, f"top-{spec.top_k} of {names[0]} and {names[1]} disagree{where} "
                                   f"(tolerance {spec.tolerance:g}):\n  {names[0]}: {ta.describe()}\n"
                                   f"  {names[1]}: {tb.describe()}",
                            {"position": pos, names[0]: ta.as_list(), names[1]: tb.as_list()})
-    return Verdict(True)
+    return CheckResult(True)
 
 
-def compare_allclose(a: np.ndarray, b: np.ndarray, spec: CheckSpec, names: tuple[str, str]) -> Verdict:
+def compare_allclose(a: np.ndarray, b: np.ndarray, spec: CheckSpec, names: tuple[str, str]) -> CheckResult:
     """For dense outputs (segmentation maps, embeddings) where top-k means nothing."""
     if a.shape != b.shape:
-        return Verdict(False, f"output shapes differ: {names[0]} {a.shape} vs {names[1]} {b.shape}")
+        return CheckResult(False, f"output shapes differ: {names[0]} {a.shape} vs {names[1]} {b.shape}")
     if np.allclose(a, b, rtol=spec.rtol, atol=spec.atol):
-        return Verdict(True)
+        return CheckResult(True)
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     bad = int(np.sum(diff > spec.atol + spec.rtol * np.abs(b)))
-    return Verdict(False, f"{names[0]} and {names[1]} differ beyond rtol={spec.rtol:g}, atol={spec.atol:g}: "
+    return CheckResult(False, f"{names[0]} and {names[1]} differ beyond rtol={spec.rtol:g}, atol={spec.atol:g}: "
                           f"{bad} of {diff.size} values, max abs diff {diff.max():.3g} at {tuple(map(int, worst))} "
                           f"({a[worst]!r} vs {b[worst]!r})",
                    {"mismatched": bad, "max_abs_diff": float(diff.max())})
 
 
 def compare(a: np.ndarray, b: np.ndarray, spec: CheckSpec, names: tuple[str, str],
-            labels: list[str] | None = None) -> Verdict:
+            labels: list[str] | None = None) -> CheckResult:
     if spec.mode == "allclose":
         return compare_allclose(a, b, spec, names)
     return compare_topk(a, b, spec, names, labels)
@@ -121,12 +123,12 @@ def summary_topk(output: np.ndarray, spec: CheckSpec, labels: list[str] | None) 
 
 
 def compare_outputs(a: list[np.ndarray], b: list[np.ndarray], outputs: tuple[tuple[int, str], ...],
-                    spec: CheckSpec, names: tuple[str, str], labels: list[str] | None = None) -> Verdict:
+                    spec: CheckSpec, names: tuple[str, str], labels: list[str] | None = None) -> CheckResult:
     """Compare each checked output (graph index, name) of two runs; the first disagreement decides."""
     for index, name in outputs:
         verdict = compare(a[index], b[index], spec, names, labels)
         if not verdict.ok:
             if len(outputs) == 1:
                 return verdict
-            return Verdict(False, f"output {name!r}: {verdict.message}", {"output": name, **verdict.details})
-    return Verdict(True)
+            return CheckResult(False, f"output {name!r}: {verdict.message}", {"output": name, **verdict.details})
+    return CheckResult(True)

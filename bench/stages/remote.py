@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import BenchError
+from bench.errors import RemoteError
 from bench.spec.suite import parse_address
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 
 TRACKER_HOST_ENV = "TVM_TRACKER_HOST"
 TRACKER_PORT_ENV = "TVM_TRACKER_PORT"
-
-
-class RemoteError(BenchError):
-    """The tracker or a device could not be reached or used; the message names target and address."""
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ The regression is picked among ``--candidates`` tasks (largest FLOPs first)
 records dropped; untuned: records spread from the task's worst to its best): each candidate is timed against its
 baseline in a fresh process (``--pick-pairs`` pairs), and the first whose
 cost lands in [target, 1.4 target] is taken (else the one nearest 1.1
-target). Decisions are reported as the worker reaches them
-(``timing.paired.alpha``) and as the gate reaches them from the recorded
-pairs (its alpha, 0.01, split across the suite's cases).
+target). The interval's alpha is the one a run of the whole suite uses
+(``timing.paired.alpha`` split across its cases), which is also the gate's.
 
     .venv/bin/python docs/studies/paired_power.py suites/smoke.yaml mobilenet_v2 --cache-dir /tmp/smoke-cache \\
         --variant tuned --runs 20
@@ -47,9 +46,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "docs" / "studies"))
-
-GATE_ALPHA = 0.01  # bench.__main__'s --alpha default, split across the suite's cases as the gate splits it
-
 
 def _records(work_dir: Path) -> list[str]:
     return (work_dir / "database_tuning_record.json").read_text().splitlines()
@@ -118,21 +114,20 @@ def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int
     b = build.load_exported(baseline, model, case.target)
     per_call = statistics.median(probe(a.run) for _ in range(5))
     block_calls = max(1, math.ceil(spec.block_time / per_call))
+    alpha = args.alpha  # what a suite run's worker uses: timing.paired.alpha / the run's cases
     began = time.perf_counter()
     result, capped = interleaved_pairs(
         a.run, b.run, block_calls, min_pairs=pairs or spec.min_pairs, max_pairs=pairs or spec.max_pairs,
         max_time=spec.max_time if not pairs else 600, seed=seed,
         settled=(lambda logs: False) if pairs else
-        (lambda logs: paired.settled(paired.estimate(logs, spec.alpha), threshold)))
+        (lambda logs: paired.settled(paired.estimate(logs, alpha), threshold)))
     seconds = time.perf_counter() - began
     logs = [math.log(c / b) for c, b in result]
-    est = paired.estimate(logs, spec.alpha)
-    gate_est = paired.estimate(logs, args.gate_alpha)
+    est = paired.estimate(logs, alpha)
     return {"ratio": est.ratio, "low": est.low, "high": est.high, "pairs": est.pairs, "capped": capped,
-            "log_ratios": logs, "block_calls": block_calls, "per_call_s": per_call,
+            "log_ratios": logs, "block_calls": block_calls, "per_call_s": per_call, "alpha": alpha,
             "decision": paired.decide(est, threshold), "visible": est.visible, "seconds": seconds,
-            "gate_low": gate_est.low, "gate_high": gate_est.high, "gate_decision": paired.decide(gate_est, threshold),
-            "gate_visible": gate_est.visible, "threshold": threshold}
+            "threshold": threshold}
 
 
 def open_case(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
@@ -145,7 +140,7 @@ def child(args: argparse.Namespace, current: Path, baseline: Path, seed: int, pa
           ) -> dict[str, Any]:
     """One fresh process timing ``current`` against ``baseline``."""
     cmd = [sys.executable, __file__, str(args.suite), args.model, "--cache-dir", str(args.cache_dir),
-           "--gate-alpha", repr(args.gate_alpha), "--child", str(current), str(baseline), "--seed", str(seed)]
+           "--alpha", repr(args.alpha), "--child", str(current), str(baseline), "--seed", str(seed)]
     if pairs:
         cmd += ["--child-pairs", str(pairs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
@@ -170,8 +165,9 @@ def main() -> int:
                         help="ranks tried per task: records dropped (tuned) or worse records used (untuned) (3)")
     parser.add_argument("--tasks", type=int, nargs="+", help="workload indexes to try instead of the largest")
     parser.add_argument("--pick-pairs", type=int, default=40, help="pairs timing each candidate (default 40)")
-    parser.add_argument("--gate-alpha", type=float, default=None,
-                        help="alpha of the gate's decision (default 0.01 / the suite's cases)")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="the paired interval's alpha (default: the suite's timing.paired.alpha / its cases, "
+                             "as in a run of the whole suite)")
     parser.add_argument("--workdir", type=Path, default=Path("results/paired-power"))
     parser.add_argument("--child", nargs=2, type=Path, metavar=("CURRENT", "BASELINE"), help=argparse.SUPPRESS)
     parser.add_argument("--child-pairs", type=int, default=None, help=argparse.SUPPRESS)
@@ -187,8 +183,9 @@ def main() -> int:
     from bench.spec.suite import load_suite
     from bench.stages import build
 
-    if args.gate_alpha is None:
-        args.gate_alpha = GATE_ALPHA / len(expand(load_suite(args.suite)))
+    if args.alpha is None:
+        expanded = expand(load_suite(args.suite))
+        args.alpha = expanded[0].timing.paired.alpha / len(expanded)
     cases, session = open_case(args)
     case = cases["tuned"]
     model = session.model(case)
@@ -206,8 +203,8 @@ def main() -> int:
     again = build.export_library(compiled if args.variant == "tuned" else
                                  session.untuned_compiled(case, model, prepared), case.target,
                                  work / f"{steady.stem}2.so", "", "")
-    print(f"{item}: {tuned.trials} trials, {tuned.tasks} tasks; database {tuned.work_dir}; gate alpha "
-          f"{args.gate_alpha:.5f}", flush=True)
+    print(f"{item}: {tuned.trials} trials, {tuned.tasks} tasks; database {tuned.work_dir}; alpha "
+          f"{args.alpha:.5f}", flush=True)
 
     def variant_lib(workload: int, rank: int, only: bool) -> Path:
         db = work / f"db-{workload}-{rank}{'-only' if only else ''}"
@@ -263,27 +260,24 @@ def main() -> int:
             r = child(args, current, baseline, seed=zlib.crc32(f"{name}{run}".encode()))
             rows[name].append(r)
             print(f"  run {run + 1:2d} {name}: {r['ratio'] - 1:+.2%} (CI {r['low'] - 1:+.2%} .. "
-                  f"{r['high'] - 1:+.2%}), {r['pairs']} pairs, {r['seconds']:.1f} s: {r['decision']}; gate "
-                  f"{r['gate_decision']}", flush=True)
+                  f"{r['high'] - 1:+.2%}), {r['pairs']} pairs, {r['seconds']:.1f} s: {r['decision']}", flush=True)
 
     threshold = rows["regressed"][0]["threshold"]
     print(f"\n{item}: regression = {what} ({cost:+.2%} when picked), threshold {threshold:.0%}, "
-          f"{args.runs} fresh processes each, gate alpha {args.gate_alpha:.5f}")
-    print(f"{'pair':<10} {'slower (worker)':>15} {'slower (gate)':>13} {'median change':>13} {'range':>18} "
-          f"{'visible med/max':>16} {'gate visible med/max':>21} {'pairs':>6} {'capped':>6} {'seconds':>8}")
+          f"{args.runs} fresh processes each, alpha {args.alpha:.5f}")
+    print(f"{'pair':<10} {'slower':>7} {'interval > 1':>12} {'median change':>13} {'range':>18} "
+          f"{'visible med/max':>16} {'pairs':>6} {'capped':>6} {'seconds':>8}")
     for name, results in rows.items():
         ratios = [r["ratio"] - 1 for r in results]
         vis = [r["visible"] for r in results]
-        gvis = [r["gate_visible"] for r in results]
-        print(f"{name:<10} {sum(r['decision'] == 'slower' for r in results):>12}/{len(results):<2} "
-              f"{sum(r['gate_decision'] == 'slower' for r in results):>10}/{len(results):<2} "
+        print(f"{name:<10} {sum(r['decision'] == 'slower' for r in results):>4}/{len(results):<2} "
+              f"{sum(r['low'] > 1 for r in results):>9}/{len(results):<2} "
               f"{statistics.median(ratios):>+13.2%} {f'{min(ratios):+.2%} .. {max(ratios):+.2%}':>18} "
               f"{f'{statistics.median(vis):.2%}/{max(vis):.2%}':>16} "
-              f"{f'{statistics.median(gvis):.2%}/{max(gvis):.2%}':>21} "
               f"{statistics.median(r['pairs'] for r in results):>6.0f} {sum(r['capped'] for r in results):>6} "
               f"{statistics.median(r['seconds'] for r in results):>8.1f}")
     (work / "power.json").write_text(json.dumps({"item": item, "regression": what, "picked_cost": cost,
-                                                 "gate_alpha": args.gate_alpha, "rows": rows}, indent=1))
+                                                 "alpha": args.alpha, "rows": rows}, indent=1))
     return 0
 
 

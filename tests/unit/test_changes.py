@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.history.changes import ChangesError, detect, find_changes
+from bench.errors import ChangesError
+from bench.history.changes import detect, find_changes
 from bench.history.gate import GateSettings
 from bench.history.judge import gate_files
 from bench.history.load import load_history

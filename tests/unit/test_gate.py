@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from bench.__main__ import main
+from bench.errors import GateError
 from bench.history import gate
 from bench.history.confirm import confirm
-from bench.history.gate import GateError, decide, ratio_interval
+from bench.history.gate import decide, ratio_interval
 from bench.history.load import load_history
 from bench.testing.results import CPU_A, CPU_B, bench_entry, run_file
 

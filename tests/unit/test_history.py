@@ -145,7 +145,8 @@ def test_shards_of_one_run_are_one_run(tmp_path: Path) -> None:
 
 def test_a_record_schema_this_version_does_not_know_is_refused(tmp_path: Path) -> None:
     """A file written by a newer tvm-bench is refused with its name, not misread; it is not quarantined."""
-    from bench.history.load import HistoryError, read_run
+    from bench.errors import HistoryError
+    from bench.history.load import read_run
 
     entry = bench_entry("m-native-untuned", "m", "untuned", [1e-3, 1.1e-3, 1.2e-3])
     entry["extra_info"]["bench_schema"] = 2
