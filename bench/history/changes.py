@@ -13,7 +13,7 @@ smaller than ``min_change`` or not significant are dropped, weakest first, and
 the neighbours are tested again.
 
 Chosen over Apache Otava and MongoDB's signal-processing-algorithms on the same
-histories (``docs/studies/change_points.py``; README "Change points"): with this
+histories (``docs/studies/change_points.py``; docs/method.md#change-points): with this
 machine's measured noise it found steps as often (20 of 20 at 3, 5 and 10% on
 a 0.9%-noise case, 18 of 20 at 5% on a 3.8% one), gave no false points in 120
 A/A histories where Otava's t-test gave 22 and the permutation E-Divisive of

@@ -370,7 +370,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             f"{len(unseen)} case(s) cannot show a slowdown of their threshold on this machine: their baseline runs "
             "spread so much that the smallest visible slowdown is " + ", ".join(
                 f"{c.case} {c.visible:+.1%}" for c in sorted(unseen, key=lambda c: -(c.visible or 0)))
-            + " (README \"What each case can see\")")
+            + " (docs/method.md#what-each-case-can-see)")
     present = set(current["case"]) | {c.case for c in verdict.cases}
     if not baseline.empty:
         last_run = baseline["run_id"].iloc[-1]

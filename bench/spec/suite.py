@@ -45,12 +45,19 @@ Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
 class Source(_Spec):
     """Exactly one of: a built-in generator, a file next to the suite, a pinned URL."""
 
+    #: A built-in generator (bench/generators.py): ``tiny_cnn``, ``resnet18``, ``resnet50``, ``mobilenet_v2``, ...
     generator: str | None = None
+    #: Seeds a generator's weights: the same bytes every time.
     seed: int = 0
+    #: A generator's own integer options (e.g. ``classes``).
     options: dict[str, int] = Field(default_factory=dict)
+    #: An ONNX file, relative to the suite file.
     path: str | None = None
+    #: An ONNX file downloaded once, verified against ``sha256`` and cached.
     url: str | None = None
+    #: Required with ``url``: its 64 hex digits.
     sha256: str | None = None
+    #: Downloads larger than this are refused.
     max_bytes: int = Field(default=2 * 1024**3, gt=0)
 
     @model_validator(mode="after")
@@ -77,13 +84,16 @@ class Source(_Spec):
 
 
 class ImageInput(_Spec):
+    #: An image file, relative to the suite.
     image: str
+    #: ``imagenet``: resize 256, crop 224, normalise, NCHW; ``none``: as is.
     preprocess: Literal["imagenet", "none"] = "imagenet"
 
 
 class ValueInput(_Spec):
     """Every element equals ``value``: a sample rate, a flag, a zeroed recurrent state."""
 
+    #: Every element this value (a sample rate, a zero state).
     value: Any
 
     @field_validator("value")
@@ -97,18 +107,21 @@ class ValueInput(_Spec):
 class Range(_Spec):
     #: Integers are drawn from [low, high); floats uniformly from [low, high).
     low: StrictInt | StrictFloat
+    #: Exclusive upper end.
     high: StrictInt | StrictFloat
 
 
 class RandomInput(_Spec):
     """Seeded values in a range, e.g. token ids below the vocabulary size."""
 
+    #: Seeded values in [low, high): token ids, audio in [-1, 1].
     random: Range
 
 
 class NpyInput(_Spec):
     """An array saved with ``numpy.save``; its shape and dtype must be the input's."""
 
+    #: An array saved with numpy.save, relative to the suite (shape and dtype checked).
     npy: str
 
 
@@ -150,10 +163,15 @@ class InputSpec(_Spec):
     every call.
     """
 
+    #: The ONNX graph input's name.
     name: str
+    #: Required for symbolic dims; converter exports are frozen to it; ``[]``: a scalar.
     shape: list[Annotated[int, Field(gt=0)]]
+    #: The input's element type.
     dtype: Literal[_DTYPES] = "float32"  # type: ignore[valid-type]
+    #: ``random`` (seeded: normal floats, integers 0-9, random bools), or one of the mappings below.
     data: InputData = "random"
+    #: Seeds ``random`` data.
     seed: int = 0
 
     @field_validator("data")
@@ -197,11 +215,17 @@ class PairedSpec(_Spec):
     the gate splits its own. ``enabled: false`` times no pairs.
     """
 
+    #: ``false``: no pairs are timed (the case is gated on its history).
     enabled: bool = True
+    #: Seconds one block of a build's calls lasts at least.
     block_time: float = Field(default=0.1, gt=0, le=10)
+    #: Pairs timed before the interval may stop them.
     min_pairs: int = Field(default=12, ge=4, le=1000)
+    #: Pairs at most.
     max_pairs: int = Field(default=60, ge=4, le=10000)
+    #: Seconds of pairs at most (never below 4 pairs).
     max_time: float = Field(default=60.0, gt=0)
+    #: Two-sided error rate per run, split across its cases.
     alpha: float = Field(default=0.01, gt=0, lt=0.5)
 
     @model_validator(mode="after")
@@ -224,9 +248,9 @@ class TimingSpec(_Spec):
 
     ``slices``: the rounds are timed in this many groups, ``slice_gap``
     seconds apart. On a shared VM a multi-threaded kernel runs ~40% slower
-    through periods of 0.2-2.5 s (one vCPU slowed; README "Where the
-    run-to-run noise comes from"); rounds timed back to back can all fall in
-    one, and then the run's minimum moves. Groups seconds apart rarely do.
+    through periods of 0.2-2.5 s (one vCPU slowed;
+    docs/studies/README.md#where-the-run-to-run-noise-comes-from); rounds timed
+    back to back can all fall in one, and then the run's minimum moves. Groups seconds apart rarely do.
     Rounds that already last ``slice_gap`` each are spread enough: no gaps.
 
     ``side_by_side``: turns in which the tuned item times its build and ONNX
@@ -234,21 +258,31 @@ class TimingSpec(_Spec):
     per turn (CPU targets with an ``ort`` peer; 0 turns it off). The ``ort`` item is timed minutes before the tuned
     one, and this VM's speed moves 10-40% over such gaps, so the ratio of the
     two items' medians moves with it; the median of the per-turn ratios does
-    far less (README "Tuned against ONNX Runtime").
+    far less (docs/studies/README.md#tuned-against-onnx-runtime).
 
     ``paired``: each TVM item also times its build against its case's
     baseline build, when one was accepted (PairedSpec).
     """
 
+    #: Rounds run and discarded first.
     warmup_rounds: int = Field(default=1, ge=0)
+    #: Calls per round (the tutorial's timeit ``number``); stretched or cut to fit the times.
     iterations: int = Field(default=10, ge=1)
+    #: Rounds (the tutorial's ``repeat``).
     rounds: int = Field(default=10, ge=1)
+    #: Rounds kept however slow the build.
     min_rounds: int = Field(default=3, ge=1)
+    #: Seconds the rounds span at least: fast builds get more iterations.
     min_time: float = Field(default=1.0, ge=0)
+    #: Seconds the timed part of one item lasts at most: slow builds get fewer iterations, then rounds.
     max_time: float = Field(default=60.0, gt=0)
+    #: Groups the rounds are timed in, ``slice_gap`` apart.
     slices: int = Field(default=3, ge=1)
+    #: Seconds between slices.
     slice_gap: float = Field(default=2.0, ge=0, le=60)
+    #: Turns of tuned build and ONNX Runtime timed in turn within the tuned item (0: off).
     side_by_side: int = Field(default=5, ge=0, le=100)
+    #: Timing against the case's baseline build (below).
     paired: PairedSpec = Field(default_factory=PairedSpec)
 
     @model_validator(mode="after")
@@ -263,13 +297,19 @@ class TimingSpec(_Spec):
 class CheckSpec(_Spec):
     """How the tuned output is compared with the untuned build and the reference."""
 
+    #: ``topk``: the classes agree; ``allclose``: dense outputs agree within ``rtol``/``atol``.
     mode: Literal["topk", "allclose"] = "topk"
+    #: Classes compared.
     top_k: int = Field(default=5, ge=1)
     #: Probabilities within this of the k-th largest may swap places (near-ties).
     tolerance: float = Field(default=1e-4, ge=0)
+    #: Compare probabilities (softmax of the outputs), not raw scores.
     softmax: bool = True
+    #: ``allclose``: relative tolerance.
     rtol: float = Field(default=1e-4, ge=0)
+    #: ``allclose``: absolute tolerance.
     atol: float = Field(default=1e-4, ge=0)
+    #: ``onnxruntime``: both variants are also checked against ONNX Runtime; ``none``: not.
     reference: Literal["onnxruntime", "none"] = "onnxruntime"
 
 
@@ -291,21 +331,29 @@ class GateSpec(_Spec):
 class TuningSpec(_Spec):
     """MetaSchedule search settings; the defaults are about 5x cheaper than TVM's."""
 
+    #: Candidates measured per search iteration.
     trials_per_iter: int = Field(default=16, ge=1)
+    #: Candidates in the evolutionary search's population.
     population: int = Field(default=64, ge=2)
+    #: Evolution rounds per iteration.
     genetic_iters: int = Field(default=1, ge=0)
+    #: Fresh random candidates per iteration at least.
     init_min_unmeasured: int = Field(default=16, ge=1)
+    #: Seeds the search: the same trials on the same machine.
     seed: int = 0
+    #: Seconds one candidate may take to compile.
     builder_timeout: float = Field(default=30.0, gt=0)
+    #: Seconds one candidate may take to run.
     runner_timeout: float = Field(default=30.0, gt=0)
     #: Let tuned conv/matmul kernels read their weights in a layout of their own, rewritten once at
     #: build time (TVM's cpu_weight_prepack; CPU targets only). Weights are constants here, so the model's
     #: inputs do not change. On by default: with NHWC, 9% faster on ResNet-50 and 11% on MobileNetV2 at equal
-    #: trials side by side, for 0-12% more seconds per trial (README "Tuning curve").
+    #: trials side by side, for 0-12% more seconds per trial (docs/studies/README.md#tuning-curve).
     cpu_weight_prepack: bool = True
     #: Data layout of the convolutions TVM builds. ``NHWC`` converts them (weights HWIO) before tuning;
     #: ``model`` keeps the model's own (NCHW for ONNX); ``auto``: NHWC on CPU (llvm) targets, where it tuned
-    #: ResNet-50 1.48x faster at equal trials (README "Tuning curve"), the model's elsewhere (not measured).
+    #: ResNet-50 1.48x faster at equal trials (docs/studies/README.md#tuning-curve), the model's elsewhere
+    #: (not measured).
     #: Inputs and outputs keep their layout. The untuned build uses the same layout, so the speedup is
     #: tuning's alone.
     layout: Literal["auto", "model", "NHWC"] = "auto"
@@ -313,7 +361,7 @@ class TuningSpec(_Spec):
     #: enable_cpu_cache_flush; CPU targets only), as the network runs a kernel whose weights do not stay
     #: cached between inferences. ``auto``: on this host, when the model's weights exceed its last-level
     #: cache; off for remote devices, whose caches are not known. ResNet-50 (98 MiB of weights, 32 MiB
-    #: cache) tuned 5-7% faster flushed, MobileNetV2 (14 MiB) 8% slower (README "Measuring candidates").
+    #: cache) tuned 5-7% faster flushed, MobileNetV2 (14 MiB) 8% slower (docs/studies/README.md#measuring-candidates).
     cache_flush: Literal["auto", True, False] = "auto"
     #: Tune only the tasks whose name contains one of these (e.g. [conv2d, matmul]); the rest build untuned.
     ops: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
@@ -335,12 +383,15 @@ class LimitsSpec(_Spec):
     A case past a limit is killed and becomes an error item; the session goes
     on. Times are per stage of one item: ``build_s`` covers loading, importing
     and compiling, ``tune_s`` one tuning run (about 0.2-0.5 s per trial on 2
-    cores; README "Tuning cost"), ``measure_s`` the probe, timing (side-by-side
+    cores; docs/studies/README.md#tuning-cost), ``measure_s`` the probe, timing (side-by-side
     turns included) and checks.
     """
 
+    #: Seconds for loading, importing and compiling one item.
     build_s: float = Field(default=1800.0, gt=0)
+    #: Seconds for one tuning run.
     tune_s: float = Field(default=6 * 3600.0, gt=0)
+    #: Seconds for probing, timing and checking one item.
     measure_s: float = Field(default=1800.0, gt=0)
     #: Resident memory of the worker and its children; default 80% of this machine's RAM, so a
     #: runaway case is stopped before the kernel's OOM killer picks a process at random.
@@ -348,15 +399,23 @@ class LimitsSpec(_Spec):
 
 
 class ModelSpec(_Spec):
+    #: Part of every test id: ``[A-Za-z0-9_.+-]``.
     name: Name
+    #: Where the ONNX model comes from (below).
     source: Source
+    #: Optional when every input is static; else declare every input.
     inputs: list[InputSpec] | None = None
     #: The outputs whose classes (or values) are checked: an index or name, a list of them, or ``all``.
     output: int | str | list[int | str] = 0
+    #: One label per line in a file next to the suite, or an inline list.
     labels: str | list[str] | None = None
+    #: This model's overrides of the suite's ``check``.
     check: dict[str, Any] | None = None
+    #: This model's overrides of the suite's ``timing``.
     timing: dict[str, Any] | None = None
+    #: This model's overrides of the suite's ``gate``.
     gate: dict[str, Any] | None = None
+    #: This model's overrides of the suite's ``limits``.
     limits: dict[str, Any] | None = None
     #: Overrides the suite's ``ort`` for this model.
     ort: bool | None = None
@@ -369,8 +428,11 @@ class RpcSpec(_Spec):
     ``TVM_TRACKER_HOST``/``TVM_TRACKER_PORT``, which override it.
     """
 
+    #: ``host:port`` of the tracker; ``--bench-rpc-tracker`` and ``TVM_TRACKER_HOST``/``_PORT`` override it.
     tracker: str | None = None
+    #: The device key the servers registered with the tracker.
     key: str = Field(min_length=1, pattern=r"^[^\s:]+$")
+    #: The tracker's queue priority for this suite's requests.
     priority: int = 1
     #: Seconds the device may hold one measuring session (the server kills it after).
     session_timeout: float = Field(default=600.0, gt=0)
@@ -398,7 +460,9 @@ def parse_address(text: str) -> tuple[str, int]:
 class ExportSpec(_Spec):
     """How the library sent to a device is linked: the target's compiler, or the Android NDK's."""
 
+    #: The cross compiler that links the library for the device.
     cc: str | None = None
+    #: Extra options passed to the compiler.
     options: list[str] = Field(default_factory=list)
     #: Link with TVM's ndk helper (the compiler in ``TVM_NDK_CC``).
     ndk: bool = False
@@ -411,9 +475,13 @@ class ExportSpec(_Spec):
 
 
 class TargetSpec(_Spec):
+    #: Part of every test id; default: derived from the target.
     name: Name | None = None
+    #: A TVM target string as users type it (``native``, ``llvm -num-cores=2``) or its JSON.
     target: str | dict[str, Any]
+    #: Run on a device pool behind TVM's RPC tracker (below).
     rpc: RpcSpec | None = None
+    #: How the library is linked for a remote device (below).
     export: ExportSpec | None = None
 
     @model_validator(mode="after")
@@ -440,8 +508,11 @@ TargetEntry = Annotated[
 
 
 class BudgetSpec(_Spec):
+    #: Part of every test id; default ``b<trials>``.
     name: Name | None = None
+    #: Total MetaSchedule trials; 0: untuned only.
     trials: int = Field(ge=0)
+    #: Trials any one task gets at most.
     max_trials_per_task: int | None = Field(default=None, gt=0)
 
     @property
@@ -450,22 +521,31 @@ class BudgetSpec(_Spec):
 
 
 class MatrixEntry(_Spec):
+    #: A model's name (any when absent).
     model: str | None = None
+    #: A target's name.
     target: str | None = None
+    #: A budget's name.
     budget: str | None = None
 
 
 class MatrixSpec(_Spec):
     """The cross product of models x targets x budgets, minus ``exclude``, plus ``include``."""
 
+    #: Every model on every target with every budget, before ``exclude`` and ``include``.
     cross: bool = True
+    #: Combinations added.
     include: list[MatrixEntry] = Field(default_factory=list)
+    #: Combinations removed (absent keys match any).
     exclude: list[MatrixEntry] = Field(default_factory=list)
 
 
 class SuiteSpec(_Spec):
+    #: The schema version.
     version: Literal[1] = 1
+    #: Default: the file name.
     name: Name | None = None
+    #: What the suite measures and why.
     description: str = ""
     #: ``false``: only run when the file is named on the command line (nightly suites).
     default: bool = True
@@ -474,14 +554,23 @@ class SuiteSpec(_Spec):
     #: ``true``: model, label and image paths must stay inside the suite's folder (no ``..``,
     #: no absolute paths, no symlinks pointing out), for suites from untrusted hands.
     sandbox: bool = False
+    #: The models (below).
     models: list[ModelSpec] = Field(min_length=1)
+    #: Where they run: strings, JSON or named entries (below).
     targets: list[TargetEntry] = Field(min_length=1)
+    #: Tuning budgets: numbers of trials or named entries (below).
     budgets: list[BudgetSpec] = Field(default_factory=lambda: [BudgetSpec(trials=0)], min_length=1)
+    #: Which combinations run (below).
     matrix: MatrixSpec = Field(default_factory=MatrixSpec)
+    #: How items are timed (below).
     timing: TimingSpec = Field(default_factory=TimingSpec)
+    #: How answers are checked (below).
     check: CheckSpec = Field(default_factory=CheckSpec)
+    #: MetaSchedule settings (below).
     tuning: TuningSpec = Field(default_factory=TuningSpec)
+    #: How the regression gate decides (below).
     gate: GateSpec = Field(default_factory=GateSpec)
+    #: Per-item limits (below).
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     @field_validator("budgets", mode="before")
@@ -516,7 +605,7 @@ def _first_error(err: ValidationError) -> tuple[str, str]:
                                       len(e["loc"]), e["type"] != "extra_forbidden"))
     msg = best["msg"].removeprefix("Value error, ")
     if best["type"] == "extra_forbidden":
-        msg = "unknown key (check the spelling; see README 'Suite format')"
+        msg = "unknown key (check the spelling; see docs/guide.md#suite-format)"
     elif best["type"] not in ("value_error", "missing") and "input" in best:
         msg = f"{msg} (got {best['input']!r})"
     more = len({tuple(e["loc"]) for e in errors}) - 1

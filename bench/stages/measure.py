@@ -80,7 +80,7 @@ def time_rounds(run: Callable[[], Any], plan: TimingPlan,
     ``plan.slices`` groups, ``plan.slice_gap`` seconds apart, and each later
     group starts with one untimed call. (A whole warm-up round there was
     measured: it cost 4 s a smoke run and did not make the later groups
-    faster; README "Where the run-to-run noise comes from".)
+    faster; docs/studies/README.md#where-the-run-to-run-noise-comes-from.)
     """
     samples: list[float] = []
     for index, size in enumerate(slice_sizes(plan)):
@@ -107,8 +107,9 @@ def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]],
                  turn_s: float = 0.0) -> dict[str, list[float]]:
     """Each contender's median seconds per call in each of ``turns`` turns, the contenders timed in turn.
 
-    Two items are timed minutes apart, and this VM's speed drifts 10-25% over such a gap (README "Where the
-    run-to-run noise comes from"); builds timed in turn drift together, so their ratio holds. In a turn each
+    Two items are timed minutes apart, and this VM's speed drifts 10-25% over such a gap
+    (docs/studies/README.md#where-the-run-to-run-noise-comes-from); builds timed in turn drift together, so
+    their ratio holds. In a turn each
     contender times rounds of its own plan's iterations, at least one slice of them and for at least ``turn_s``
     seconds (slow periods here last 0.2-2.5 s: a shorter turn's median falls in one whole), the order reversed
     every turn so that neither always goes second. Each contender's turn starts with an untimed call: a TVM

@@ -1,7 +1,7 @@
 """Tune stage: MetaSchedule with the XGBoost cost model, cached per key.
 
 TVM's defaults cost 2-3 s per trial on a 2-core machine; these settings cost a
-fraction of that at equal quality (measured figures in README "Tuning cost"):
+fraction of that at equal quality (measured figures in docs/studies/README.md#tuning-cost):
 
 * the builder skips ``import tvm.s_tir.tensor_intrin`` (about 16 s in every
   fresh builder worker) by building with a function of our own, and keeps its
@@ -274,7 +274,7 @@ def _fast_build(mod: Any, target: Any, _params: Any) -> Any:
 
     The candidate is compiled exactly as the final build will compile it: at
     LLVM -O2 the builder took 10% less, but one ResNet-18 candidate that
-    measured 1.07 ms there ran 29 ms in the -O3 final build (README "Tuning cost").
+    measured 1.07 ms there ran 29 ms in the -O3 final build (docs/studies/README.md#tuning-cost).
     """
     from tvm.driver import build as tvm_build
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock

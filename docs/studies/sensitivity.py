@@ -2,7 +2,7 @@
 
 The gate compares each run's minimum of rounds; across runs of an unchanged
 build on this VM a tuned item's minimum spreads far more than its rounds do
-within a run (README "Regression gate"). This script builds a suite case once
+within a run (docs/method.md#regression-gate). This script builds a suite case once
 (tuning cache reused), exports it as a shared library, and times it in
 ``--processes`` fresh processes per setting, settings interleaved so drifts of
 the machine hit them alike. Each process times like a suite item (warm-up, then

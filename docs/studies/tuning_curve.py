@@ -145,7 +145,7 @@ def kernel_profile(compiled: Any, model: Any, calls: int = 20) -> list[tuple[str
 
 def recorded_ms(prepared: Any, case: Any, work: Path) -> dict[str, float]:
     """Each task's best tuning record in ms per call: what the search believed the kernel costs, to set
-    against what it costs inside the network (README "Measuring candidates")."""
+    against what it costs inside the network (docs/studies/README.md#measuring-candidates)."""
     from tvm.s_tir import meta_schedule as ms
 
     from bench.stages import build

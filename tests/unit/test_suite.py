@@ -161,7 +161,7 @@ def test_model_level_overrides_merge_with_suite_settings(tmp_path: Path) -> None
 
 
 def test_shipped_suites_validate() -> None:
-    """The suites in suites/ are valid, and they are the ones the README describes."""
+    """The suites in suites/ are valid, and they are the ones the guide describes."""
     paths = sorted(Path(__file__).resolve().parents[2].joinpath("suites").glob("*.yaml"))
     assert [p.name for p in paths] == ["audio.yaml", "nightly.yaml", "smoke.yaml", "zoo.yaml"]
     suites = {p.stem: load_suite(p) for p in paths}
