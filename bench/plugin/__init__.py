@@ -65,7 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--retune", "--bench-retune", dest="bench_retune", action="store_true",
                     help="tune again even when the tuning cache has a database for the case")
     group.addoption("--bench-max-time", metavar="SECONDS", type=positive_seconds, default=None,
-                    help="cap on the timed part of each item, overriding the suites' timing.max_time")
+                    help="cap on the timed part of each item, overriding the suites' timing.max_time "
+                         "(pytest-benchmark's --benchmark-max-time does the same when this is not given)")
     group.addoption("--bench-no-reference", action="store_true",
                     help="do not compare with ONNX Runtime (the tuned-vs-untuned check still runs) nor time the "
                          "tuned build side by side with it")
@@ -241,6 +242,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             items[:] = [i for i in items if i not in gone]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(item.get_closest_marker("bench_suite") for item in session.items):
+        from bench.plugin.benchmark_options import refuse
+
+        refuse(session.config)
+
+
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     skipped = config.stash.get(_SKIPPED_SUITES, [])
     return [f"bench: not collected (default: false; name the file or pass --bench-all-suites): {s}"
@@ -251,6 +259,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[Runner]:
     """The session's runner: hands each case to a worker process that keeps models and builds across items."""
     from bench.cache import cache_root
+    from bench.plugin import benchmark_options
     from bench.run.runner import Runner
     from bench.run.worker import Options
 
@@ -267,7 +276,7 @@ def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) ->
 
     options = Options(cache_root(pytestconfig.getoption("bench_cache_dir")),
                       retune=pytestconfig.getoption("bench_retune"),
-                      max_time=pytestconfig.getoption("bench_max_time"),
+                      max_time=benchmark_options.max_time(pytestconfig),
                       use_reference=not pytestconfig.getoption("bench_no_reference"),
                       rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"),
                       baseline_dir=_path(pytestconfig.getoption("bench_baseline_dir")),
@@ -315,7 +324,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
     runner = config.stash.get(_RUNNER_KEY, None)
     if runner is not None:
         for item in output_json.get("benchmarks", []):
-            runner.against_session_peak(item.get("extra_info") or {})
+            runner.peaks.restate(item.get("extra_info") or {})
     if config.getoption("bench_confirms"):
         output_json["tvm_bench"]["confirms"] = config.getoption("bench_confirms")
     if config.getoption("bench_run_id"):
@@ -394,6 +403,5 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     session = config.stash.get(_RUNNER_KEY, None)
     if session is None:
         return
-    peaks = session.peaks()
-    if peaks:
-        machine_info["tvm_bench_peak"] = {str(threads): p for threads, p in peaks.items()}
+    if session.peaks.best:
+        machine_info["tvm_bench_peak"] = {str(threads): p for threads, p in session.peaks.best.items()}

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bench.run.worker import Options, Worker
-from bench.spec.target import THREADS_ENV, physical_cores
+from bench.spec.target import physical_cores, serves, thread_env
+from bench.stages.peak import SessionPeaks
 
 if TYPE_CHECKING:
     from bench.run.session import Measured
@@ -49,7 +50,7 @@ class InProcess:
 
         from bench.run.session import BenchSession
 
-        os.environ[THREADS_ENV] = str(threads)
+        os.environ.update(thread_env(threads))
         self.threads = threads
         self.session = BenchSession(options.cache_dir, retune=options.retune, max_time=options.max_time,
                                     use_reference=options.use_reference, progress=progress,
@@ -59,7 +60,7 @@ class InProcess:
     def run(self, case: Case) -> Measured:
         from bench.errors import BenchError
 
-        if case.target.local_threads not in (None, self.threads):
+        if not serves(case.target, self.threads):
             raise BenchError(f"{case.id}: --bench-isolation=none runs TVM with one thread count per session "
                              f"({self.threads}, from the first case); this target needs {case.target.threads}: "
                              "run it in its own session or with --bench-isolation=process", case.suite.where)
@@ -79,13 +80,14 @@ class Runner:
         self.results: list[CaseResult] = []
         #: (suite, model, target JSON, variant) -> stats of the untuned and ort items measured so far.
         self.peer_stats: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self._peaks: dict[int, dict[str, Any]] = {}
+        #: The best peak any worker measured, by thread count (bench.stages.peak owns the policy).
+        self.peaks = SessionPeaks()
 
     def _executor_for(self, case: Case) -> Executor:
         """A worker started with the case's TVM thread count; a new one when the count changes."""
         # A remote target runs nothing here, so any worker serves it.
         threads = case.target.local_threads or self._threads or physical_cores()
-        if self.executor is None or (self.isolate and threads != self._threads):
+        if self.executor is None or (self.isolate and not serves(case.target, self._threads)):
             if self.executor is not None:
                 self.executor.stop()
                 self.progress(f"[bench] starting a worker with {threads} TVM threads for {case.target.name}")
@@ -96,9 +98,7 @@ class Runner:
 
     def measure(self, case: Case) -> Measured:
         measured = self._executor_for(case).run(case)
-        for threads, peak in measured.peaks.items():  # a session's peak is the best any of its workers measured
-            if threads not in self._peaks or peak["measured_gflops"] > self._peaks[threads]["measured_gflops"]:
-                self._peaks[threads] = peak
+        self.peaks.merge(measured.peaks)
         return measured
 
     def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
@@ -118,24 +118,10 @@ class Runner:
         self.results.append(result)
         return result
 
-    def peaks(self) -> dict[int, dict[str, Any]]:
-        """Peak GFLOP/s measured this session, by thread count."""
-        return dict(self._peaks)
-
-    def against_session_peak(self, info: dict[str, Any]) -> None:
-        """Restate an item's % of peak against the session's best peak: a later probe may have measured higher
-        (bench.run.session.PEAK_REPROBE_SHARE), and every item of a run is then a share of the same limit."""
-        peak = self._peaks.get(info.get("ort_threads") or info.get("tvm_threads") or 0)
-        gflops = info.get("gflops_per_s")
-        if peak is None or gflops is None or info.get("peak_gflops") in (None, peak["measured_gflops"]):
-            return
-        info["peak_gflops"] = peak["measured_gflops"]
-        info["pct_of_peak"] = round(100 * gflops / peak["measured_gflops"], 2)
-
     def settle_peaks(self) -> None:
-        """Every result's % of peak against the session's best peak (see ``against_session_peak``)."""
+        """Every result's % of peak against the session's best peak (``SessionPeaks.restate``)."""
         for result in self.results:
-            self.against_session_peak(cast("dict[str, Any]", result.info))
+            self.peaks.restate(cast("dict[str, Any]", result.info))
 
     def close(self) -> None:
         if self.executor is not None:

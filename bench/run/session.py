@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from bench.errors import BenchError, BuildError, CaseSkipped, RemoteError
 from bench.history import baseline
 from bench.spec.case import Case
-from bench.spec.target import THREADS_ENV
+from bench.spec.target import THREADS_ENV, serves, tvm_threads
 from bench.stages import build, check, paired, reference, remote
 from bench.stages.flops import FlopCount, count_flops, tvm_task_flops
 from bench.stages.measure import (
@@ -36,7 +36,7 @@ from bench.stages.measure import (
     with_injected_slowdown,
 )
 from bench.stages.model import LoadedModel, load_model
-from bench.stages.peak import Peak, measure_peak
+from bench.stages.peak import SessionPeaks
 from bench.stages.record import Record, extra_info
 from bench.stages.tune import Progress, Tuned, tune
 
@@ -58,19 +58,6 @@ def release_sessions() -> None:
 
     gc.collect()
 
-
-def tvm_threads() -> int:
-    """The size of TVM's runtime thread pool in this process, as TVM reports it."""
-    import tvm
-
-    return int(tvm.runtime.num_threads())
-
-
-#: An item at this share of the peak measured so far has the peak measured again (at most ``PEAK_REPROBES`` times
-#: per thread count and session), keeping the better: a probe that fell in one of this VM's slow periods put the
-#: peak at 187.7 GFLOP/s where other runs measured 205-222, and three items then timed 102-105% of it.
-PEAK_REPROBE_SHARE = 0.9
-PEAK_REPROBES = 3
 
 #: A tuned build must run at least this share of the model's kernel FLOPs in tuned kernels.
 MIN_TUNED_FLOP_SHARE = 0.5
@@ -107,7 +94,8 @@ class BenchSession:
         self.progress = progress
         self.phase = phase or (lambda _: None)
         self._memo_store: dict[tuple[Any, ...], Any] = {}
-        self._peak_reprobes: dict[int, int] = {}
+        #: The peaks this worker measured, by thread count (bench.stages.peak owns the policy).
+        self.peaks = SessionPeaks(progress=progress)
 
     def _memo(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
         if key in self._memo_store:
@@ -235,28 +223,6 @@ class BenchSession:
     def flops(self, case: Case, model: LoadedModel) -> FlopCount:
         return self._memo(("flops", *case.model_key), lambda: count_flops(model.path))
 
-    def peak(self, threads: int) -> Peak:
-        return self._memo(("peak", threads), lambda: measure_peak(threads))
-
-    def peak_for(self, case: Case, gflops: float) -> Peak:
-        """The peak to state an item's GFLOP/s against; measured again when the item comes near it (is it the
-        machine's limit, or a probe that fell in a slow moment?)."""
-        threads = case.target.threads
-        peak = self.peak(threads)
-        if gflops < PEAK_REPROBE_SHARE * peak.measured_gflops or self._peak_reprobes.get(threads, 0) >= PEAK_REPROBES:
-            return peak
-        self._peak_reprobes[threads] = self._peak_reprobes.get(threads, 0) + 1
-        again = measure_peak(threads)
-        better = again if again.measured_gflops > peak.measured_gflops else peak
-        self._memo_store[("peak", threads)] = better
-        self.progress(f"[peak] {case.id}: {gflops:.1f} GFLOP/s is {100 * gflops / peak.measured_gflops:.0f}% of the "
-                      f"peak measured so far ({peak.measured_gflops:.1f}); measured again: {again.measured_gflops:.1f}")
-        return better
-
-    def peaks(self) -> dict[int, Peak]:
-        """Peaks measured so far this session, by thread count."""
-        return {k[1]: v for k, v in self._memo_store.items() if k[0] == "peak" and isinstance(v, Peak)}
-
     def tvm_flops(self, case: Case, prepared: build.Prepared) -> int:
         return self._memo(("tvm_flops", *case.untuned_key), lambda: tvm_task_flops(prepared.mod, case.target.tvm()))
 
@@ -297,7 +263,7 @@ class BenchSession:
         self.phase("measure")
         if case.variant != "ort":
             threads = tvm_threads()
-            if threads != case.target.threads:
+            if not serves(case.target, threads):
                 raise BenchError(f"{case.id}: TVM runs with {threads} threads in this process but the target "
                                  f"needs {case.target.threads} ({case.target.threads_source}); a figure from the "
                                  f"wrong thread count would be wrong. Was {THREADS_ENV} changed after TVM started?",
@@ -459,7 +425,7 @@ class BenchSession:
 
     def _measured(self, info: Record, failures: list[str], samples: list[float], plan: TimingPlan) -> Measured:
         return Measured(info, samples, plan.iterations, failures,
-                        {t: p.as_dict() for t, p in self.peaks().items()})
+                        dict(self.peaks.best))
 
     def _work(self, case: Case, model: LoadedModel, prepared: build.Prepared | None, stats: dict[str, Any],
               info: Record) -> None:
@@ -470,9 +436,9 @@ class BenchSession:
         gflops = round(flops.total / stats["median"] / 1e9, 3) if stats["median"] else None
         info["gflops_per_s"] = gflops
         if gflops is not None and case.target.kind == "llvm" and not case.target.is_remote:  # not a device's
-            peak = self.peak_for(case, gflops)
-            info["peak_gflops"] = peak.measured_gflops
-            info["pct_of_peak"] = round(100 * gflops / peak.measured_gflops, 2)
+            peak = self.peaks.for_item(case.id, case.target.threads, gflops)
+            info["peak_gflops"] = peak["measured_gflops"]
+            info["pct_of_peak"] = round(100 * gflops / peak["measured_gflops"], 2)
         if case.variant == "tuned" and prepared is not None:
             tvm = self.tvm_flops(case, prepared)
             info["tvm_flops"] = tvm

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from bench.errors import BenchError, CaseFailed
-from bench.spec.target import THREADS_ENV
+from bench.spec.target import serves, thread_env
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -108,7 +108,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.run.worker", str(cmd_r), str(res_w)],
                 pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**os.environ, THREADS_ENV: str(self.threads)})
+                start_new_session=True, env={**os.environ, **thread_env(self.threads)})
         os.close(cmd_r)
         os.close(res_w)
         self._send = Connection(cmd_w, readable=False)
@@ -134,7 +134,7 @@ class Worker:
             self.stop()
             self._start()
         assert self._send is not None and self._recv is not None and self.proc is not None
-        if case.target.local_threads not in (None, self.threads):
+        if not serves(case.target, self.threads):
             raise BenchError(f"{case.id}: internal error: a worker with {self.threads} TVM threads was handed a "
                              f"target that needs {case.target.threads}", case.suite.where)
         limits = case.limits

@@ -79,6 +79,26 @@ def native_target(num_cores: int | None = None) -> dict[str, Any]:
 #: from OMP_NUM_THREADS, else hardware threads / 2 on x86). So each worker process is started
 #: with its targets' thread count, and MetaSchedule's builder and runner processes inherit it.
 THREADS_ENV = "TVM_NUM_THREADS"
+
+
+def tvm_threads() -> int:
+    """The size of TVM's runtime thread pool in this process, as TVM reports it."""
+    import tvm
+
+    return int(tvm.runtime.num_threads())
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that makes a new process's TVM run ``threads`` threads (and its MetaSchedule children)."""
+    return {THREADS_ENV: str(threads)}
+
+
+def serves(target: ResolvedTarget, threads: int | None) -> bool:
+    """The thread rule: a process whose TVM runs ``threads`` threads can time ``target``'s items only if that is
+    the target's own count. A remote target's threads are its device's, so any process serves it."""
+    return target.local_threads is None or target.local_threads == threads
+
+
 #: Where a target's thread count came from, recorded next to ``tvm_threads``.
 THREADS_FROM_TARGET = "target num-cores"
 THREADS_FROM_HOST = "host physical cores (the target names no num-cores)"

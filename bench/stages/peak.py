@@ -151,3 +151,58 @@ def theoretical(cores: int) -> tuple[float | None, str]:
     return gflops, basis
 
 
+
+
+#: An item at this share of the peak measured so far has the peak measured again (at most ``REPROBES`` times per
+#: thread count and session), keeping the better: a probe that falls in a slow period of a shared VM understates
+#: the limit, and items then time above 100% of it (docs/guide.md#work-and-limit).
+REPROBE_SHARE = 0.9
+REPROBES = 3
+
+
+class SessionPeaks:
+    """The peak policy of a session, in one place: which peak an item's GFLOP/s is stated against.
+
+    In a worker, ``for_item`` measures the peak once per thread count, again when an item comes near it
+    (is it the machine's limit, or a probe that fell in a slow moment?), and keeps the better. In the parent,
+    ``merge`` keeps the best any worker measured and ``restate`` puts every item of the run against that one
+    limit, so one run's items share it.
+    """
+
+    def __init__(self, measure: Callable[[int], Peak] | None = None,
+                 progress: Callable[[str], None] = lambda _: None) -> None:
+        self._measure = measure
+        self.progress = progress
+        self.best: dict[int, dict[str, Any]] = {}
+        self._reprobes: dict[int, int] = {}
+
+    def for_item(self, label: str, threads: int, gflops: float) -> dict[str, Any]:
+        """The peak to state ``gflops`` against (a worker measures; see the class docstring)."""
+        measure = self._measure or measure_peak
+        if threads not in self.best:
+            self.best[threads] = measure(threads).as_dict()
+        peak = self.best[threads]
+        if gflops < REPROBE_SHARE * peak["measured_gflops"] or self._reprobes.get(threads, 0) >= REPROBES:
+            return peak
+        self._reprobes[threads] = self._reprobes.get(threads, 0) + 1
+        again = measure(threads).as_dict()
+        self.progress(f"[peak] {label}: {gflops:.1f} GFLOP/s is {100 * gflops / peak['measured_gflops']:.0f}% of "
+                      f"the peak measured so far ({peak['measured_gflops']:.1f}); measured again: "
+                      f"{again['measured_gflops']:.1f}")
+        self.merge({threads: again})
+        return self.best[threads]
+
+    def merge(self, peaks: dict[int, dict[str, Any]]) -> None:
+        """Keep the best of these and the ones seen so far, per thread count."""
+        for threads, peak in peaks.items():
+            if threads not in self.best or peak["measured_gflops"] > self.best[threads]["measured_gflops"]:
+                self.best[threads] = peak
+
+    def restate(self, info: dict[str, Any]) -> None:
+        """An item's % of peak against the best peak of its thread count (a device's item has none)."""
+        peak = self.best.get(info.get("ort_threads") or info.get("tvm_threads") or 0)
+        gflops = info.get("gflops_per_s")
+        if peak is None or gflops is None or info.get("peak_gflops") in (None, peak["measured_gflops"]):
+            return
+        info["peak_gflops"] = peak["measured_gflops"]
+        info["pct_of_peak"] = round(100 * gflops / peak["measured_gflops"], 2)

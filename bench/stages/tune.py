@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.cache import atomic_write, key_of, locked, set_aside
 from bench.errors import BuildError
-from bench.spec.target import last_level_cache_bytes
+from bench.spec.target import last_level_cache_bytes, serves
 from bench.stages.build import NO_PREPACK
 
 if TYPE_CHECKING:
@@ -561,7 +561,7 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
     tuning_s = time.perf_counter() - start + warm_s
     trials = done + int(report.trials)
     runner_threads = _runner_threads(threads_dir)
-    if runner_threads and runner_threads != (case.target.threads,):
+    if runner_threads and not all(serves(case.target, t) for t in runner_threads):
         reason = (f"the runner measured candidates with {', '.join(map(str, runner_threads))} TVM threads, "
                   f"but the target needs {case.target.threads}")
         dest = set_aside(partial, cache_dir, reason)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace as NS
-from typing import Any
 
 import pytest
 
@@ -63,19 +62,20 @@ def _peak(gflops: float) -> Peak:
 def test_an_item_near_the_peak_has_it_measured_again_and_keeps_the_better(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path: Path) -> None:
     """A probe that fell in a slow period understates the limit; an item at 90% of it triggers another probe
-    (at most PEAK_REPROBES per session), and the session keeps the best figure measured."""
-    from bench.run import session as session_module
+    (at most REPROBES per session), and the session keeps the best figure measured."""
+    from bench.stages.peak import SessionPeaks
 
     probes = iter([150.0, 200.0, 180.0, 210.0, 230.0])
-    monkeypatch.setattr(session_module, "measure_peak", lambda threads: _peak(next(probes)))
-    session = session_module.BenchSession(tmp_path, progress=lambda m: None)
-    case: Any = NS(id="m-native-b1-tuned", target=NS(threads=2))
-    assert session.peak_for(case, 100.0).measured_gflops == 150.0  # 67% of the first probe: no second one
-    assert session.peak_for(case, 140.0).measured_gflops == 200.0  # 93%: measured again, higher
-    assert session.peak_for(case, 190.0).measured_gflops == 200.0  # 95%: again, 180 is lower, 200 stays
-    assert session.peak_for(case, 195.0).measured_gflops == 210.0  # the third and last probe
-    assert session.peak_for(case, 209.0).measured_gflops == 210.0  # no more probes this session
-    assert session.peaks()[2].measured_gflops == 210.0
+    said: list[str] = []
+    peaks = SessionPeaks(lambda threads: _peak(next(probes)), said.append)
+    gflops = [peaks.for_item("m-native-b1-tuned", 2, g)["measured_gflops"] for g in (100.0, 140.0, 190.0, 195.0,
+                                                                                      209.0)]
+    # 67% of the first probe: no second one; 93%: measured again, higher; 95%: again, 180 is lower, 200 stays;
+    # the third and last probe; no more probes this session
+    assert gflops == [150.0, 200.0, 200.0, 210.0, 210.0]
+    assert peaks.best[2]["measured_gflops"] == 210.0 and len(said) == 3
+    assert said[0] == ("[peak] m-native-b1-tuned: 140.0 GFLOP/s is 93% of the peak measured so far (150.0); "
+                       "measured again: 200.0")
 
 
 def test_every_item_of_a_run_is_restated_against_the_sessions_best_peak() -> None:
@@ -95,7 +95,7 @@ def test_every_item_of_a_run_is_restated_against_the_sessions_best_peak() -> Non
     case = NS(target=NS(local_threads=2))
     for _ in range(3):
         runner.measure(case)  # type: ignore[arg-type]
-    assert runner.peaks()[2]["measured_gflops"] == 200.0
+    assert runner.peaks.best[2]["measured_gflops"] == 200.0
     tvm = {"tvm_threads": 2, "gflops_per_s": 190.0, "peak_gflops": 150.0, "pct_of_peak": 126.67}
     ort = {"ort_threads": 2, "gflops_per_s": 100.0, "peak_gflops": 200.0, "pct_of_peak": 50.0}
     remote = {"gflops_per_s": 5.0}  # a device's item has no peak from this host
