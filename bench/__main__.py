@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("paths", nargs="+", metavar="PATH", help="benchmark JSON files or folders")
     rep.add_argument("-o", "--output", type=Path, default=Path("reports"), metavar="DIR",
                      help="output folder (default: reports)")
-    rep.add_argument("--threshold", type=fraction, default=DEFAULT_THRESHOLD, metavar="FRACTION",
-                     help=f"highlight changes larger than this (default {DEFAULT_THRESHOLD * 100:.0f}%%)")
+    rep.add_argument("--threshold", type=fraction, default=None, metavar="FRACTION",
+                     help="override every case's threshold for the gate's status and the charts' marks (default: "
+                          f"the suite's gate.threshold, else {DEFAULT_THRESHOLD * 100:.0f}%%)")
     rep.add_argument("--window", type=positive_int, default=REPORT_WINDOW, metavar="N",
                      help=f"runs in the rolling baseline (default {REPORT_WINDOW})")
     gate = sub.add_parser(

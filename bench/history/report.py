@@ -59,7 +59,8 @@ class ReportData:
     commits: list[str]
     sections: list[MachineSection]
     skipped_files: list[str]
-    threshold: float
+    #: None: each case's own (its suite's gate.threshold).
+    threshold: float | None
     window: int
     timings: dict[str, float] = field(default_factory=dict)
     #: Plotly figures by chart id, drawn in the browser by the page's script.
@@ -83,14 +84,23 @@ def _change(current: float, base: float | None) -> float | None:
     return current / base - 1.0
 
 
-def _status(change: float | None, threshold: float) -> str:
-    if change is None:
-        return ""
-    if change > threshold:
-        return "regression"
-    if change < -threshold:
-        return "improvement"
-    return ""
+#: Gate statuses the summary shows as a row's status; the others (unchanged, new, ...) show nothing.
+_SHOWN = ("regression", "improvement", "reference-slower", "reference-faster", "not-faster")
+
+
+def _gate_statuses(results: pd.DataFrame, threshold: float | None, window: int) -> dict[str, Any]:
+    """The regression gate's verdict on the latest run against the previous ``window`` runs, by case: the
+    report flags what the gate would, by the gate's own rule (bench.history.gate.decide)."""
+    import pandas as pd
+
+    from bench.history.gate import GateSettings, decide
+
+    latest_id = results["run_id"].iloc[-1]
+    earlier = [r for r in dict.fromkeys(results["run_id"]) if r != latest_id][-window:]
+    verdict = decide(results[results["run_id"] == latest_id],
+                     pd.DataFrame(columns=["case", "variant", "outcome", "message"]),
+                     results[results["run_id"].isin(earlier)], GateSettings(threshold=threshold, window=window))
+    return {c.case: c for c in verdict.cases}
 
 
 def _spread(row: pd.Series) -> tuple[float, float]:
@@ -293,11 +303,12 @@ def _change_rows(changes: list[ChangePoint]) -> list[dict[str, Any]]:
             for c in reversed(changes)]
 
 
-def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[dict[str, Any]]:
+def _summary_rows(results: pd.DataFrame, threshold: float | None, window: int) -> list[dict[str, Any]]:
     import numpy as np
 
     from bench.history.gate import DEFAULT_ALPHA, case_statistic, smallest_visible
 
+    gate = _gate_statuses(results, threshold, window)
     latest_id = results["run_id"].iloc[-1]
     case_alpha = DEFAULT_ALPHA / max(1, results.loc[results["run_id"] == latest_id, "case"].nunique())
     rows = []
@@ -326,12 +337,14 @@ def _summary_rows(results: pd.DataFrame, threshold: float, window: int) -> list[
             "vs_ort": _vs_ort(last), "paired": _paired_text(last.get("vs_baseline")),
             "vs_prev": "" if vs_prev is None else f"{vs_prev:+.1%}", "vs_prev_value": vs_prev or 0.0,
             "vs_base": "" if vs_base is None else f"{vs_base:+.1%}", "vs_base_value": vs_base or 0.0,
-            "status": _status(vs_base if vs_base is not None else vs_prev, threshold),
+            "status": gate[case].status if case in gate and gate[case].status in _SHOWN else "",
+            "status_reason": gate[case].reason if case in gate else "",
             "check": "n/a" if is_missing(check_ok) else "pass" if bool(check_ok) else "FAIL",
             "check_failed": ", ".join(last["check_failed"] or []),
             "median_value": float(last["median"]),
             "visible": "" if visible is None else f"{visible:+.1%}", "visible_value": visible or 0.0,
-            "visible_over": visible is not None and visible > threshold and last["variant"] != "ort",
+            "visible_over": visible is not None and visible > (threshold or DEFAULT_THRESHOLD)
+            and last["variant"] != "ort",
         })
     return rows
 
@@ -385,7 +398,7 @@ def _section_outcomes(results: pd.DataFrame, outcomes: pd.DataFrame, section: pd
     return mine[mine["case"].isin(cases)]
 
 
-def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window: int = DEFAULT_WINDOW,
+def build_report(history: History, threshold: float | None = None, window: int = DEFAULT_WINDOW,
                  charts: bool = True) -> ReportData:
     results, outcomes = history.results, history.outcomes
     sections = []
@@ -401,7 +414,7 @@ def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window:
             for (model, target), group in mres.groupby(["model", "target_name"], sort=True):
                 chart_id = f"chart-{len(figures)}"
                 title = f"{model} on {target}"
-                figures[chart_id] = _trend_figure(group, title, threshold, window, changes)
+                figures[chart_id] = _trend_figure(group, title, threshold or DEFAULT_THRESHOLD, window, changes)
                 chart_list.append({"id": chart_id, "title": title})
         tuned = mres[mres["variant"] == "tuned"]
         tuning_id = None
@@ -410,7 +423,8 @@ def build_report(history: History, threshold: float = DEFAULT_THRESHOLD, window:
             tuning_id = f"chart-{len(figures)}"
             figures[tuning_id] = tuning
         paired_id = None
-        paired = _paired_figure(mres, threshold) if charts and "vs_baseline" in mres else None
+        paired = (_paired_figure(mres, threshold or DEFAULT_THRESHOLD) if charts and "vs_baseline" in mres
+                  else None)
         if paired is not None:
             paired_id = f"chart-{len(figures)}"
             figures[paired_id] = paired
@@ -449,7 +463,7 @@ def _plotly_js() -> str:
     return str(get_plotlyjs())
 
 
-def write_report(paths: list[str | Path], out_dir: Path, threshold: float = DEFAULT_THRESHOLD,
+def write_report(paths: list[str | Path], out_dir: Path, threshold: float | None = None,
                  window: int = DEFAULT_WINDOW) -> tuple[Path, ReportData]:
     """Load, compute, render; write ``index.html`` and the tidy data as ``history.csv``."""
     from bench.cache import atomic_write

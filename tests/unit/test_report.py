@@ -225,3 +225,24 @@ def test_paired_changes_chain_across_accepted_baselines(tmp_path: Path) -> None:
     assert f'id="{chart}"' in render_html(data)
     synthetic_history(tmp_path / "plain", runs=3, cases=1)
     assert build_report(load_history([tmp_path / "plain"])).sections[0].paired_chart is None
+
+
+def test_status_is_the_gates_decision_not_a_plain_threshold(tmp_path: Path) -> None:
+    """A last run 8% slower on a case whose runs spread +-15% is no regression for the gate, so the page does not
+    flag it (a plain threshold on the medians would); the same 8% on a steady case is flagged, with the gate's
+    reason on hover."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for run in range(12):
+        entries = []
+        for model, spread in (("noisy", 0.15), ("steady", 0.002)):
+            level = 1.08 if run == 11 else 1 + spread * (1 if run % 2 else -1)
+            samples = list(0.01 * level * (1 + 0.001 * rng.standard_normal(10)))
+            entries.append(bench_entry(f"{model}-native-b64-tuned", model, "tuned", samples, speedup=10.0))
+        run_file(tmp_path / f"r{run:02d}.json", datetime(2026, 11, 1 + run, 2, 0), entries)
+    data = build_report(load_history([tmp_path]), charts=False)
+    rows = {r["model"]: r for r in data.sections[0].rows}
+    assert rows["noisy"]["vs_base"].startswith("+") and rows["noisy"]["status"] == ""
+    assert rows["steady"]["status"] == "regression" and rows["steady"]["status_reason"].startswith("slower by +8")
+    assert 'title="slower by +8' in render_html(data)
