@@ -59,6 +59,7 @@ import numpy as np
 
 from bench.errors import GateError
 from bench.history.load import is_missing
+from bench.spec.case import ORT, TUNED
 from bench.spec.suite import GateSpec
 from bench.stages.paired import PairedEstimate
 from bench.stages.paired import decide as decide_pairs
@@ -327,12 +328,12 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         gate = row.get("gate") if isinstance(row.get("gate"), dict) else {}
         min_speedup = gate.get("min_speedup")
         speedup = row.get("speedup_median")
-        if (row["variant"] == "tuned" and min_speedup is not None and speedup is not None
+        if (row["variant"] == TUNED and min_speedup is not None and speedup is not None
                 and not is_missing(speedup) and speedup < min_speedup):
             v.status, v.reason = "not-faster", f"tuned is {speedup:.2f}x untuned; the suite requires {min_speedup:g}x"
             continue
         paired = _paired(rows)
-        if paired is not None and row["variant"] != "ort":
+        if paired is not None and row["variant"] != ORT:
             _decide_paired(v, paired, t, case_alpha)
             continue
         history = base_by_case.get(case)
@@ -360,11 +361,11 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             v.status, v.reason = "improvement", f"faster by {ci_text}"
         else:
             v.reason = f"change {ci_text}"
-        if row["variant"] == "ort" and gate.get("ort", "report") == "report" and v.status != "unchanged":
+        if row["variant"] == ORT and gate.get(ORT, "report") == "report" and v.status != "unchanged":
             v.status = "reference-slower" if v.status == "regression" else "reference-faster"
             v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
-             and c.variant != "ort"]
+             and c.variant != ORT]
     if unseen:
         verdict.notes.append(
             f"{len(unseen)} case(s) cannot show a slowdown of their threshold on this machine: their baseline runs "

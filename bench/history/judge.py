@@ -16,6 +16,7 @@ from bench.errors import GateError, HistoryError
 from bench.history.confirm import Rerun, confirm
 from bench.history.gate import GateSettings, Verdict, decide
 from bench.history.load import History, load_history, read_run
+from bench.spec.case import ORT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,7 +152,7 @@ def gate_files(current: Path | list[Path], history_paths: list[Path], baseline: 
 
 def _all_paired(rows: pd.DataFrame) -> bool:
     """Every TVM case of the run was timed against its baseline build: its verdict needs no history."""
-    tvm = rows[rows["variant"] != "ort"]
+    tvm = rows[rows["variant"] != ORT]
     return not tvm.empty and all(isinstance(v, dict) and v.get("ratio") is not None for v in tvm["vs_baseline"])
 
 

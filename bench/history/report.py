@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bench.history.changes import ChangePoint, find_changes
 from bench.history.gate import DEFAULT_THRESHOLD
 from bench.history.load import History, is_missing, load_history
+from bench.spec.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,13 +117,13 @@ def _spread(row: pd.Series) -> tuple[float, float]:
 
 
 def _series_label(row: pd.Series) -> str:
-    if row["variant"] == "tuned":
+    if row["variant"] == TUNED:
         return f"tuned {row['budget']}"
-    return "onnxruntime" if row["variant"] == "ort" else "untuned"
+    return "onnxruntime" if row["variant"] == ORT else UNTUNED
 
 
 #: Trace colours by series, stable from chart to chart.
-_COLOURS = {"untuned": "#1f77b4", "onnxruntime": "#7f7f7f"}
+_COLOURS = {UNTUNED: "#1f77b4", "onnxruntime": "#7f7f7f"}
 _TUNED_COLOURS = ["#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b"]
 
 
@@ -264,7 +265,7 @@ def _paired_figure(results: pd.DataFrame, threshold: float) -> dict[str, Any] | 
 
     fig = go.Figure()
     palette = [*_TUNED_COLOURS, "#1f77b4", "#d62728", "#bcbd22"]
-    for i, (case, series) in enumerate(results[results["variant"] != "ort"].groupby("case", sort=True)):
+    for i, (case, series) in enumerate(results[results["variant"] != ORT].groupby("case", sort=True)):
         chain = paired_chain(series)
         if not chain:
             continue
@@ -344,7 +345,7 @@ def _summary_rows(results: pd.DataFrame, threshold: float | None, window: int) -
             "median_value": float(last["median"]),
             "visible": "" if visible is None else f"{visible:+.1%}", "visible_value": visible or 0.0,
             "visible_over": visible is not None and visible > (threshold or DEFAULT_THRESHOLD)
-            and last["variant"] != "ort",
+            and last["variant"] != ORT,
         })
     return rows
 
@@ -416,7 +417,7 @@ def build_report(history: History, threshold: float | None = None, window: int =
                 title = f"{model} on {target}"
                 figures[chart_id] = _trend_figure(group, title, threshold or DEFAULT_THRESHOLD, window, changes)
                 chart_list.append({"id": chart_id, "title": title})
-        tuned = mres[mres["variant"] == "tuned"]
+        tuned = mres[mres["variant"] == TUNED]
         tuning_id = None
         tuning = _tuning_figure(tuned) if charts else None
         if tuning is not None:

@@ -19,6 +19,7 @@ import pytest
 from bench.errors import BenchError
 from bench.history.gate import DEFAULT_WINDOW
 from bench.options import positive_int, positive_seconds
+from bench.spec.case import TUNED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -305,7 +306,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if case is not None:
             entry.update({"case": case.id, "suite": case.suite.name, "model": case.model.name,
                           "target_name": case.target.name, "variant": case.variant,
-                          "budget": case.budget.id if case.variant == "tuned" else None})
+                          "budget": case.budget.id if case.variant == TUNED else None})
         else:
             entry.update({"case": item.name, "suite": item.path.stem})
         if not report.passed:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bench.spec.case import ORT, TUNED, UNTUNED
+
 if TYPE_CHECKING:
     from bench.run.runner import CaseResult
 
@@ -18,9 +20,9 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in results:
         key = (r.case.suite.name, r.case.model.name, r.case.target.name)
-        group = groups.setdefault(key, {"tuned": {}})
-        if r.case.variant == "tuned":
-            group["tuned"][r.case.budget.id] = r
+        group = groups.setdefault(key, {TUNED: {}})
+        if r.case.variant == TUNED:
+            group[TUNED][r.case.budget.id] = r
         else:
             group[r.case.variant] = r
 
@@ -46,8 +48,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'vs baseline':>15}  check")
     lines = [head]
     for (_, model, target), group in groups.items():
-        untuned, ort = group.get("untuned"), group.get("ort")
-        for budget, tuned in (group["tuned"] or {"-": None}).items():
+        untuned, ort = group.get(UNTUNED), group.get(ORT)
+        for budget, tuned in (group[TUNED] or {"-": None}).items():
             members = [m for m in (untuned, tuned, ort) if m is not None]
             speed = tuned.info.get("speedup_median") if tuned is not None else None
             vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bench.run.worker import Options, Worker
+from bench.spec.case import ORT, UNTUNED
 from bench.spec.target import physical_cores, serves, thread_env
 from bench.stages.peak import SessionPeaks
 
@@ -104,14 +105,14 @@ class Runner:
     def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
         """Attach the ratios to this case's peers and keep the result for the summary and the gate."""
         info = measured.info.copy()
-        if case.variant in ("untuned", "ort"):
+        if case.variant in (UNTUNED, ORT):
             self.peer_stats[(*case.untuned_key, case.variant)] = stats
         else:
-            base = self.peer_stats.get((*case.untuned_key, "untuned"))
+            base = self.peer_stats.get((*case.untuned_key, UNTUNED))
             info["speedup_median"] = round(base["median"] / stats["median"], 4) if base else None
             info["speedup_mean"] = round(base["mean"] / stats["mean"], 4) if base else None
             info["untuned_median_s"] = base["median"] if base else None
-            ort = self.peer_stats.get((*case.untuned_key, "ort"))
+            ort = self.peer_stats.get((*case.untuned_key, ORT))
             info["ort_median_s"] = ort["median"] if ort else None
             info["tuned_vs_ort_median"] = round(stats["median"] / ort["median"], 4) if ort else None
         result = CaseResult(case, info, stats, measured.failures)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from bench.errors import BenchError, BuildError, CaseSkipped, RemoteError
 from bench.history import baseline
-from bench.spec.case import Case
+from bench.spec.case import ORT, TUNED, UNTUNED, Case
 from bench.spec.target import THREADS_ENV, serves, tvm_threads
 from bench.stages import build, check, paired, reference, remote
 from bench.stages.flops import FlopCount, count_flops, tvm_task_flops
@@ -132,7 +132,7 @@ class BenchSession:
                           lambda: build.compile_executable(prepared, model, case.target, case.suite.where, key))
 
     def untuned(self, case: Case, model: LoadedModel, prepared: build.Prepared) -> build.Built:
-        return self._memo(("untuned", *case.untuned_key),
+        return self._memo((UNTUNED, *case.untuned_key),
                           lambda: build.load_local(self.untuned_compiled(case, model, prepared), model, case.target))
 
     def tuned_compiled(self, case: Case, model: LoadedModel) -> tuple[Tuned, build.Compiled]:
@@ -157,7 +157,7 @@ class BenchSession:
                     case.suite.where, f"budgets ({case.budget.id})")
             return tuned, compiled
 
-        return self._memo(("tuned", *case.tuned_key), make)
+        return self._memo((TUNED, *case.tuned_key), make)
 
     def tuned(self, case: Case, model: LoadedModel) -> tuple[Tuned, build.Built]:
         tuned, compiled = self.tuned_compiled(case, model)
@@ -200,7 +200,7 @@ class BenchSession:
             return build.export_library(compiled, case.target, Path(self._memo(("libdir",), folder)) / name,
                                         case.suite.where, case.target.key_path)
 
-        key = case.untuned_key if variant == "untuned" else case.tuned_key
+        key = case.untuned_key if variant == UNTUNED else case.tuned_key
         return self._memo(("library", *key, variant), make)
 
     def ort(self, case: Case, model: LoadedModel) -> reference.Reference:
@@ -218,7 +218,7 @@ class BenchSession:
             ref = self.ort(case, model)
             return build.Built(ref.run, ref.run(), time.perf_counter() - start, 0, 0)
 
-        return self._memo(("ort", *case.untuned_key), make)
+        return self._memo((ORT, *case.untuned_key), make)
 
     def flops(self, case: Case, model: LoadedModel) -> FlopCount:
         return self._memo(("flops", *case.model_key), lambda: count_flops(model.path))
@@ -232,7 +232,7 @@ class BenchSession:
     def run(self, case: Case) -> Measured:
         self.phase("build")
         if case.target.is_remote:
-            if case.variant == "ort":
+            if case.variant == ORT:
                 raise CaseSkipped(f"ONNX Runtime has no remote form: target {case.target.name!r} runs on the device "
                                   f"pool {case.target.rpc.key!r}, the ort peer only on this host", case.suite.where)
             return self._run_remote(case)
@@ -249,19 +249,19 @@ class BenchSession:
         prepared: build.Prepared | None = None
         untuned_outputs: list[Any] | None = None
         compiled: build.Compiled | None = None
-        if case.variant == "ort":
+        if case.variant == ORT:
             built = self.ort_build(case, model)
         else:
             prepared = self.prepared(case, model)
             built = self.untuned(case, model, prepared)
             compiled = self.untuned_compiled(case, model, prepared)
             untuned_outputs = built.outputs
-            if case.variant == "tuned":
+            if case.variant == TUNED:
                 tuned, built = self.tuned(case, model)
                 compiled = self.tuned_compiled(case, model)[1]
 
         self.phase("measure")
-        if case.variant != "ort":
+        if case.variant != ORT:
             threads = tvm_threads()
             if not serves(case.target, threads):
                 raise BenchError(f"{case.id}: TVM runs with {threads} threads in this process but the target "
@@ -272,9 +272,9 @@ class BenchSession:
         plan = plan_timing(case.timing, probe(run), self.max_time)
         samples = time_rounds(run, plan)
         info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
-        if case.variant != "ort":
+        if case.variant != ORT:
             info["tvm_threads"] = tvm_threads()
-        if (case.variant == "tuned" and case.ort_peer and case.timing.side_by_side and self.use_reference
+        if (case.variant == TUNED and case.ort_peer and case.timing.side_by_side and self.use_reference
                 and reference.available()):
             info.update(self._side_by_side(case, model, run, plan))
         if compiled is not None and not case.target.is_gpu:
@@ -347,10 +347,10 @@ class BenchSession:
             return {"side_by_side": {"turns": 0, "error": reason}}
         ort_plan = plan_timing(case.timing, probe(ort), self.max_time)
         turn_s = min(case.timing.min_time, case.timing.max_time if self.max_time is None else self.max_time)
-        turns = side_by_side({"tuned": (run, plan), "ort": (ort, ort_plan)}, case.timing.side_by_side, turn_s)
-        ratios = [t / o for t, o in zip(turns["tuned"], turns["ort"], strict=True)]
+        turns = side_by_side({TUNED: (run, plan), ORT: (ort, ort_plan)}, case.timing.side_by_side, turn_s)
+        ratios = [t / o for t, o in zip(turns[TUNED], turns[ORT], strict=True)]
         return {"tuned_vs_ort_side_by_side": round(statistics.median(ratios), 4),
-                "side_by_side": {"turns": len(ratios), "tuned_s": turns["tuned"], "ort_s": turns["ort"],
+                "side_by_side": {"turns": len(ratios), "tuned_s": turns[TUNED], "ort_s": turns[ORT],
                                  "ratios": [round(r, 4) for r in ratios]}}
 
     def _run_remote(self, case: Case) -> Measured:
@@ -360,7 +360,7 @@ class BenchSession:
         untuned_c = self.untuned_compiled(case, model, prepared)
         tuned: Tuned | None = None
         compiled = untuned_c
-        if case.variant == "tuned":
+        if case.variant == TUNED:
             tuned, compiled = self.tuned_compiled(case, model)
         library = self.library(case, case.variant, compiled)
         where, key = case.suite.where, case.target.key_path
@@ -370,13 +370,13 @@ class BenchSession:
             failure: str | None = None
             try:
                 untuned_outputs = self._remote_untuned_outputs(case, model, untuned_c) \
-                    if case.variant == "tuned" else None
+                    if case.variant == TUNED else None
                 device = self.device(case)
                 built = build.load_remote(library, device.session, model, case.target, compiled, where, key)
                 plan = plan_timing(case.timing, probe(built.run, built.timer), self.max_time)
                 samples = time_rounds(built.run, plan, built.timer)
                 info, failures = self._info(case, model, prepared, built, plan, samples, tuned,
-                                  built.outputs if case.variant == "untuned" else untuned_outputs)
+                                  built.outputs if case.variant == UNTUNED else untuned_outputs)
                 info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
                              "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
                 del built, device
@@ -401,7 +401,7 @@ class BenchSession:
         """The untuned answer the tuned item is checked against, computed on a device once per session."""
         memo = ("untuned_outputs", *case.untuned_key)
         if memo not in self._memo_store:
-            library = self.library(case, "untuned", untuned)
+            library = self.library(case, UNTUNED, untuned)
             self._memo_store[memo] = build.load_remote(library, self.device(case).session, model, case.target,
                                                        untuned, case.suite.where, case.target.key_path).outputs
             release_sessions()
@@ -417,7 +417,7 @@ class BenchSession:
         info["samples_s"] = [float(x) for x in samples]
         failures = self._check(case, model, built.outputs, untuned_outputs, info) \
             if untuned_outputs is not None else []
-        if case.variant == "ort":
+        if case.variant == ORT:
             info.update({"check": {}, "check_ok": True,  # the reference does not check itself
                          "ort_model": self.ort(case, model).model})
         self._work(case, model, prepared, summarize(samples), info)
@@ -439,7 +439,7 @@ class BenchSession:
             peak = self.peaks.for_item(case.id, case.target.threads, gflops)
             info["peak_gflops"] = peak["measured_gflops"]
             info["pct_of_peak"] = round(100 * gflops / peak["measured_gflops"], 2)
-        if case.variant == "tuned" and prepared is not None:
+        if case.variant == TUNED and prepared is not None:
             tvm = self.tvm_flops(case, prepared)
             info["tvm_flops"] = tvm
             diff = abs(tvm - flops.total) / flops.total if flops.total else None
@@ -452,9 +452,9 @@ class BenchSession:
     def _check(self, case: Case, model: LoadedModel, outputs: list[Any], untuned_outputs: list[Any],
                info: Record) -> list[str]:
         verdicts: dict[str, check.CheckResult] = {}
-        if case.variant == "tuned":
-            verdicts["untuned"] = check.compare_outputs(outputs, untuned_outputs, model.outputs, case.check,
-                                                        ("tuned", "untuned"), model.labels)
+        if case.variant == TUNED:
+            verdicts[UNTUNED] = check.compare_outputs(outputs, untuned_outputs, model.outputs, case.check,
+                                                        (TUNED, UNTUNED), model.labels)
         if self.use_reference and case.check.reference == "onnxruntime" and reference.available():
             try:
                 ref = self.reference_output(case, model)

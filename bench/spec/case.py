@@ -27,8 +27,12 @@ from bench.spec.suite import (
 from bench.spec.target import ResolvedTarget, parse_target_string, resolve
 
 Variant = Literal["untuned", "ort", "tuned"]
+#: The variants by name, for code that compares or keys on them.
+UNTUNED: Variant = "untuned"
+ORT: Variant = "ort"
+TUNED: Variant = "tuned"
 #: Variants measured once per (model, target), whatever the number of budgets.
-PER_TARGET = ("untuned", "ort")
+PER_TARGET = (UNTUNED, ORT)
 
 
 @dataclass(frozen=True)
@@ -168,11 +172,11 @@ def expand(suite: Suite) -> list[Case]:
         model = spec.models[mi]
         # An rpc target keeps its ort item, which skips with the reason (ONNX Runtime has no remote form).
         ort = (model.ort if model.ort is not None else spec.ort) and targets[ti].kind == "llvm"
-        variants: list[Variant] = ["untuned"]
+        variants: list[Variant] = [UNTUNED]
         if ort:
-            variants.append("ort")
+            variants.append(ORT)
         if budget.trials > 0:
-            variants.append("tuned")
+            variants.append(TUNED)
         for variant in variants:
             cases.append(Case(suite, mi, spec.models[mi], targets[ti], budget, variant,
                               suite.model_timing(mi), suite.model_check(mi), spec.tuning,

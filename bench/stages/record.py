@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from bench.spec.case import ORT, TUNED
 from bench.stages.measure import injected_slowdown
 
 if TYPE_CHECKING:
@@ -147,10 +148,10 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "output": model.output_names[0] if len(model.outputs) == 1 else model.output_names,
         "target_name": case.target.name,
         "target": json.loads(case.target.json),
-        "budget": case.budget.id if case.variant == "tuned" else None,
-        "runtime": "onnxruntime" if case.variant == "ort" else "tvm",
-        "budget_trials": case.budget.trials if case.variant == "tuned" else 0,
-        "max_trials_per_task": case.budget.max_trials_per_task if case.variant == "tuned" else None,
+        "budget": case.budget.id if case.variant == TUNED else None,
+        "runtime": "onnxruntime" if case.variant == ORT else "tvm",
+        "budget_trials": case.budget.trials if case.variant == TUNED else 0,
+        "max_trials_per_task": case.budget.max_trials_per_task if case.variant == TUNED else None,
         "variant": case.variant,
         "tvm_version": tvm.__version__,
         "threads_source": case.target.threads_source,
@@ -168,7 +169,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
     }
     if injected_slowdown(case.id):
         info["injected_slowdown"] = injected_slowdown(case.id)
-    if case.variant == "ort":
+    if case.variant == ORT:
         import onnxruntime
 
         info.update({"ort_version": onnxruntime.__version__, "ort_threads": case.target.threads,
