@@ -76,6 +76,18 @@ class Measured:
     peaks: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass
+class Made:
+    """What a case's variant was built from and into (all None for ONNX Runtime, which builds nothing here)."""
+
+    prepared: build.Prepared | None = None
+    #: The variant's own build: untuned, or tuned from its database.
+    compiled: build.Compiled | None = None
+    #: The untuned build, whose answer the tuned one is checked against.
+    untuned: build.Compiled | None = None
+    tuned: Tuned | None = None
+
+
 class BenchSession:
     def __init__(self, cache_dir: Path, *, retune: bool = False, max_time: float | None = None,
                  use_reference: bool = True, progress: Progress = print, phase: Phase | None = None,
@@ -230,12 +242,26 @@ class BenchSession:
         return self._memo(("reference", *case.model_key), lambda: self.ort(case, model).run())
 
     def run(self, case: Case) -> Measured:
+        """One pipeline for every item: check it can run here, build its variant, then time and check it on
+        this host or on a device of its pool."""
         self.phase("build")
+        self._can_run(case)
+        model = self.model(case)
+        made = self._make(case, model)
+        if case.target.is_remote:
+            self.phase("measure")
+            return self._on_device(case, model, made)
+        built, untuned_outputs = self._load(case, model, made)
+        self.phase("measure")
+        return self._on_host(case, model, made, built, untuned_outputs)
+
+    def _can_run(self, case: Case) -> None:
+        """Skip or refuse, with the reason, an item this machine cannot time."""
         if case.target.is_remote:
             if case.variant == ORT:
                 raise CaseSkipped(f"ONNX Runtime has no remote form: target {case.target.name!r} runs on the device "
                                   f"pool {case.target.rpc.key!r}, the ort peer only on this host", case.suite.where)
-            return self._run_remote(case)
+            return
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if case.target.threads > usable:
             raise BenchError(f"{case.id}: target {case.target.name!r} needs {case.target.threads} threads "
@@ -244,23 +270,38 @@ class BenchSession:
                              case.suite.where)
         if case.target.is_gpu and not build.device_present(case.target):
             raise CaseSkipped(f"no {case.target.kind} device on this machine", case.suite.where)
-        model = self.model(case)
-        tuned: Tuned | None = None
-        prepared: build.Prepared | None = None
-        untuned_outputs: list[Any] | None = None
-        compiled: build.Compiled | None = None
-        if case.variant == ORT:
-            built = self.ort_build(case, model)
-        else:
-            prepared = self.prepared(case, model)
-            built = self.untuned(case, model, prepared)
-            compiled = self.untuned_compiled(case, model, prepared)
-            untuned_outputs = built.outputs
-            if case.variant == TUNED:
-                tuned, built = self.tuned(case, model)
-                compiled = self.tuned_compiled(case, model)[1]
 
-        self.phase("measure")
+    def _make(self, case: Case, model: LoadedModel) -> Made:
+        """The variant's build (none for ONNX Runtime), and the untuned build its answer is checked against."""
+        if case.variant == ORT:
+            return Made()
+        prepared = self.prepared(case, model)
+        untuned = self.untuned_compiled(case, model, prepared)
+        if case.variant == TUNED:
+            tuned, compiled = self.tuned_compiled(case, model)
+            return Made(prepared, compiled, untuned, tuned)
+        return Made(prepared, untuned, untuned)
+
+    def _time(self, case: Case, model: LoadedModel, made: Made, built: build.Built, untuned_outputs: list[Any] | None,
+              timer: Any = None) -> tuple[Record, list[str], list[float], TimingPlan]:
+        """Time the loaded build as the suite says, record it, and check its answer."""
+        run = built.run if timer is not None else with_injected_slowdown(built.run, case.id)
+        plan = plan_timing(case.timing, probe(run, timer), self.max_time)
+        samples = time_rounds(run, plan, timer)
+        info, failures = self._info(case, model, made.prepared, built, plan, samples, made.tuned, untuned_outputs)
+        return info, failures, samples, plan
+
+    def _load(self, case: Case, model: LoadedModel, made: Made) -> tuple[build.Built, list[Any] | None]:
+        """The variant loaded in this process and run once, and the untuned answer it is checked against."""
+        if case.variant == ORT:
+            return self.ort_build(case, model), None
+        assert made.prepared is not None
+        untuned = self.untuned(case, model, made.prepared)
+        return (self.tuned(case, model)[1] if case.variant == TUNED else untuned), untuned.outputs
+
+    def _on_host(self, case: Case, model: LoadedModel, made: Made, built: build.Built,
+                 untuned_outputs: list[Any] | None) -> Measured:
+        """Time here on TVM's threads (checked), then the side-by-side turns and the baseline pairs."""
         if case.variant != ORT:
             threads = tvm_threads()
             if not serves(case.target, threads):
@@ -268,17 +309,14 @@ class BenchSession:
                                  f"needs {case.target.threads} ({case.target.threads_source}); a figure from the "
                                  f"wrong thread count would be wrong. Was {THREADS_ENV} changed after TVM started?",
                                  case.suite.where)
-        run = with_injected_slowdown(built.run, case.id)
-        plan = plan_timing(case.timing, probe(run), self.max_time)
-        samples = time_rounds(run, plan)
-        info, failures = self._info(case, model, prepared, built, plan, samples, tuned, untuned_outputs)
+        info, failures, samples, plan = self._time(case, model, made, built, untuned_outputs)
         if case.variant != ORT:
             info["tvm_threads"] = tvm_threads()
         if (case.variant == TUNED and case.ort_peer and case.timing.side_by_side and self.use_reference
                 and reference.available()):
-            info.update(self._side_by_side(case, model, run, plan))
-        if compiled is not None and not case.target.is_gpu:
-            failures += self._vs_baseline(case, model, compiled, built.outputs, samples, info)
+            info.update(self._side_by_side(case, model, with_injected_slowdown(built.run, case.id), plan))
+        if made.compiled is not None and not case.target.is_gpu:
+            failures += self._vs_baseline(case, model, made.compiled, built.outputs, samples, info)
         return self._measured(info, failures, samples, plan)
 
     def _vs_baseline(self, case: Case, model: LoadedModel, compiled: build.Compiled, outputs: list[Any],
@@ -353,30 +391,22 @@ class BenchSession:
                 "side_by_side": {"turns": len(ratios), "tuned_s": turns[TUNED], "ort_s": turns[ORT],
                                  "ratios": [round(r, 4) for r in ratios]}}
 
-    def _run_remote(self, case: Case) -> Measured:
-        """Build here, run and time on a device; if the device is lost, once more on another."""
-        model = self.model(case)
-        prepared = self.prepared(case, model)
-        untuned_c = self.untuned_compiled(case, model, prepared)
-        tuned: Tuned | None = None
-        compiled = untuned_c
-        if case.variant == TUNED:
-            tuned, compiled = self.tuned_compiled(case, model)
-        library = self.library(case, case.variant, compiled)
+    def _on_device(self, case: Case, model: LoadedModel, made: Made) -> Measured:
+        """Built here, run and timed on a device of the pool; if the device is lost, once more on another."""
+        assert made.compiled is not None and made.untuned is not None
+        library = self.library(case, case.variant, made.compiled)
         where, key = case.suite.where, case.target.key_path
         retried: str | None = None
-        self.phase("measure")
         for attempt in (1, 2):
             failure: str | None = None
             try:
-                untuned_outputs = self._remote_untuned_outputs(case, model, untuned_c) \
+                untuned_outputs = self._remote_untuned_outputs(case, model, made.untuned) \
                     if case.variant == TUNED else None
                 device = self.device(case)
-                built = build.load_remote(library, device.session, model, case.target, compiled, where, key)
-                plan = plan_timing(case.timing, probe(built.run, built.timer), self.max_time)
-                samples = time_rounds(built.run, plan, built.timer)
-                info, failures = self._info(case, model, prepared, built, plan, samples, tuned,
-                                  built.outputs if case.variant == UNTUNED else untuned_outputs)
+                built = build.load_remote(library, device.session, model, case.target, made.compiled, where, key)
+                info, failures, samples, plan = self._time(
+                    case, model, made, built, built.outputs if case.variant == UNTUNED else untuned_outputs,
+                    built.timer)
                 info.update({"clock": "device", "tvm_threads": device.info.get("threads"), "device": device.info,
                              "device_id": remote.device_fingerprint(device.info), "rpc_retried": retried})
                 del built, device
