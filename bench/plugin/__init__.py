@@ -256,6 +256,11 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
             for s in skipped]
 
 
+def cases_in_run(session: pytest.Session) -> int:
+    """Suite items this session runs: the share of alpha each paired interval gets is 1 / this."""
+    return sum(1 for item in session.items if item.get_closest_marker("bench_suite"))
+
+
 @pytest.fixture(scope="session")
 def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[Runner]:
     """The session's runner: hands each case to a worker process that keeps models and builds across items."""
@@ -281,7 +286,7 @@ def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) ->
                       use_reference=not pytestconfig.getoption("bench_no_reference"),
                       rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"),
                       baseline_dir=_path(pytestconfig.getoption("bench_baseline_dir")),
-                      cases=sum(1 for item in request.session.items if item.get_closest_marker("bench_suite")))
+                      cases=cases_in_run(request.session))
     runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
     pytestconfig.stash[_RUNNER_KEY] = runner
     yield runner
