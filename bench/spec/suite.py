@@ -372,8 +372,8 @@ class TuningSpec(_Spec):
 
     def key_settings(self) -> dict[str, Any]:
         """The settings that make two tuning runs different searches (the tuning cache key's part)."""
-        # layout and cache_flush enter the key resolved for the target (bench.stages.tune), and only where they
-        # change anything, so keys from before they existed stay valid where nothing changed.
+        # layout and cache_flush enter the key resolved for the target (bench.stages.tuning_db), and only where
+        # they change anything, so keys from before they existed stay valid where nothing changed.
         return self.model_dump(exclude={"warm_start", "layout", "cache_flush"})
 
 

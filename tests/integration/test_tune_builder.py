@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.stages import tune
+from bench.stages import metaschedule
 
 pytestmark = [pytest.mark.tvm]
 
@@ -33,7 +33,7 @@ def test_candidates_reach_the_runner_linked_on_this_host_and_archived_for_a_devi
 
     mod = _matmul()
     target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
-    builder = tune._pooled_builder(1, 60.0, shared=shared)
+    builder = metaschedule.pooled_builder(1, 60.0, shared=shared)
     try:
         [result] = builder.build([ms.builder.BuilderInput(mod, target)])
     finally:
@@ -61,5 +61,5 @@ def test_candidates_compile_with_the_target_as_given(monkeypatch: pytest.MonkeyP
     seen: list[Any] = []
     monkeypatch.setattr(tvm.driver, "build", lambda mod, target: seen.append(target.export()))
     for target in ({"kind": "llvm", "mcpu": "znver4"}, {"kind": "llvm", "opt-level": 1}):
-        tune._fast_build(_matmul(), tvm.target.Target(target), None)
+        metaschedule.fast_build(_matmul(), tvm.target.Target(target), None)
         assert seen.pop() == tvm.target.Target(target).export()

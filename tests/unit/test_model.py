@@ -184,7 +184,7 @@ def test_unsupported_operator_named_with_node(tmp_path: Path, monkeypatch: pytes
 @pytest.mark.tvm
 def test_tuning_key_tracks_model_target_and_budget(tmp_path: Path) -> None:
     """The tuning cache key changes with the model bytes, the resolved target and the budget."""
-    from bench.stages.tune import tuning_key
+    from bench.stages.tuning_db import tuning_key
 
     path = suite_file(tmp_path, """
 models: [{name: t, source: {generator: tiny_cnn}}]
@@ -358,7 +358,7 @@ tuning: {{{tuning}}}
 def test_tuning_layout_resolves_per_target_and_enters_the_key(tmp_path: Path) -> None:
     """``auto`` is NHWC on CPU and the model's own layout on GPU; NHWC and the model's layout are two tuning
     keys, and the model's layout keeps the key it had before the setting existed (caches stay valid)."""
-    from bench.stages.tune import _key_settings, tuning_key
+    from bench.stages.tuning_db import key_settings, tuning_key
 
     def tuned(layout: str, target: str = "llvm -num-cores=2") -> Any:
         return tuned_tiny_case(tmp_path / layout, target, f"layout: {layout}")
@@ -368,7 +368,7 @@ def test_tuning_layout_resolves_per_target_and_enters_the_key(tmp_path: Path) ->
     assert tuned("auto", "cuda -arch=sm_90").conv_layout is None
     model = load_model(auto, tmp_path / "cache")
     assert tuning_key(auto, model) == tuning_key(nhwc, model) != tuning_key(model_layout, model)
-    assert "layout" not in _key_settings(model_layout, model) and _key_settings(nhwc, model)["layout"] == "NHWC"
+    assert "layout" not in key_settings(model_layout, model) and key_settings(nhwc, model)["layout"] == "NHWC"
 
 
 @pytest.mark.tvm
@@ -377,8 +377,9 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
     """``auto`` flushes on CPU when the weights outgrow the last-level cache, never for a GPU or a remote
     device; a flushed search is a tuning key of its own, and where nothing is flushed the key is the one
     from before the setting existed (caches stay valid)."""
-    import bench.stages.tune
-    from bench.stages.tune import _key_settings, _runner, cache_flush, tuning_key
+    import bench.stages.tuning_db
+    from bench.stages.metaschedule import make_runner
+    from bench.stages.tuning_db import cache_flush, key_settings, tuning_key
 
     def tuned(flush: str, target: str = "llvm -num-cores=2") -> Any:
         return tuned_tiny_case(tmp_path / f"{flush}-{target.split()[0]}", target, f"cache_flush: {flush}")
@@ -387,7 +388,7 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
     model = load_model(auto, tmp_path / "cache")
     weights = model.weight_bytes
     assert 10_000 < weights < 1_000_000  # the tiny CNN's convolution and dense weights, in float32
-    monkeypatch.setattr(bench.stages.tune, "last_level_cache_bytes", lambda: weights - 1)
+    monkeypatch.setattr(bench.stages.tuning_db, "last_level_cache_bytes", lambda: weights - 1)
     assert cache_flush(auto, model)[0] and cache_flush(on, model)[0] and not cache_flush(off, model)[0]
     assert "MiB of weights" in cache_flush(auto, model)[1]
     assert not cache_flush(tuned("true", "cuda -arch=sm_90"), model)[0]
@@ -396,9 +397,9 @@ def test_cache_flush_follows_the_weights_against_the_cache_and_enters_the_key(
                                                  "(set tuning.cache_flush)")
     flushed_key = tuning_key(auto, model)
     assert flushed_key == tuning_key(on, model) != tuning_key(off, model)
-    monkeypatch.setattr(bench.stages.tune, "last_level_cache_bytes", lambda: weights)
+    monkeypatch.setattr(bench.stages.tuning_db, "last_level_cache_bytes", lambda: weights)
     assert not cache_flush(auto, model)[0] and tuning_key(auto, model) == tuning_key(off, model)
-    assert "cache_flush" not in _key_settings(off, model) and _key_settings(on, model)["cache_flush"] is True
+    assert "cache_flush" not in key_settings(off, model) and key_settings(on, model)["cache_flush"] is True
     for flush in (True, False):
-        runner = _runner(auto, None, tmp_path, lambda message: None, flush=flush)
+        runner = make_runner(auto, None, tmp_path, lambda message: None, flush=flush)
         assert runner.evaluator_config.enable_cpu_cache_flush is flush

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.stages.tune import (
+from bench.stages.tuning_db import (
     RECORDS,
     TUNING_SCHEMA,
     WARM_FROM,
     WORKLOADS,
-    _digest,
-    _read_meta,
-    _read_warm_from,
-    _resume_partial,
-    _scan,
-    _warm_source,
-    _warm_start,
+    digest,
+    read_meta,
+    read_warm_from,
+    resume_partial,
+    scan,
+    warm_source,
+    warm_start,
 )
 
 WORKLOAD = '["0x1234", "AAAA"]'
@@ -35,7 +35,7 @@ def write_db(work: Path, workloads: list[str], records: list[str], tail: str = "
 def test_scan_counts_good_lines_and_names_bad_ones(tmp_path: Path) -> None:
     """Valid records are kept; a half-written line and a record of an unknown workload are named."""
     write_db(tmp_path, [WORKLOAD], [record(0, 1e-3), record(3, 1e-3), record(0, 2e-3)], tail='[0, [["tra')
-    workloads, records, problem = _scan(tmp_path)
+    workloads, records, problem = scan(tmp_path)
     assert len(workloads) == 1 and len(records) == 2
     assert problem == (f"{RECORDS} line 2: not a record of a known workload; "
                        f"{RECORDS} line 4: not valid JSON (half-written?)")
@@ -46,14 +46,14 @@ def test_interrupted_database_keeps_its_records(tmp_path: Path) -> None:
     partial = tmp_path / "tuning" / "e" / "work.partial"
     write_db(partial, [WORKLOAD], [record(0, 1e-3)] * 5, tail='[0, [["tra')
     messages: list[str] = []
-    assert _resume_partial(partial, tmp_path, messages.append, "tiny-b16") == 5
-    assert (partial / RECORDS).read_text().count("\n") == 5 and _scan(partial)[2] is None
+    assert resume_partial(partial, tmp_path, messages.append, "tiny-b16") == 5
+    assert (partial / RECORDS).read_text().count("\n") == 5 and scan(partial)[2] is None
     kept = list((tmp_path / "quarantine").glob(f"*{RECORDS}"))
     assert len(kept) == 1 and kept[0].read_text().endswith('[0, [["tra')
     assert "kept the 5 good records" in messages[0]
     # A clean interrupted database is left exactly as it is.
     before = (partial / RECORDS).read_bytes()
-    assert _resume_partial(partial, tmp_path, messages.append, "tiny-b16") == 5
+    assert resume_partial(partial, tmp_path, messages.append, "tiny-b16") == 5
     assert (partial / RECORDS).read_bytes() == before and len(messages) == 1
 
 
@@ -61,7 +61,7 @@ def finished_entry(root: Path, key: str = "k") -> Path:
     entry = root / "tuning" / "tiny-cpu-b16-abc"
     write_db(entry / "work", [WORKLOAD], [record(0, 1e-3)] * 3)
     meta = {"schema": TUNING_SCHEMA, "key": key, "trials": 3, "tasks": 1, "tuning_s": 1.0,
-            "database_sha256": _digest(entry / "work")}
+            "database_sha256": digest(entry / "work")}
     (entry / "meta.json").write_text(json.dumps(meta))
     return entry
 
@@ -69,7 +69,7 @@ def finished_entry(root: Path, key: str = "k") -> Path:
 def test_intact_finished_entry_is_reused(tmp_path: Path) -> None:
     """An entry whose files match the sha256 in meta.json is read as is."""
     entry = finished_entry(tmp_path)
-    meta = _read_meta(entry, "k", tmp_path, print)
+    meta = read_meta(entry, "k", tmp_path, print)
     assert meta is not None and meta["trials"] == 3
 
 
@@ -79,7 +79,7 @@ def test_edited_or_truncated_finished_entry_is_set_aside(tmp_path: Path) -> None
     records = entry / "work" / RECORDS
     records.write_text(records.read_text().replace("0.001", "0.0001"))
     messages: list[str] = []
-    assert _read_meta(entry, "k", tmp_path, messages.append) is None
+    assert read_meta(entry, "k", tmp_path, messages.append) is None
     assert not entry.exists()
     moved = list((tmp_path / "quarantine").glob("*tiny-cpu-b16-abc"))
     assert len(moved) == 1 and (moved[0] / "work" / RECORDS).is_file()
@@ -87,7 +87,7 @@ def test_edited_or_truncated_finished_entry_is_set_aside(tmp_path: Path) -> None
 
     entry = finished_entry(tmp_path)
     (entry / "meta.json").write_text('{"schema": 1, "key": "k", "tri')
-    assert _read_meta(entry, "k", tmp_path, messages.append) is None
+    assert read_meta(entry, "k", tmp_path, messages.append) is None
     assert "meta.json is unreadable" in messages[1]
 
 
@@ -95,7 +95,7 @@ def test_entry_without_meta_is_not_touched(tmp_path: Path) -> None:
     """No meta.json means no finished entry yet (maybe an interrupted one): nothing is moved."""
     entry = tmp_path / "tuning" / "e"
     write_db(entry / "work.partial", [WORKLOAD], [record(0, 1e-3)])
-    assert _read_meta(entry, "k", tmp_path, print) is None
+    assert read_meta(entry, "k", tmp_path, print) is None
     assert (entry / "work.partial" / RECORDS).is_file()
 
 
@@ -116,7 +116,7 @@ def family_entry(root: Path, name: str, trials: int, family: str = "fam", tuning
     entry = root / "tuning" / name
     write_db(entry / "work", [WORKLOAD], [record(0, 1e-3 / (i + 1)) for i in range(trials)])
     meta = {"schema": TUNING_SCHEMA, "key": name, "family": family, "trials": trials, "tuning_s": tuning_s,
-            "budget": {"name": name.split("-")[-1]}, "database_sha256": _digest(entry / "work")}
+            "budget": {"name": name.split("-")[-1]}, "database_sha256": digest(entry / "work")}
     (entry / "meta.json").write_text(json.dumps(meta))
     return entry
 
@@ -131,14 +131,14 @@ def test_warm_start_takes_the_largest_smaller_database_of_its_family(tmp_path: P
     (damaged / "work" / RECORDS).write_text((damaged / "work" / RECORDS).read_text()[:-30])
     (tmp_path / "tuning" / "tiny-b28").mkdir()
     (tmp_path / "tuning" / "tiny-b28" / "meta.json").write_text('{"schema": 2, "fam')  # unreadable meta
-    found = _warm_source(tmp_path, "fam", 32)
+    found = warm_source(tmp_path, "fam", 32)
     assert found is not None and found[0] == b16
-    assert _warm_source(tmp_path, "fam", 8) is None and _warm_source(tmp_path, "nope", 64) is None
+    assert warm_source(tmp_path, "fam", 8) is None and warm_source(tmp_path, "nope", 64) is None
 
     partial = tmp_path / "tuning" / "tiny-b32-new" / "work.partial"
-    taken = _warm_start(partial, *found)
+    taken = warm_start(partial, *found)
     assert taken == {"entry": "tiny-b16", "budget": "b16", "trials": 16, "tuning_s": 4.5}
     assert (partial / RECORDS).read_bytes() == (b16 / "work" / RECORDS).read_bytes()
-    assert _read_warm_from(partial) == taken and (partial / WARM_FROM).is_file()
+    assert read_warm_from(partial) == taken and (partial / WARM_FROM).is_file()
     # An interrupted warm-started run still knows which of its records came from the source.
-    assert _resume_partial(partial, tmp_path, print, "tiny-b32") == 16
+    assert resume_partial(partial, tmp_path, print, "tiny-b32") == 16
