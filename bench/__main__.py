@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
 from bench.history.gate import DEFAULT_ALPHA, DEFAULT_THRESHOLD, DEFAULT_WINDOW
@@ -16,6 +17,12 @@ from bench.options import fraction, non_negative_int, positive_int
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_report_parser, _gate_parser, _changes_parser, _baseline_parser):
+        add(sub)
+    return parser
+
+
+def _report_parser(sub: Any) -> None:
     rep = sub.add_parser("report", help="render the HTML trend report from benchmark JSON files",
                          description="Load benchmark JSON files, folders of them and pytest-benchmark storage "
                                      "(.benchmarks/), and write OUT/index.html (one offline page: summary tables, "
@@ -29,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                           f"the suite's gate.threshold, else {DEFAULT_THRESHOLD * 100:.0f}%%)")
     rep.add_argument("--window", type=positive_int, default=REPORT_WINDOW, metavar="N",
                      help=f"runs in the rolling baseline (default {REPORT_WINDOW})")
+
+
+def _gate_parser(sub: Any) -> None:
     gate = sub.add_parser(
         "gate", help="fail on real regressions of a run against its history or a pinned baseline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -75,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "so a lost history is noticed (leave it off the very first run)")
     gate.add_argument("--allow-machine-mismatch", action="store_true",
                       help="compare with a pinned baseline measured on another machine")
+
+
+def _changes_parser(sub: Any) -> None:
     changes = sub.add_parser(
         "changes", help="list the steps in each case's history: when, how big, how sure, between which commits",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -99,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     changes.add_argument("-k", "--case", default=None, metavar="SUBSTRING",
                          help="only cases whose id contains SUBSTRING")
     changes.add_argument("--json", action="store_true", help="print the steps as JSON instead of a table")
+
+
+def _baseline_parser(sub: Any) -> None:
     base = sub.add_parser(
         "baseline", help="accept a run's builds as their cases' baselines, timed against in later runs",
         description="Each TVM item keeps the library it built and names it in the run's JSON. `accept` copies "
@@ -114,7 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the baseline folder (default: CACHE/baselines, CACHE as --cache-dir)")
     accept.add_argument("--cache-dir", default=None, metavar="PATH",
                         help="the harness's cache (default: $TVM_BENCH_CACHE or ~/.cache/tvm-bench)")
-    return parser
 
 
 def _date(value: str) -> datetime:

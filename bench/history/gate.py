@@ -340,28 +340,9 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         if history is None or history.empty:
             v.status, v.reason = "new", "no baseline for this case on this machine"
             continue
-        v.basis = "history"
-        runs = [_run_samples(r) for _, r in history.iterrows()]
-        v.baseline_runs = len(runs)
-        fewest = min(r.size for r in cur_runs)
-        if fewest < MIN_ROUNDS:
-            v.status, v.reason = "too-few-rounds", f"{fewest} rounds; at least {MIN_ROUNDS} are needed to decide"
-            continue
-        ci = ratio_interval(cur_runs, runs, case_alpha, rng, statistic=stat_name)
-        base_values = np.array([stat(r) for r in runs])
-        v.baseline_s = float(np.median(base_values))
-        v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
-        v.visible = smallest_visible(base_values, case_alpha, len(cur_runs))
-        blind = f"; cannot see under {v.visible:+.1%} here" if v.visible is not None and v.visible > t else ""
-        ci_text = (f"{ci.ratio - 1:+.1%} in {stat_name} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, "
-                   f"threshold {t:.0%}{blind})")
-        if ci.low > 1 and ci.high >= 1 + t and ci.ratio >= 1 + t / 2:
-            v.status, v.reason = "regression", f"slower by {ci_text}"
-        elif ci.high < 1 and ci.low <= 1 - t and ci.ratio <= 1 - t / 2:
-            v.status, v.reason = "improvement", f"faster by {ci_text}"
-        else:
-            v.reason = f"change {ci_text}"
-        if row["variant"] == ORT and gate.get(ORT, "report") == "report" and v.status != "unchanged":
+        _decide_history(v, cur_runs, history, t, case_alpha, rng)
+        if (row["variant"] == ORT and gate.get("ort", "report") == "report"
+                and v.status in ("regression", "improvement")):
             v.status = "reference-slower" if v.status == "regression" else "reference-faster"
             v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
@@ -379,6 +360,34 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             verdict.cases.append(CaseVerdict(case, "missing", "measured in the baseline, absent from this run"))
     return verdict
 
+
+
+def _decide_history(v: CaseVerdict, cur_runs: list[np.ndarray], history: pd.DataFrame, t: float, case_alpha: float,
+                    rng: np.random.Generator) -> None:
+    """The case against its baseline runs on this machine: the hierarchical bootstrap interval of the ratio."""
+    stat_name = v.statistic or DEFAULT_STATISTIC
+    stat = STATISTICS[stat_name]
+    v.basis = "history"
+    runs = [_run_samples(r) for _, r in history.iterrows()]
+    v.baseline_runs = len(runs)
+    fewest = min(r.size for r in cur_runs)
+    if fewest < MIN_ROUNDS:
+        v.status, v.reason = "too-few-rounds", f"{fewest} rounds; at least {MIN_ROUNDS} are needed to decide"
+        return
+    ci = ratio_interval(cur_runs, runs, case_alpha, rng, statistic=stat_name)
+    base_values = np.array([stat(r) for r in runs])
+    v.baseline_s = float(np.median(base_values))
+    v.ratio, v.ci_low, v.ci_high = ci.ratio, ci.low, ci.high
+    v.visible = smallest_visible(base_values, case_alpha, len(cur_runs))
+    blind = f"; cannot see under {v.visible:+.1%} here" if v.visible is not None and v.visible > t else ""
+    ci_text = (f"{ci.ratio - 1:+.1%} in {stat_name} (CI {ci.low - 1:+.1%} .. {ci.high - 1:+.1%}, "
+               f"threshold {t:.0%}{blind})")
+    if ci.low > 1 and ci.high >= 1 + t and ci.ratio >= 1 + t / 2:
+        v.status, v.reason = "regression", f"slower by {ci_text}"
+    elif ci.high < 1 and ci.low <= 1 - t and ci.ratio <= 1 - t / 2:
+        v.status, v.reason = "improvement", f"faster by {ci_text}"
+    else:
+        v.reason = f"change {ci_text}"
 
 
 def _paired(rows: pd.DataFrame) -> dict[str, Any] | None:
