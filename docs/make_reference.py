@@ -103,10 +103,10 @@ def _nested(annotation: Any) -> list[Any]:
 def suite_keys() -> list[str]:
     from pydantic import BaseModel
 
-    from bench.spec.suite import SuiteSpec
+    from bench.suite.schema import SuiteSpec
 
     lines = ["## Suite keys", "",
-             "Every key a suite file may hold, from the schema (`bench/spec/suite.py`); an unknown key is an error "
+             "Every key a suite file may hold, from the schema (`bench/suite/schema.py`); an unknown key is an error "
              "naming the file and the key. [guide.md](guide.md#suite-format) has an annotated example.", ""]
     seen: set[type[BaseModel]] = set()
     queue: list[tuple[str, type[BaseModel]]] = [("", SuiteSpec)]

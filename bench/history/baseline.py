@@ -26,8 +26,8 @@ from bench.cache import atomic_write, file_sha256, key_of
 from bench.errors import BaselineError
 
 if TYPE_CHECKING:
-    from bench.spec.case import Case
     from bench.stages.build import Compiled
+    from bench.suite.case import Case
 
 BASELINE_SCHEMA = 1
 #: Libraries kept per case in the cache's builds/ folder; older ones go (a ResNet-50 library is ~100 MB).

@@ -59,11 +59,11 @@ import numpy as np
 
 from bench.errors import GateError
 from bench.history.load import is_missing
-from bench.spec.case import ORT, TUNED
-from bench.spec.suite import GateSpec
 from bench.stages.paired import PairedEstimate
 from bench.stages.paired import decide as decide_pairs
 from bench.stages.paired import estimate as paired_estimate
+from bench.suite.case import ORT, TUNED
+from bench.suite.schema import GateSpec
 
 if TYPE_CHECKING:
     import pandas as pd

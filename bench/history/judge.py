@@ -16,7 +16,7 @@ from bench.errors import GateError, HistoryError
 from bench.history.confirm import Rerun, confirm
 from bench.history.gate import GateSettings, Verdict, decide
 from bench.history.load import History, load_history, read_run
-from bench.spec.case import ORT
+from bench.suite.case import ORT
 
 if TYPE_CHECKING:
     import pandas as pd

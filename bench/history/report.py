@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bench.history.changes import ChangePoint, find_changes
 from bench.history.gate import DEFAULT_THRESHOLD
 from bench.history.load import History, is_missing, load_history
-from bench.spec.case import ORT, TUNED, UNTUNED
+from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ import pytest
 from bench.errors import BenchError
 from bench.history.gate import DEFAULT_WINDOW
 from bench.options import positive_int, positive_seconds
-from bench.spec.case import TUNED
+from bench.suite.case import TUNED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,13 +27,13 @@ if TYPE_CHECKING:
     from bench.history.gate import Verdict
     from bench.plugin.shard import Shard
     from bench.run.runner import Runner
-    from bench.spec.case import Case
+    from bench.suite.case import Case
 
 _RUNNER_KEY: pytest.StashKey[Runner] = pytest.StashKey()
 
 
 def _address(value: str) -> str:
-    from bench.spec.suite import parse_address
+    from bench.suite.schema import parse_address
 
     try:
         parse_address(value)
@@ -180,8 +180,8 @@ class SuiteModule(pytest.Module):
         return bench.plugin.testcase
 
     def collect(self) -> Any:
-        from bench.spec.case import expand
-        from bench.spec.suite import load_suite
+        from bench.suite.case import expand
+        from bench.suite.schema import load_suite
 
         try:
             suite = load_suite(self.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bench.spec.case import ORT, TUNED, UNTUNED
+from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
     from bench.run.runner import CaseResult

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pytest_benchmark.fixture import BenchmarkFixture
 
     from bench.run.runner import Runner
-    from bench.spec.case import Case
+    from bench.suite.case import Case
 
 
 def test_case(bench_case: Case, benchmark: BenchmarkFixture, bench_runner: Runner) -> None:

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bench.run.worker import Options, Worker
-from bench.spec.case import ORT, UNTUNED
-from bench.spec.target import physical_cores, serves, thread_env
 from bench.stages.peak import SessionPeaks
+from bench.suite.case import ORT, UNTUNED
+from bench.suite.target import physical_cores, serves, thread_env
 
 if TYPE_CHECKING:
     from bench.run.session import Measured
-    from bench.spec.case import Case
     from bench.stages.record import Record
+    from bench.suite.case import Case
 
 
 @dataclass

@@ -21,8 +21,6 @@ from typing import Any, TypeVar
 
 from bench.errors import BenchError, BuildError, CaseSkipped, RemoteError
 from bench.history import baseline
-from bench.spec.case import ORT, TUNED, UNTUNED, Case
-from bench.spec.target import THREADS_ENV, serves, tvm_threads
 from bench.stages import build, check, paired, reference, remote
 from bench.stages.flops import FlopCount, count_flops, tvm_task_flops
 from bench.stages.measure import (
@@ -39,6 +37,8 @@ from bench.stages.model import LoadedModel, load_model
 from bench.stages.peak import SessionPeaks
 from bench.stages.record import Record, extra_info
 from bench.stages.tune import Progress, Tuned, tune
+from bench.suite.case import ORT, TUNED, UNTUNED, Case
+from bench.suite.target import THREADS_ENV, serves, tvm_threads
 
 T = TypeVar("T")
 #: Called with "build", "tune" or "measure" as a case enters that stage; the worker's parent

@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from bench.errors import BenchError, CaseFailed
-from bench.spec.target import serves, thread_env
+from bench.suite.target import serves, thread_env
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from bench.run.session import Measured
-    from bench.spec.case import Case
+    from bench.suite.case import Case
 
 #: Test hook, never for real runs: ``"<case-id glob>:<fault>:<stage>"`` (several joined by ``,``)
 #: makes the worker fail on purpose when a matching case enters the stage. Faults: ``segv``
@@ -297,8 +297,8 @@ def serve(cmd_fd: int, res_fd: int) -> None:
 
     from bench.errors import CaseSkipped
     from bench.run.session import BenchSession
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
 
     faulthandler.enable()  # a segfault prints the Python stack into the log the parent shows
     _watch_parent(os.getppid())

@@ -28,8 +28,8 @@ from bench.errors import BuildError, ModelError
 if TYPE_CHECKING:
     import numpy as np
 
-    from bench.spec.target import ResolvedTarget
     from bench.stages.model import LoadedModel
+    from bench.suite.target import ResolvedTarget
 
 
 @dataclass(frozen=True)

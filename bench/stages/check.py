@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.spec.suite import CheckSpec
+from bench.suite.schema import CheckSpec
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.spec.suite import TimingSpec
+from bench.suite.schema import TimingSpec
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.spec.case import Case
     from bench.stages.remote import Tracker
     from bench.stages.tuning_db import Progress
+    from bench.suite.case import Case
 
 def fast_build(mod: Any, target: Any, _params: Any) -> Any:
     """MetaSchedule's default_build minus the 16 s tensor_intrin import per worker.

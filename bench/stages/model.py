@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 from bench.cache import file_sha256, key_of, locked, read_verified, write_verified
 from bench.errors import ModelError
 from bench.generators import GENERATOR_VERSION, GENERATORS
-from bench.spec.suite import ImageInput, InputSpec, NpyInput, RandomInput, ValueInput
 from bench.stages.fetch import fetch
+from bench.suite.schema import ImageInput, InputSpec, NpyInput, RandomInput, ValueInput
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from bench.spec.case import Case
+    from bench.suite.case import Case
 
 #: ImageNet normalisation used by torchvision and the TVM tutorial.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

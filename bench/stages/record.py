@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from bench.spec.case import ORT, TUNED
 from bench.stages.measure import injected_slowdown
+from bench.suite.case import ORT, TUNED
 
 if TYPE_CHECKING:
-    from bench.spec.case import Case
     from bench.stages.build import Built, Prepared
     from bench.stages.measure import TimingPlan
     from bench.stages.model import LoadedModel
     from bench.stages.tune import Tuned
+    from bench.suite.case import Case
 
 #: Stamped into every item so readers can refuse records they do not understand.
 RECORD_SCHEMA = 1

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import RemoteError
-from bench.spec.suite import parse_address
+from bench.suite.schema import parse_address
 
 if TYPE_CHECKING:
-    from bench.spec.suite import RpcSpec
-    from bench.spec.target import ResolvedTarget
+    from bench.suite.schema import RpcSpec
+    from bench.suite.target import ResolvedTarget
 
 TRACKER_HOST_ENV = "TVM_TRACKER_HOST"
 TRACKER_PORT_ENV = "TVM_TRACKER_PORT"

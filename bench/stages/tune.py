@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from bench.cache import locked, set_aside
 from bench.errors import BuildError
-from bench.spec.target import serves
 from bench.stages.metaschedule import (
     RUNNER_THREADS,
     make_runner,
@@ -68,11 +67,12 @@ from bench.stages.tuning_db import (
     open_partial,
     read_meta,
 )
+from bench.suite.target import serves
 
 if TYPE_CHECKING:
-    from bench.spec.case import Case
     from bench.stages.model import LoadedModel
     from bench.stages.remote import Tracker
+    from bench.suite.case import Case
 
 __all__ = ["RECORDS", "WORKLOADS", "Progress", "Tuned", "select_tasks", "tune"]
 

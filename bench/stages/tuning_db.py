@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.cache import atomic_write, key_of, set_aside
-from bench.spec.target import last_level_cache_bytes
 from bench.stages.build import NO_PREPACK
+from bench.suite.target import last_level_cache_bytes
 
 if TYPE_CHECKING:
-    from bench.spec.case import Case
     from bench.stages.model import LoadedModel
+    from bench.suite.case import Case
 
 #: Stamped into meta.json; a mismatch means the entry is retuned, not misread.
 #: 2: the key covers the runner's thread count (schema 1 databases were measured on one thread).

@@ -30,9 +30,9 @@ def open_model(parser: argparse.ArgumentParser, args: argparse.Namespace, *varia
     """The suite model's first case of each variant (e.g. tuned, ort), and a session on ``--cache-dir``, in a
     process running TVM on the target's thread count (exits with the reason otherwise)."""
     from bench.run.session import BenchSession
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
-    from bench.spec.target import THREADS_ENV, tvm_threads
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
+    from bench.suite.target import THREADS_ENV, tvm_threads
 
     cases: dict[str, Any] = {}
     for case in expand(load_suite(args.suite)):

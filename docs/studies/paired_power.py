@@ -103,7 +103,7 @@ def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int
               pairs: int | None = None) -> dict[str, Any]:
     """``current`` against ``baseline`` as a suite item times its build against its baseline build."""
     from bench.stages import build, paired
-    from bench.stages.measure import interleaved_pairs, probe
+    from bench.stages.measure import interleaved_pairs
 
     cases, session = open_case(args)
     case = cases["tuned"]
@@ -112,7 +112,15 @@ def time_pair(current: Path, baseline: Path, args: argparse.Namespace, seed: int
     threshold = case.suite.model_gate(case.model_index).threshold
     a = build.load_exported(current, model, case.target)
     b = build.load_exported(baseline, model, case.target)
-    per_call = statistics.median(probe(a.run) for _ in range(5))
+    # Seconds per call as a suite item knows it (its rounds' median, after warm-up): calls timed for 0.5 s,
+    # after 5 warm-up calls. A few probes in a fresh process can catch its cold start and size blocks wrong.
+    for _ in range(5):
+        a.run()
+    calls, began = 0, time.perf_counter()
+    while time.perf_counter() - began < 0.5:
+        a.run()
+        calls += 1
+    per_call = (time.perf_counter() - began) / calls
     block_calls = max(1, math.ceil(spec.block_time / per_call))
     alpha = args.alpha  # what a suite run's worker uses: timing.paired.alpha / the run's cases
     began = time.perf_counter()
@@ -179,9 +187,9 @@ def main() -> int:
               flush=True)
         return 0
 
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
     from bench.stages import build
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
 
     if args.alpha is None:
         expanded = expand(load_suite(args.suite))

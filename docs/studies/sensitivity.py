@@ -116,9 +116,9 @@ while True:
 
 def _build(suite_path: Path, case_id: str, cache_dir: Path, out: Path) -> tuple[Path, Path, int, Path]:
     from bench.run.session import BenchSession
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
     from bench.stages import build
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
 
     cases = {c.id: c for c in expand(load_suite(suite_path))}
     if case_id not in cases:

@@ -164,10 +164,10 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
     import yaml
 
     from bench.run.session import BenchSession
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
     from bench.stages import build, check
     from bench.stages.tune import Tuned, tune
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
 
     folder = args.workdir / f"{config.name}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def run_config(config: Config, seed: int, args: argparse.Namespace) -> tuple[lis
 
 
 def main() -> int:
-    from bench.spec.target import physical_cores
+    from bench.suite.target import physical_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mobilenet_v2", help="a built-in generator (default mobilenet_v2)")
@@ -246,7 +246,7 @@ def main() -> int:
     parser.add_argument("--png", type=Path, default=None, help="default: WORKDIR/curve.png")
     args = parser.parse_args()
     threads = physical_cores()
-    os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM starts its pool (bench/spec/target.py)
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM starts its pool (bench/suite/target.py)
     configs = args.config or [Config("harness", {})]
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -320,9 +320,9 @@ def interleaved(largest: dict[str, Any], ort: tuple[Any, Any], args: argparse.Na
 def time_ort(args: argparse.Namespace) -> tuple[float, tuple[Any, Any]]:
     """ONNX Runtime on the same frozen model and inputs, timed like the TVM builds."""
     from bench.run.session import BenchSession
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
     from bench.stages import build
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
 
     path = args.workdir / "ort.yaml"
     path.write_text(SUITE.format(model=args.model, trials=0, tuning="{}"))

@@ -121,9 +121,9 @@ def test_busy_pool_times_out_and_a_killed_server_costs_one_retry(tmp_path: Path,
     threads than the target names; a device killed after it was handed out is replaced by another from the
     pool, once, and the item says so."""
     from bench.run.session import BenchSession
-    from bench.spec.case import expand
-    from bench.spec.suite import load_suite
     from bench.stages import build
+    from bench.suite.case import expand
+    from bench.suite.schema import load_suite
 
     with fleet(tmp_path, servers=1) as f:
         write_suite(tmp_path, f.address, queue=3)

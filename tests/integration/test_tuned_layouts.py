@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bench.run.session import BenchSession
-from bench.spec.case import expand
-from bench.spec.suite import load_suite
 from bench.stages import build
+from bench.suite.case import expand
+from bench.suite.schema import load_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from bench.generators import ZOO
-from bench.spec.case import expand
-from bench.spec.suite import load_suite
 from bench.stages import check
+from bench.suite.case import expand
+from bench.suite.schema import load_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.errors import SuiteError
-from bench.spec.case import expand
-from bench.spec.suite import load_suite
+from bench.suite.case import expand
+from bench.suite.schema import load_suite
 
 SUITE = """
 models:

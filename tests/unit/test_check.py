@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.spec.suite import CheckSpec
 from bench.stages.check import compare, softmax, summary_topk, top_k
+from bench.suite.schema import CheckSpec
 
 PROBS = CheckSpec(softmax=False, top_k=3, tolerance=1e-4)
 

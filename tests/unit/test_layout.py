@@ -44,8 +44,8 @@ def _model(tmp_path: Path, nodes: list[onnx.NodeProto], inits: dict[str, np.ndar
 def test_clip_with_finite_constant_bounds_imports_as_relax_operators(tmp_path: Path) -> None:
     """Initializer and Constant-node bounds become R.maximum / R.minimum, an absent bound is skipped, a NaN
     bound keeps the importer's own Clip (ONNX reads it as no bound); the answer is unchanged."""
-    from bench.spec.target import resolve
     from bench.stages import build
+    from bench.suite.target import resolve
 
     f32 = np.float32
     inits = {"zero": np.array(0, f32), "nan": np.array(np.nan, f32), "three": np.array(3, f32)}
@@ -75,8 +75,8 @@ def test_clip_with_finite_constant_bounds_imports_as_relax_operators(tmp_path: P
 def test_nhwc_build_matches_nchw_and_keeps_relu6_inside_the_layout(tmp_path: Path) -> None:
     """Conv -> batch norm -> ReLU6 -> depthwise conv -> ReLU6 -> pool: converted to NHWC, no kernel transposes around a
     ReLU6 (only the graph's input and output are transposed), and the output equals the NCHW build's."""
-    from bench.spec.target import resolve
     from bench.stages import build
+    from bench.suite.target import resolve
 
     rng = np.random.default_rng(0)
     f32 = np.float32
@@ -113,8 +113,8 @@ def test_an_operator_tvm_cannot_lower_converted_keeps_the_models_layout(tmp_path
     """Conv -> Resize -> ConvTranspose in NHWC: conv2d and the resize are converted, conv2d_transpose (no NHWC
     lowering in TVM 0.27; ConvertLayout carries the layout into it anyway) stays NCHW, the module builds, the
     record says which was which, and the answer equals ONNX Runtime's."""
-    from bench.spec.target import resolve
     from bench.stages import build
+    from bench.suite.target import resolve
 
     rng = np.random.default_rng(0)
     f32 = np.float32

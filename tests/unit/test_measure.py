@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bench.spec.suite import TimingSpec
 from bench.stages.measure import TimingPlan, plan_timing, side_by_side, slice_sizes, time_rounds
+from bench.suite.schema import TimingSpec
 
 SPEC = TimingSpec(warmup_rounds=1, iterations=10, rounds=10, min_rounds=3, min_time=0.0, max_time=10.0)
 

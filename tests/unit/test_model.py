@@ -12,9 +12,9 @@ import pytest
 
 from bench.errors import ModelError
 from bench.generators import GENERATORS
-from bench.spec.case import expand
-from bench.spec.suite import RpcSpec, load_suite
 from bench.stages.model import load_model
+from bench.suite.case import expand
+from bench.suite.schema import RpcSpec, load_suite
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bench.errors import ModelError
-from bench.spec.case import expand
-from bench.spec.suite import load_suite
 from bench.stages import reference
 from bench.stages.model import load_model
+from bench.suite.case import expand
+from bench.suite.schema import load_suite
 
 #: Suites resolve their targets through TVM.
 pytestmark = pytest.mark.tvm

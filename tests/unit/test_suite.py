@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import SuiteError
-from bench.spec.suite import load_suite
+from bench.suite.schema import load_suite
 
 GOOD = """
 models:
@@ -277,7 +277,7 @@ targets:
 )
 def test_rpc_targets_validate(tmp_path: Path, target: str, rpc: str, export: str, expected: str) -> None:
     """A device pool target is checked before anything runs: address, timeouts, cores, cross compiler."""
-    from bench.spec.case import expand
+    from bench.suite.case import expand
 
     with pytest.raises(SuiteError) as info:
         expand(load_suite(write(tmp_path, RPC.format(target=target, rpc=rpc, export=export))))
@@ -287,7 +287,7 @@ def test_rpc_targets_validate(tmp_path: Path, target: str, rpc: str, export: str
 @pytest.mark.tvm
 def test_rpc_target_identity_includes_the_device_key(tmp_path: Path) -> None:
     """Two pools of the same target are different builds and tuning databases; 'export' needs rpc."""
-    from bench.spec.case import expand
+    from bench.suite.case import expand
 
     text = RPC.format(target="{kind: llvm, num-cores: 2}", rpc="{key: a}", export="") + \
         "  - {name: other, target: {kind: llvm, num-cores: 2}, rpc: {key: b}}\n"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.spec.target import default_name, parse_target_string, resolve
+from bench.suite.target import default_name, parse_target_string, resolve
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_thread_count_comes_from_the_target_or_the_host() -> None:
     written into its identity; a bad num-cores is refused."""
     import psutil
 
-    from bench.spec.target import THREADS_FROM_HOST, THREADS_FROM_NATIVE, THREADS_FROM_TARGET
+    from bench.suite.target import THREADS_FROM_HOST, THREADS_FROM_NATIVE, THREADS_FROM_TARGET
 
     assert (resolve("llvm -num-cores=3").threads, resolve("llvm -num-cores=3").threads_source) == (
         3, THREADS_FROM_TARGET)

@@ -13,7 +13,7 @@ from itertools import product
 from typing import Literal
 
 from bench.errors import SuiteError
-from bench.spec.suite import (
+from bench.suite.schema import (
     BudgetSpec,
     CheckSpec,
     LimitsSpec,
@@ -24,7 +24,7 @@ from bench.spec.suite import (
     TimingSpec,
     TuningSpec,
 )
-from bench.spec.target import ResolvedTarget, parse_target_string, resolve
+from bench.suite.target import ResolvedTarget, parse_target_string, resolve
 
 Variant = Literal["untuned", "ort", "tuned"]
 #: The variants by name, for code that compares or keys on them.
