@@ -194,15 +194,6 @@ def test_second_run_reuses_the_tuning_cache(first_run: tuple[Path, Any, dict]) -
     assert again["check_ok"] is True
 
 
-def test_help_lists_the_harness_options() -> None:
-    """`pytest --help` documents the options the harness adds."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
-    for option in ("--bench-cache-dir", "--retune", "--bench-max-time", "--bench-no-reference",
-                   "--bench-all-suites", "--bench-isolation", "--bench-gate"):
-        assert option in proc.stdout
-
-
 def test_outcomes_and_samples_on_record(first_run: tuple[Path, Any, dict]) -> None:
     """The JSON lists every item's outcome (skips and suite errors too) and per-round samples."""
     _, _, data = first_run
@@ -246,23 +237,6 @@ def test_gate_confirm_remeasures_through_pytest(first_run: tuple[Path, Any, dict
     from bench.history.load import load_history
 
     assert "out.confirm-1.json" not in set(load_history([work]).runs["file"].map(lambda f: Path(f).name))
-
-
-def test_shards_split_whole_groups_and_need_a_run_id(tmp_path: Path) -> None:
-    """--bench-shard 1/2 and 2/2 collect disjoint halves made of whole (model, target) groups; without
-    --bench-run-id it is a usage error."""
-    models = "\n".join(f"  - {{name: m{i}, source: {{generator: tiny_cnn, seed: {i}}}}}" for i in range(3))
-    (tmp_path / "s.yaml").write_text(f"models:\n{models}\ntargets: ['llvm -num-cores=2']\nbudgets: [0, 8]\n")
-    collected = []
-    for shard in ("1/2", "2/2"):
-        proc = run_pytest("s.yaml", "--collect-only", "-q", "--bench-shard", shard, "--bench-run-id", "n1",
-                          cwd=tmp_path)
-        assert proc.returncode == 0, proc.stdout
-        collected.append({line.split("[")[1].split("-")[0] for line in proc.stdout.splitlines() if "[" in line})
-        assert sum("test_case[" in line for line in proc.stdout.splitlines()) == 3 * len(collected[-1])
-    assert collected == [{"m0", "m2"}, {"m1"}]
-    proc = run_pytest("s.yaml", "--collect-only", "--bench-shard", "1/2", cwd=tmp_path)
-    assert proc.returncode == 4 and "--bench-shard needs --bench-run-id" in proc.stderr
 
 
 def test_installed_plugin_runs_suites_in_any_folder(tmp_path: Path) -> None:

@@ -127,8 +127,29 @@ def test_benchmark_max_time_is_applied_as_the_harness_max_time(project: pytest.P
     assert benchmark_options.REFUSED.keys().isdisjoint(benchmark_options.APPLIED)
 
 
-def test_sharding_needs_a_run_id(project: pytest.Pytester) -> None:
-    result = project.runpytest_inprocess("suites", "--bench-shard", "1/2")
+def test_help_lists_the_harness_options(project: pytest.Pytester) -> None:
+    """`pytest --help` documents the options the harness adds."""
+    result = project.runpytest_inprocess("--help")
+    for option in ("--bench-cache-dir", "--retune", "--bench-max-time", "--bench-no-reference",
+                   "--bench-all-suites", "--bench-isolation", "--bench-gate", "--bench-baseline-dir"):
+        assert option in result.stdout.str()
+
+
+def test_shards_split_whole_groups_and_need_a_run_id(project: pytest.Pytester) -> None:
+    """--bench-shard 1/2 and 2/2 collect disjoint halves made of whole (model, target) groups; without
+    --bench-run-id it is a usage error."""
+    models = "\n".join(f"  - {{name: m{i}, source: {{generator: tiny_cnn, seed: {i}}}}}" for i in range(3))
+    (project.path / "s.yaml").write_text(f"models:\n{models}\ntargets: ['llvm -num-cores=2']\nbudgets: [0, 8]\n")
+    collected = []
+    for shard in ("1/2", "2/2"):
+        result = project.runpytest_inprocess("s.yaml", "--collect-only", "-q", "--bench-shard", shard,
+                                             "--bench-run-id", "n1")
+        assert result.ret == pytest.ExitCode.OK, result.outlines
+        ids = [line for line in result.outlines if "test_case[" in line]
+        collected.append({line.split("[")[1].split("-")[0] for line in ids})
+        assert len(ids) == 3 * len(collected[-1])
+    assert collected == [{"m0", "m2"}, {"m1"}]
+    result = project.runpytest_inprocess("s.yaml", "--collect-only", "--bench-shard", "1/2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--bench-shard needs --bench-run-id" in "\n".join(result.errlines)
 
