@@ -79,6 +79,9 @@ DEFAULT_WINDOW = 20
 DEFAULT_THRESHOLD: float = GateSpec.model_fields["threshold"].default
 DEFAULT_STATISTIC: str = GateSpec.model_fields["statistic"].default
 BOOTSTRAP = 4000
+#: A run whose measured peak GFLOP/s is this far (either way) from its baseline runs' is likely another kind of
+#: machine behind the same CPU identity: Zen 4 and Zen 5 VMs differ by about 1.5x, one VM's probes by under 10%.
+PEAK_MISMATCH = 0.15
 
 #: Per-run location statistics the gate can compare (suite ``gate.statistic``).
 STATISTICS: dict[str, Callable[..., Any]] = {"min": np.min, "median": np.median}
@@ -353,6 +356,9 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             "spread so much that the smallest visible slowdown is " + ", ".join(
                 f"{c.case} {c.visible:+.1%}" for c in sorted(unseen, key=lambda c: -(c.visible or 0)))
             + " (docs/method.md#what-each-case-can-see)")
+    mismatch = _peak_mismatch(current, baseline)
+    if mismatch is not None:
+        verdict.notes.append(mismatch)
     present = set(current["case"]) | {c.case for c in verdict.cases}
     if not baseline.empty:
         last_run = baseline["run_id"].iloc[-1]
@@ -360,6 +366,23 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             verdict.cases.append(CaseVerdict(case, "missing", "measured in the baseline, absent from this run"))
     return verdict
 
+
+
+def _peak_mismatch(current: pd.DataFrame, baseline: pd.DataFrame) -> str | None:
+    """A note when this run's measured peak is far from its baseline runs': the machine's identity (CPU brand,
+    family, model, stepping, cores) matched, yet its speed did not, so history verdicts compare unlike machines."""
+    if "peak_gflops" not in current or "peak_gflops" not in baseline or baseline.empty:
+        return None
+    now = current["peak_gflops"].dropna()
+    before = baseline.groupby("run_id")["peak_gflops"].median().dropna()
+    if now.empty or before.empty:
+        return None
+    ratio = float(now.median()) / float(before.median())
+    if abs(ratio - 1) <= PEAK_MISMATCH:
+        return None
+    return (f"this run's measured peak ({float(now.median()):.0f} GFLOP/s) is {ratio - 1:+.0%} off its baseline runs' "
+            f"({float(before.median()):.0f}): the same CPU identity on another kind of machine? Verdicts on history "
+            "compare unlike machines here; paired verdicts (against a baseline build) are unaffected")
 
 
 def _decide_history(v: CaseVerdict, cur_runs: list[np.ndarray], history: pd.DataFrame, t: float, case_alpha: float,

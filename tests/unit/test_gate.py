@@ -560,3 +560,16 @@ def test_a_paired_interval_is_recomputed_at_the_cases_share_of_alpha() -> None:
     [first, *_] = decide(current, NO_OUTCOMES, current.iloc[:0]).cases
     assert (first.ci_low, first.ci_high) == pytest.approx((split.low, split.high))
     assert first.status == "unchanged" and first.basis == "paired"
+
+
+def test_a_run_on_a_machine_of_another_speed_behind_the_same_identity_is_noted() -> None:
+    """A Zen 4 and a Zen 5 VM that report one CPU identity differ by 1.5x in their measured peak: the verdict
+    says so; a few percent between one VM's probes is nothing to note."""
+    rng = np.random.default_rng(3)
+    base = baseline(rng)
+    base["peak_gflops"] = [215.0 + i for i in range(len(base))]
+    for peak, noted in ((340.0, True), (228.0, False), (None, False)):
+        current = frame([row("m-native-b64-tuned", noisy_run(rng, 1e-3), peak_gflops=peak)])
+        notes = decide(current, NO_OUTCOMES, base).notes
+        assert any("measured peak (340 GFLOP/s) is +55% off its baseline runs' (220)" in n for n in notes) == noted, \
+            notes
