@@ -19,7 +19,7 @@ exactly as a suite item times its build against its baseline
   runs a worse record of the same task.
 
 The regression is picked among ``--candidates`` tasks (largest FLOPs first)
-(or ``--tasks``) and ``--ranks`` ranks each (tuned: the best 1, 2, ...
+(or ``--tasks``) and ``--ranks`` ranks each (tuned: the best 1, 2, 4, ...
 records dropped; untuned: records spread from the task's worst to its best): each candidate is timed against its
 baseline in a fresh process (``--pick-pairs`` pairs), and the first whose
 cost lands in [target, 1.4 target] is taken (else the one nearest 1.1
@@ -228,12 +228,13 @@ def main() -> int:
         n = len(_ranked(_records(tuned.work_dir), workload))
         best = variant_lib(workload, 0, True) if args.variant == "untuned" else steady
         if args.variant == "tuned":
-            # current: the database without the task's best 1, 2, ... records; baseline: the tuned build
+            # current: the database without the task's best 1, 2, 4, ... records; baseline: the tuned build
             plan = [(rank, f"task {workload} without its {rank} best record(s)")
-                    for rank in range(1, min(n, args.ranks + 1))]
+                    for rank in (2**i for i in range(args.ranks)) if rank < n]
         else:
             # baseline: untuned but for the task's best record; current: the task on no record at all (the
-            # untuned build itself), then on worse records, worst first
+            # untuned build itself: the most this task can cost), then, if that costs too much, on worse records
+            # of its own, worst first, each costing more than the one before
             worse = sorted({round(1 + i * (n - 2) / max(1, args.ranks - 1)) for i in range(args.ranks)}, reverse=True)
             plan = [(-1, f"task {workload}'s tuned record lost (untuned)")]
             plan += [(rank, f"task {workload} on its record of rank {rank + 1} instead of its best")
@@ -249,8 +250,10 @@ def main() -> int:
             if args.target <= cost <= args.target * 1.4:
                 picked = tried[-1]
                 break
-            if (cost > args.target * 1.4) == (args.variant == "tuned"):
-                break  # further along the plan only costs more (tuned) or less (untuned)
+            if args.variant == "untuned" and rank < 0 and cost < args.target:
+                break  # losing the task's record altogether costs less than the target: no record of it can
+            if rank >= 0 and cost > args.target * 1.4:
+                break  # further along the plan only costs more
         if picked:
             break
     if picked is None:
