@@ -163,6 +163,28 @@ def pytest_options() -> list[str]:
     return [*lines, ""]
 
 
+def _command(title: str, command: argparse.ArgumentParser, depth: int) -> list[str]:
+    """One command's section: its description, usage and arguments, then its subcommands'."""
+    about = (command.description or "").strip()
+    lines = [f"{'#' * depth} `{title}`", "", *([about, ""] if about else []), "```",
+             command.format_usage().strip().replace("usage: ", ""), "```", ""]
+    rows = []
+    inner = None
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            inner = action
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        flag = ", ".join(action.option_strings) or action.metavar or action.dest
+        shown = "" if action.default in (None, [], False, argparse.SUPPRESS) else f"`{action.default}`"
+        rows.append(f"| `{flag}` | {shown} | {(action.help or '').replace('%%', '%').replace('|', '/')} |")
+    if rows:
+        lines += ["| argument | default | meaning |", "|---|---|---|", *rows, ""]
+    for name, sub in (inner.choices.items() if inner else []):
+        lines += _command(f"{title} {name}", sub, depth + 1)
+    return lines
+
+
 def commands() -> list[str]:
     from bench.__main__ import build_parser
 
@@ -171,22 +193,7 @@ def commands() -> list[str]:
              "`--help`.", ""]
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, command in sub.choices.items():
-        lines += [f"### `{name}`", "", (command.description or "").strip(), "", "```", command.format_usage().strip()
-                  .replace("usage: ", ""), "```", "", "| argument | default | meaning |", "|---|---|---|"]
-        for action in command._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-                continue
-            flag = ", ".join(action.option_strings) or action.metavar or action.dest
-            default = action.default
-            shown = "" if default in (None, [], False, argparse.SUPPRESS) else f"`{default}`"
-            text = (action.help or "").replace("%%", "%").replace("|", "/")
-            lines.append(f"| `{flag}` | {shown} | {text} |")
-        lines.append("")
-        if isinstance(command._subparsers, argparse._ArgumentGroup):
-            inner = next((a for a in command._actions if isinstance(a, argparse._SubParsersAction)), None)
-            for sub_name, sub_command in (inner.choices.items() if inner else []):
-                lines += [f"#### `{name} {sub_name}`", "", (sub_command.description or "").strip(), "", "```",
-                          sub_command.format_usage().strip().replace("usage: ", ""), "```", ""]
+        lines += _command(name, command, 3)
     return lines
 
 
