@@ -18,6 +18,44 @@ if TYPE_CHECKING:
     from bench.stages.tuning_db import Progress
     from bench.suite.case import Case
 
+#: Modules of ``tvm.s_tir.tensor_intrin`` a CPU target's schedule rules can use (TVM 0.27).
+CPU_INTRINSICS = ("x86", "arm_cpu", "riscv_cpu")
+#: Every module the package's ``__init__`` imports (TVM 0.27), for any other target.
+ALL_INTRINSICS = ("cuda", *CPU_INTRINSICS, "rocm", "hexagon")
+
+
+def register_intrinsics(target_kind: str) -> None:
+    """Register the tensor intrinsics a target can use before MetaSchedule's TuneContext imports them all.
+
+    TuneContext imports ``tvm.s_tir.tensor_intrin``, whose ``__init__`` parses
+    some 250 TVMScript intrinsics; CUDA's alone take 10-18 s, in every process
+    that tunes, and a CPU tuning never uses them. For a CPU target the package
+    is entered without running its ``__init__`` and only its CPU modules are
+    imported; any other target gets every module, as TVM's import would give.
+    The design spaces are the same either way (tests/unit/test_tune_cache.py).
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    package = "tvm.s_tir.tensor_intrin"
+    if package not in sys.modules:
+        if target_kind not in ("llvm", "c"):
+            importlib.import_module(package)
+            return
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.submodule_search_locations is None:
+            return
+        stub = types.ModuleType(package, "CPU tensor intrinsics only (bench.stages.metaschedule)")
+        stub.__spec__, stub.__package__ = spec, package
+        stub.__path__ = list(spec.submodule_search_locations)
+        sys.modules[package] = stub
+    names = CPU_INTRINSICS if target_kind in ("llvm", "c") else ALL_INTRINSICS
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+
+
 def fast_build(mod: Any, target: Any, _params: Any) -> Any:
     """MetaSchedule's default_build minus the 16 s tensor_intrin import per worker.
 

@@ -6,6 +6,7 @@ fraction of that at equal quality (measured figures in docs/studies/README.md#tu
 * the builder skips ``import tvm.s_tir.tensor_intrin`` (about 16 s in every
   fresh builder worker) by building with a function of our own, and keeps its
   worker processes across batches instead of starting new ones per batch;
+  the tuning process itself imports only the intrinsics its target can use;
 * for a runner on this host, candidates are linked in the (parallel) builder
   rather than in the (serial) runner;
 * evolutionary search with a small population and one genetic iteration;
@@ -51,6 +52,7 @@ from bench.stages.metaschedule import (
     make_runner,
     pooled_builder,
     progress_callback,
+    register_intrinsics,
     reset_logger,
     runner_threads,
 )
@@ -178,6 +180,7 @@ def _search(case: Case, model: LoadedModel, tasks: list[Any], part: Partial, thr
     settings, budget = case.tuning, case.budget
     per_iter = max(1, min(settings.trials_per_iter, budget.trials // len(tasks)))
     reset_logger()
+    register_intrinsics(case.target.tvm().kind.name)
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         tasks, work_dir=str(part.path), seed=settings.seed,
         strategy=ms.search_strategy.EvolutionarySearch(

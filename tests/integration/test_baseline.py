@@ -20,7 +20,7 @@ ort: false
 models: [{name: tiny, source: {generator: tiny_cnn}}]
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
 budgets: [{name: b16, trials: 16}]
-timing: {rounds: 5, iterations: 5, min_rounds: 3, max_time: 2, side_by_side: 0,
+timing: {rounds: 5, iterations: 5, min_rounds: 3, max_time: 2, min_time: 0.2, slices: 1, side_by_side: 0,
          paired: {min_pairs: 8, max_pairs: 16, block_time: 0.02}}
 """
 

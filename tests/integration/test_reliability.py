@@ -30,7 +30,7 @@ models:
   - {name: fine, source: {generator: tiny_cnn, seed: 4}}
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
 budgets: [0]
-timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1}
+timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1, min_time: 0.2, slices: 1}
 limits: {memory_mb: 2000}
 """
 
@@ -40,7 +40,7 @@ ort: false
 models: [{name: tiny, source: {generator: tiny_cnn}}]
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
 budgets: [{name: b48, trials: 48}]
-timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1}
+timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1, min_time: 0.2, slices: 1}
 tuning: {trials_per_iter: 4}
 """
 

@@ -63,3 +63,52 @@ def test_candidates_compile_with_the_target_as_given(monkeypatch: pytest.MonkeyP
     for target in ({"kind": "llvm", "mcpu": "znver4"}, {"kind": "llvm", "opt-level": 1}):
         metaschedule.fast_build(_matmul(), tvm.target.Target(target), None)
         assert seen.pop() == tvm.target.Target(target).export()
+
+
+SPACES = """
+import sys
+from pathlib import Path
+
+from bench.run.session import BenchSession
+from bench.stages import metaschedule
+from bench.suite.case import expand
+from bench.suite.schema import load_suite
+from tvm.s_tir import meta_schedule as ms
+
+[case] = [c for c in expand(load_suite(Path(sys.argv[1]))) if c.variant == "tuned"]
+if sys.argv[2] == "cpu":
+    metaschedule.register_intrinsics("llvm")
+session = BenchSession(Path(sys.argv[3]), progress=lambda _: None)
+model = session.model(case)
+target = case.target.tvm()
+for task in ms.relax_integration.extract_tasks(session.prepared(case, model).mod, target, {}):
+    context = ms.TuneContext(task.dispatched[0], target=target, space_generator="post-order-apply",
+                             search_strategy="evolutionary", task_name=task.task_name, rand_state=0)
+    print(task.task_name, [str(s.trace) for s in context.generate_design_space()])
+print("cuda intrinsics parsed:", "tvm.s_tir.tensor_intrin.cuda" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+def test_a_cpu_tuning_parses_only_cpu_intrinsics_and_searches_the_same_spaces(tmp_path: Path) -> None:
+    """register_intrinsics("llvm") skips CUDA's, ROCm's and Hexagon's TVMScript intrinsics (10-18 s per tuning
+    process), and every task of the zoo's grouped_cnn (NHWC convolutions, depthwise and grouped) gets the same
+    design spaces as with TVM's whole tensor_intrin package."""
+    import subprocess
+    import sys
+
+    (tmp_path / "s.yaml").write_text("""
+models: [{name: g, source: {generator: grouped_cnn}}]
+targets: [{name: cpu, target: "llvm -num-cores=2"}]
+budgets: [{name: b8, trials: 8}]
+""")
+    outputs = {}
+    for mode in ("cpu", "all"):
+        proc = subprocess.run([sys.executable, "-c", SPACES, str(tmp_path / "s.yaml"), mode, str(tmp_path / "c")],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                              cwd=Path(__file__).resolve().parents[2])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs[mode] = proc.stdout.splitlines()
+    assert outputs["cpu"][-1] == "cuda intrinsics parsed: False"
+    assert outputs["all"][-1] == "cuda intrinsics parsed: True"
+    assert len(outputs["cpu"]) > 5 and outputs["cpu"][:-1] == outputs["all"][:-1]
