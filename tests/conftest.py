@@ -1,4 +1,5 @@
-"""Warnings are errors in the harness's own tests (not in users' suite runs); ``-m "not tvm"`` is honest.
+"""Warnings are errors in the harness's own tests (not in users' suite runs); ``-m "not tvm"`` is honest;
+the tests run under pytest-xdist (``-n 2``), the pytest runs they start do not.
 
 Every test that needs Apache TVM carries the ``tvm`` marker, so ``pytest tests/ -m "not tvm"`` runs the
 rest on a machine without it. To keep that true, a run that deselects ``tvm`` makes ``import tvm`` fail
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +27,17 @@ class _NoTvm(importlib.abc.MetaPathFinder):
 def pytest_configure(config: pytest.Config) -> None:
     if "not tvm" in (config.option.markexpr or "") and "tvm" not in sys.modules:
         sys.meta_path.insert(0, _NoTvm())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _not_an_xdist_worker_below() -> Iterator[None]:
+    """Under ``-n``, the pytest runs a test starts (pytester's or a subprocess) would inherit xdist's worker
+    variables, and pytest-benchmark disables itself where it sees them: they are this process's, not theirs.
+    Session-scoped, so module fixtures that start pytest runs come after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            patch.delenv(name, raising=False)
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

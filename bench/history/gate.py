@@ -77,6 +77,7 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_WINDOW = 20
 #: A case's threshold and statistic when its record has none: the suite schema's defaults.
 DEFAULT_THRESHOLD: float = GateSpec.model_fields["threshold"].default
+DEFAULT_MEMORY_THRESHOLD: float = GateSpec.model_fields["memory_threshold"].default
 DEFAULT_STATISTIC: str = GateSpec.model_fields["statistic"].default
 BOOTSTRAP = 4000
 #: A run whose measured peak GFLOP/s is this far (either way) from its baseline runs' is likely another kind of
@@ -88,13 +89,13 @@ STATISTICS: dict[str, Callable[..., Any]] = {"min": np.min, "median": np.median}
 
 Status = Literal[
     # failing
-    "regression", "wrong-answer", "errored", "missing", "not-faster",
+    "regression", "wrong-answer", "errored", "missing", "not-faster", "memory-grew",
     # reported
     "improvement", "unchanged", "new", "skipped", "too-few-rounds", "reference-slower", "reference-faster",
     "unconfirmed",
 ]
 STATUSES: tuple[Status, ...] = get_args(Status)
-FAILING: frozenset[Status] = frozenset(STATUSES[:5])
+FAILING: frozenset[Status] = frozenset(STATUSES[:6])
 Statistic = Literal["min", "median"]
 
 
@@ -348,6 +349,10 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
                 and v.status in ("regression", "improvement")):
             v.status = "reference-slower" if v.status == "regression" else "reference-faster"
             v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
+    for v in verdict.cases:
+        history = base_by_case.get(v.case)
+        if v.case in measured and history is not None and not history.empty:
+            _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history.iloc[-1])
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
              and c.variant != ORT]
     if unseen:
@@ -451,12 +456,41 @@ def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float, alpha: floa
         v.reason = f"change {text}"
 
 
+#: Exact memory figures the gate compares with the latest baseline run's: the build's exported library and the
+#: model's weights, in bytes. The sampled ones (the worker's resident memory per stage) are recorded, not gated.
+EXACT_MEMORY: dict[str, Callable[[pd.Series], Any]] = {
+    "library": lambda row: (row.get("library") or {}).get("bytes") if isinstance(row.get("library"), dict) else None,
+    "weights": lambda row: row.get("weight_bytes"),
+}
+
+
+def _decide_memory(v: CaseVerdict, row: pd.Series, base: pd.Series) -> None:
+    """Fail a case whose exact memory figures grew by more than the suite's ``gate.memory_threshold``."""
+    gate = row.get("gate") if isinstance(row.get("gate"), dict) else {}
+    limit = gate.get("memory_threshold", DEFAULT_MEMORY_THRESHOLD)
+    grown = []
+    for name, value_of in EXACT_MEMORY.items():
+        now, before = value_of(row), value_of(base)
+        if now is None or before is None or is_missing(now) or is_missing(before) or not before:
+            continue
+        if now > before * (1 + limit):
+            grown.append(f"{name} {int(before):,} -> {int(now):,} bytes ({now / before - 1:+.1%})")
+    if not grown:
+        return
+    what = f"memory grew beyond gate.memory_threshold {limit:.0%}: " + "; ".join(grown)
+    if v.failing:
+        v.reason += f"; {what}"
+    else:
+        v.status, v.reason = "memory-grew", what
+
+
 def _first_line(message: Any) -> str:
     text = str(message or "").strip()
     return text.splitlines()[0][:300] if text else ""
 
 
 _ICON = {"regression": "FAIL", "wrong-answer": "FAIL", "errored": "FAIL", "missing": "FAIL", "not-faster": "FAIL",
+         "memory-grew": "FAIL",
          "improvement": "better", "unchanged": "ok", "new": "new", "skipped": "skip", "too-few-rounds": "?",
          "reference-slower": "note", "reference-faster": "note", "unconfirmed": "note"}
 

@@ -86,7 +86,7 @@ def _change(current: float, base: float | None) -> float | None:
 
 
 #: Gate statuses the summary shows as a row's status; the others (unchanged, new, ...) show nothing.
-_SHOWN = ("regression", "improvement", "reference-slower", "reference-faster", "not-faster")
+_SHOWN = ("regression", "improvement", "reference-slower", "reference-faster", "not-faster", "memory-grew")
 
 
 def _gate_statuses(results: pd.DataFrame, threshold: float | None, window: int) -> dict[str, Any]:

@@ -269,6 +269,7 @@ def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) ->
     from bench.run.runner import Runner
     from bench.run.worker import Options
 
+    benchmark_options.refuse_parallel(pytestconfig)
     tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
 

@@ -58,3 +58,14 @@ def max_time(config: pytest.Config) -> float | None:
     if own is not None or "--benchmark-max-time" not in given(config):
         return float(own) if own is not None else None
     return float(config.getoption("benchmark_max_time"))
+
+
+def refuse_parallel(config: pytest.Config) -> None:
+    """Suite items are timed one at a time: none runs in a pytest-xdist worker (``-n``).
+
+    Raised where the items ask for the session's runner, so each item fails with this line (a usage error in
+    a worker's collection would end the run as an xdist internal error instead).
+    """
+    if hasattr(config, "workerinput"):
+        raise pytest.UsageError("suite items are timed one at a time: run them without pytest-xdist's -n "
+                                "(items timed in parallel slow each other down, and the gate would see it)")

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bench.errors import BenchError, CaseFailed
 from bench.suite.target import serves, thread_env
@@ -64,6 +64,32 @@ class Options:
     baseline_dir: Path | None = None
     #: Suite items in this session: a paired interval's alpha is split across them, as the gate splits its own.
     cases: int = 1
+
+
+#: Seconds between samples of the worker tree's resident memory: the limit's check and the recorded peaks.
+MEMORY_SAMPLE_S = 0.25
+
+
+class StageMemory:
+    """Resident memory of the worker's process tree in each stage of one item: at the stage's start and its
+    peak, sampled every ``MEMORY_SAMPLE_S`` (sampled, not exact: a spike between samples is missed).
+
+    The tree is the worker and what it started (the tuning's builder and runner processes). A worker serves
+    several items and keeps their models and builds, so a stage's start is part of its peak: the growth is
+    ``peak - start``.
+    """
+
+    def __init__(self) -> None:
+        self.stages: dict[str, dict[str, float]] = {}
+
+    def sample(self, stage: str, rss: int) -> None:
+        mib = rss / 2**20
+        entry = self.stages.setdefault(stage, {"start_mib": mib, "peak_mib": mib})
+        entry["peak_mib"] = max(entry["peak_mib"], mib)
+
+    def record(self) -> dict[str, Any]:
+        return {"sampled_every_s": MEMORY_SAMPLE_S,
+                "stages": {name: {k: round(v, 1) for k, v in e.items()} for name, e in self.stages.items()}}
 
 
 def default_memory_mb() -> int:
@@ -141,6 +167,7 @@ class Worker:
         memory = limits.memory_mb or memory_mb or default_memory_mb()
         started = time.monotonic()
         stage, since = "build", started
+        stages = StageMemory()
         try:
             self._send.send({"suite": str(case.suite.path.resolve()), "case": case.id})
             next_mem_check = 0.0
@@ -157,10 +184,13 @@ class Worker:
                     kind = msg["event"]
                     if kind == "stage":
                         stage, since = msg["stage"], time.monotonic()
+                        stages.sample(stage, _tree_rss(self.proc.pid))
                     elif kind == "progress":
                         self.progress(msg["message"])
                     elif kind == "result":
                         result: Measured = msg["result"]
+                        stages.sample(stage, _tree_rss(self.proc.pid))
+                        result.info["memory"] = stages.record()
                         return result
                     elif kind == "skip":
                         raise CaseSkipped(msg["message"])
@@ -178,8 +208,9 @@ class Worker:
                     self._fail(case, f"timed out: {stage} took longer than limits.{stage}_s = {limit:g} s",
                                stage, started)
                 if time.monotonic() >= next_mem_check:
-                    next_mem_check = time.monotonic() + 0.25
+                    next_mem_check = time.monotonic() + MEMORY_SAMPLE_S
                     rss = _tree_rss(self.proc.pid)
+                    stages.sample(stage, rss)
                     if rss > memory * 2**20:
                         self.stop()
                         self._fail(case, f"out of memory: the worker reached {rss / 2**20:,.0f} MiB resident, "

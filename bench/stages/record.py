@@ -120,6 +120,11 @@ class Record(TypedDict, total=False):
     # build timed against its case's baseline build in interleaved pairs: ratio, low, high (the interval), pairs,
     # decision, visible, identical, the baseline's identity and the per-pair seconds (bench.stages.paired)
     library: dict[str, Any]
+    #: Made by bench.run.worker (isolated runs only): the worker tree's resident MiB per stage ("build",
+    #: "tune", "measure"), at its start and its peak, sampled every ``sampled_every_s``.
+    memory: dict[str, Any]
+    #: Bytes of the model's weights (its ONNX initializers), exact.
+    weight_bytes: int
     vs_baseline: dict[str, Any] | None
 
 
@@ -130,7 +135,7 @@ COLUMNS: tuple[str, ...] = (
     "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
     "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median",
     "tuned_vs_ort_side_by_side", "tvm_threads",
-    "ort_threads", "vs_baseline")
+    "ort_threads", "vs_baseline", "memory", "weight_bytes", "library")
 
 
 def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,
@@ -145,6 +150,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "model": case.model.name,
         "model_sha256": model.sha256,
         "input_shapes": model.shapes,
+        "weight_bytes": model.weight_bytes,
         "output": model.output_names[0] if len(model.outputs) == 1 else model.output_names,
         "target_name": case.target.name,
         "target": json.loads(case.target.json),

@@ -39,15 +39,16 @@ models:
 targets: [llvm]
 """
 
-pytestmark = [pytest.mark.slow, pytest.mark.tvm]
+pytestmark = [pytest.mark.slow, pytest.mark.tvm, pytest.mark.xdist_group("e2e")]  # one worker makes first_run once
 
 
 def by_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {b["name"]: b for b in data["benchmarks"]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: made once per xdist worker even when other modules run between
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], dict]:
+    """The e2e suite run once, cold: its tests read what it wrote."""
     work = tmp_path_factory.mktemp("e2e")
     (work / "tiny.yaml").write_text(TINY)
     (work / "broken.yaml").write_text(BROKEN)
@@ -73,6 +74,10 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
         assert info["model"] == "tiny" and info["target"]["kind"] == "llvm" and info["target"]["num-cores"] == 2
         assert info["tvm_version"].startswith("0.27")
         assert info["compile_s"] > 0 and info["timing"]["rounds"] == st["rounds"]
+        # the worker tree's memory per stage, sampled; the weights' bytes, exact
+        stages = info["memory"]["stages"]
+        assert info["memory"]["sampled_every_s"] == 0.25 and {"build", "measure"} <= set(stages), stages
+        assert all(0 < s["start_mib"] <= s["peak_mib"] for s in stages.values()) and info["weight_bytes"] > 0
         # fast rounds are timed in the suite's 2 slices, 0.5 s apart
         assert (info["timing"]["slices"], info["timing"]["slice_gap"]) == (2, 0.5)
 
@@ -121,6 +126,8 @@ def test_tuned_item_records_tuning_and_speedup(first_run: tuple[Path, Any, dict]
     tuned = by_name(data)["test_case[tiny-cpu-b16-tuned]"]["extra_info"]
     assert tuned["variant"] == "tuned" and tuned["budget"] == "b16" and tuned["budget_trials"] == 16
     assert tuned["tuning_s"] > 0 and tuned["trials"] >= 8 and tuned["tuning_cached"] is False
+    tune = tuned["memory"]["stages"]["tune"]  # the builder's and runner's processes count: the tree grows
+    assert tune["peak_mib"] > tune["start_mib"], tune
     assert tuned["kernels_scheduled"] * 2 > tuned["kernels"]
     assert tuned["speedup_median"] > 1.0 and tuned["speedup_mean"] > 1.0
     untuned = by_name(data)["test_case[tiny-cpu-untuned]"]["extra_info"]

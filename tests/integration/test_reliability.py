@@ -39,7 +39,7 @@ name: resume
 ort: false
 models: [{name: tiny, source: {generator: tiny_cnn}}]
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
-budgets: [{name: b48, trials: 48}]
+budgets: [{name: b32, trials: 32}]
 timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1, min_time: 0.2, slices: 1}
 tuning: {trials_per_iter: 4}
 """
@@ -148,15 +148,15 @@ def test_killed_sessions_resume_tuning_from_their_records(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"resuming an interrupted tuning: {second} records already measured" in proc.stdout
     meta = json.loads(next(cache.glob("tuning/*/meta.json")).read_text())
-    assert meta["resumed_from_records"] == second and meta["trials"] >= 48
+    assert meta["resumed_from_records"] == second and meta["trials"] >= 32
     tuned = {b["name"]: b for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
-    assert tuned["test_case[tiny-cpu-b48-tuned]"]["extra_info"]["tuning_resumed_records"] == second
+    assert tuned["test_case[tiny-cpu-b32-tuned]"]["extra_info"]["tuning_resumed_records"] == second
 
 
 def test_warm_start_continues_a_smaller_budget_and_counts_its_trials(tmp_path: Path) -> None:
     """With tuning.warm_start, b24 starts from b8's database: its records come first, its trials and
     seconds are counted, and only the rest is measured in this run."""
-    suite = TUNE.replace("budgets: [{name: b48, trials: 48}]",
+    suite = TUNE.replace("budgets: [{name: b32, trials: 32}]",
                          "budgets: [{name: b8, trials: 8}, {name: b24, trials: 24}]")
     (tmp_path / "tune.yaml").write_text(suite.replace("tuning: {trials_per_iter: 4}",
                                                       "tuning: {trials_per_iter: 4, warm_start: true}"))
@@ -182,7 +182,7 @@ def test_warm_start_continues_a_smaller_budget_and_counts_its_trials(tmp_path: P
 
 def test_two_sessions_share_one_cache_and_results_folder(tmp_path: Path) -> None:
     """Two sessions started together tune once (one waits for the other's lock) and both write valid results."""
-    (tmp_path / "tune.yaml").write_text(TUNE.replace("b48, trials: 48", "b16, trials: 16"))
+    (tmp_path / "tune.yaml").write_text(TUNE.replace("b32, trials: 32", "b16, trials: 16"))
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = []
     for name, log in zip("ab", logs, strict=True):

@@ -13,7 +13,7 @@ import pytest
 from bench.testing.fleet import fleet, free_port
 from tests.helpers import pytest_command, run_pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.tvm]
+pytestmark = [pytest.mark.slow, pytest.mark.tvm, pytest.mark.xdist_group("fleet")]  # one worker makes fleet_run once
 
 SUITE = """
 name: fleet
@@ -42,7 +42,7 @@ def write_suite(folder: Path, tracker: str, trials: int = 16, queue: float = 60)
     (folder / "fleet.yaml").write_text(SUITE.format(tracker=tracker, trials=trials, queue=queue))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: made once per xdist worker even when other modules run between
 def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], dict]:
     """The tiny suite measured and tuned on two loopback devices."""
     work = tmp_path_factory.mktemp("fleet")

@@ -443,7 +443,7 @@ def test_settings_override_each_cases_suite_settings() -> None:
 def test_statuses_are_one_closed_set() -> None:
     from bench.history.gate import _ICON, FAILING, STATUSES
 
-    assert {"regression", "wrong-answer", "errored", "missing", "not-faster"} == FAILING
+    assert {"regression", "wrong-answer", "errored", "missing", "not-faster", "memory-grew"} == FAILING
     assert set(_ICON) == set(STATUSES)
 
 
@@ -573,3 +573,25 @@ def test_a_run_on_a_machine_of_another_speed_behind_the_same_identity_is_noted()
         notes = decide(current, NO_OUTCOMES, base).notes
         assert any("measured peak (340 GFLOP/s) is +55% off its baseline runs' (220)" in n for n in notes) == noted, \
             notes
+
+
+def test_exact_memory_growth_fails_and_names_the_figure() -> None:
+    """A build's library or the model's weights growing past gate.memory_threshold (1% by default) over the
+    latest baseline run fails the case, naming the figure; a slower case keeps its status and gets the reason."""
+    rng = np.random.default_rng(3)
+    case = "m-native-b64-tuned"
+    base = baseline(rng, case)
+    base["library"] = [{"bytes": 100_000}] * len(base)
+    base["weight_bytes"] = 4_000
+
+    def run(level: float, library: int, gate: dict[str, float] | None = None) -> pd.DataFrame:
+        return frame([row(case, noisy_run(rng, level), library={"bytes": library}, weight_bytes=4_000, gate=gate)])
+
+    assert status_of(run(1e-3, 100_500), base) == {case: "unchanged"}  # +0.5%
+    grown = decide(run(1e-3, 103_000), NO_OUTCOMES, base)
+    assert grown.cases[0].status == "memory-grew" and grown.exit_code == 1
+    assert grown.cases[0].reason == "memory grew beyond gate.memory_threshold 1%: library 100,000 -> 103,000 " \
+                                    "bytes (+3.0%)"
+    assert status_of(run(1e-3, 103_000, gate={"memory_threshold": 0.05}), base) == {case: "unchanged"}
+    slower = decide(run(1.3e-3, 103_000), NO_OUTCOMES, base).cases[0]
+    assert slower.status == "regression" and slower.reason.endswith("library 100,000 -> 103,000 bytes (+3.0%)")

@@ -162,3 +162,12 @@ def test_count(bench_runner):
     assert bench_runner.options.cases == 3
 """)
     project.runpytest_inprocess("suites/main.yaml", "test_count.py").assert_outcomes(passed=4)
+
+
+def test_suite_items_refuse_to_be_timed_in_parallel(tvm_loaded: None, pytester: pytest.Pytester) -> None:
+    """Under pytest-xdist's -n every suite item fails with the reason (its timing would be another worker's
+    noise); the harness's own tests are what -n is for."""
+    (pytester.path / "main.yaml").write_text(SUITE)
+    result = pytester.runpytest_subprocess("main.yaml", "-n", "1", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*suite items are timed one at a time: run them without pytest-xdist's -n*"])
