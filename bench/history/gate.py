@@ -351,7 +351,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
     for v in verdict.cases:
         history = base_by_case.get(v.case)
-        if v.case in measured and history is not None and not history.empty:
+        if v.case in measured and v.variant != ORT and history is not None and not history.empty:
             _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history.iloc[-1])
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
              and c.variant != ORT]
@@ -457,7 +457,8 @@ def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float, alpha: floa
 
 
 #: Exact memory figures the gate compares with the latest baseline run's: the build's exported library and the
-#: model's weights, in bytes. The sampled ones (the worker's resident memory per stage) are recorded, not gated.
+#: model's weights, in bytes; TVM items only (ONNX Runtime is the control). The sampled ones (the worker's resident
+#: memory per stage) are recorded, not gated.
 EXACT_MEMORY: dict[str, Callable[[pd.Series], Any]] = {
     "library": lambda row: (row.get("library") or {}).get("bytes") if isinstance(row.get("library"), dict) else None,
     "weights": lambda row: row.get("weight_bytes"),
