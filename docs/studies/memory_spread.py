@@ -13,9 +13,10 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 
-def figures(info: dict) -> dict[str, float]:
+def figures(info: dict[str, Any]) -> dict[str, float]:
     found = {"weight_bytes": float(info["weight_bytes"])}
     if isinstance(info.get("library"), dict):
         found["library bytes"] = float(info["library"]["bytes"])
