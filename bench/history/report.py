@@ -85,6 +85,16 @@ def _change(current: float, base: float | None) -> float | None:
     return current / base - 1.0
 
 
+def _memory_cells(row: pd.Series) -> dict[str, Any]:
+    """The build's library KiB (exact) and the item's highest sampled stage peak, MiB (docs/guide.md#memory)."""
+    library, memory = row.get("library"), row.get("memory")
+    kib = library["bytes"] / 1024 if isinstance(library, dict) and "bytes" in library else None
+    stages = memory.get("stages") if isinstance(memory, dict) else None
+    peak = max(s["peak_mib"] for s in stages.values()) if stages else None
+    return {"library_kib": "" if kib is None else f"{kib:,.0f}", "library_value": kib or 0.0,
+            "peak_mib": "" if peak is None else f"{peak:,.0f}", "peak_value": peak or 0.0}
+
+
 #: Gate statuses the summary shows as a row's status; the others (unchanged, new, ...) show nothing.
 _SHOWN = ("regression", "improvement", "reference-slower", "reference-faster", "not-faster", "memory-grew")
 
@@ -336,6 +346,7 @@ def _summary_rows(results: pd.DataFrame, threshold: float | None, window: int) -
             "speedup": "" if is_missing(last["speedup_median"])
             else f"{last['speedup_median']:.2f}x",
             "vs_ort": _vs_ort(last), "paired": _paired_text(last.get("vs_baseline")),
+            **_memory_cells(last),
             "vs_prev": "" if vs_prev is None else f"{vs_prev:+.1%}", "vs_prev_value": vs_prev or 0.0,
             "vs_base": "" if vs_base is None else f"{vs_base:+.1%}", "vs_base_value": vs_base or 0.0,
             "status": gate[case].status if case in gate and gate[case].status in _SHOWN else "",

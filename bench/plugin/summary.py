@@ -15,8 +15,11 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
 
     ``tuned/ort`` divides two items' medians, timed minutes apart; ``side by side`` is the median ratio of
     the two timed in turn within the tuned item (``timing.side_by_side``), the one to trust on a machine
-    whose speed drifts. ``vs baseline``: untuned and tuned against their cases' baseline builds, timed in
-    pairs (``same``: byte-identical; ``!``: slower beyond the gate's threshold)."""
+    whose speed drifts. ``library KiB``: the untuned and tuned builds' exported libraries (exact);
+    ``peak MiB``: each item's highest sampled resident memory of its worker tree over its stages (a cold
+    tuned item's includes the tuning's processes; docs/guide.md#memory). ``vs baseline``: untuned and
+    tuned against their cases' baseline builds, timed in pairs (``same``: byte-identical; ``!``: slower
+    beyond the gate's threshold)."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in results:
         key = (r.case.suite.name, r.case.model.name, r.case.target.name)
@@ -35,6 +38,14 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         pct = r.info.get("pct_of_peak")
         return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
 
+    def library_kib(r: CaseResult | None) -> str:
+        library = r.info.get("library") if r is not None else None
+        return f"{library['bytes'] / 1024:.0f}" if isinstance(library, dict) and "bytes" in library else "-"
+
+    def peak_mib(r: CaseResult | None) -> str:
+        stages = (r.info.get("memory") or {}).get("stages") if r is not None else None
+        return f"{max(s['peak_mib'] for s in stages.values()):.0f}" if stages else "-"
+
     def vs_baseline(r: CaseResult | None) -> str:
         paired = r.info.get("vs_baseline") if r is not None else None
         if not isinstance(paired, dict) or paired.get("ratio") is None:
@@ -45,7 +56,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
 
     head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
             f"{'speedup':>8} {'tuned/ort':>9} {'side by side':>12}  "
-            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'vs baseline':>15}  check")
+            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'library KiB':>13} {'peak MiB':>16} "
+            f"{'vs baseline':>15}  check")
     lines = [head]
     for (_, model, target), group in groups.items():
         untuned, ort = group.get(UNTUNED), group.get(ORT)
@@ -55,9 +67,12 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None
             paired = tuned.info.get("tuned_vs_ort_side_by_side") if tuned is not None else None
             gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
+            library = f"{library_kib(untuned)} / {library_kib(tuned)}"
+            peak = " / ".join(peak_mib(m) for m in (untuned, tuned, ort))
             ok = "FAIL" if any(m.failures for m in members) else "ok"
             lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
                          f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
                          f"{f'{paired:.2f}x' if paired else '-':>12}  "
-                         f"{gflops:<44} {vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15}  {ok}")
+                         f"{gflops:<44} {library:>13} {peak:>16} "
+                         f"{vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15}  {ok}")
     return lines

@@ -56,6 +56,21 @@ def test_tuned_rows_show_the_ratio_to_onnx_runtime_side_by_side_or_marked_as_ite
     assert "<td>1.67x</td>" in render_html(build_report(load_history([tmp_path]), charts=False))
 
 
+def test_rows_show_the_library_size_and_the_peak_memory(tmp_path: Path) -> None:
+    """Each row: the build's library KiB (exact) and the item's highest stage peak MiB (sampled); an older
+    run without them shows nothing."""
+    with_memory = bench_entry("m-native-b64-tuned", "m", "tuned", [0.002] * 5, speedup=10.0)
+    with_memory["extra_info"].update({"library": {"bytes": 195_928}, "memory": {"sampled_every_s": 0.25, "stages": {
+        "build": {"start_mib": 345.8, "peak_mib": 678.7}, "tune": {"start_mib": 345.8, "peak_mib": 1152.5}}}})
+    run_file(tmp_path / "run.json", datetime(2026, 11, 26, 2, 0),
+             [with_memory, bench_entry("m-native-untuned", "m", "untuned", [0.02] * 5)])
+    rows = {r["variant"]: r for r in build_report(load_history([tmp_path]), charts=False).sections[0].rows}
+    assert (rows["tuned"]["library_kib"], rows["tuned"]["peak_mib"]) == ("191", "1,152")
+    assert (rows["untuned"]["library_kib"], rows["untuned"]["peak_mib"]) == ("", "")
+    assert '>191</td><td data-v="1152.5">1,152</td>' in render_html(build_report(load_history([tmp_path]),
+                                                                                charts=False))
+
+
 def test_each_case_shows_the_smallest_slowdown_its_history_can_show(tmp_path: Path) -> None:
     """A quiet case's figure is under the 5% threshold; one whose runs spread 15% is above it, shown in bold."""
     import numpy as np

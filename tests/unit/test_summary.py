@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
+from typing import Any
 
 from bench.plugin.summary import summary_lines
 
@@ -29,6 +30,20 @@ def test_one_row_per_budget_with_all_three_runtimes() -> None:
     assert b500[7:9] == ["3.00x", "-"]  # not timed side by side: a dash, not the items' ratio
     assert "3.0 (3%) / 30.0 (28%) / 120.0 (111%)" in rows[1] and rows[1].endswith("ok")
     assert b500[2:5] == ["b500", "200.000", "15.000"] and rows[2].endswith("FAIL")
+
+
+def test_each_row_shows_the_builds_library_sizes_and_the_items_peak_memory() -> None:
+    """Library KiB of the untuned and tuned builds (exact), and each item's highest stage peak (sampled)."""
+    def memory(*peaks: float) -> dict[str, Any]:
+        return {"stages": {f"s{i}": {"start_mib": 100.0, "peak_mib": p} for i, p in enumerate(peaks)}}
+
+    rows = summary_lines([
+        result("untuned", 0.200, library={"bytes": 216_480}, memory=memory(285.9, 425.4)),
+        result("ort", 0.005, memory=memory(345.6)),
+        result("tuned", 0.020, library={"bytes": 195_928}, memory=memory(376.3, 1152.5, 377.0)),
+    ])
+    assert "211 / 191" in rows[1] and "425 / 1152 / 346" in rows[1]
+    assert "- / -" in summary_lines([result("untuned", 0.002)])[1]
 
 
 def test_untuned_only_case() -> None:
