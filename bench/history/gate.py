@@ -62,6 +62,7 @@ from bench.history.load import is_missing
 from bench.stages.paired import PairedEstimate
 from bench.stages.paired import decide as decide_pairs
 from bench.stages.paired import estimate as paired_estimate
+from bench.stages.record import library_bytes
 from bench.suite.case import ORT, TUNED
 from bench.suite.schema import GateSpec
 
@@ -460,7 +461,7 @@ def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float, alpha: floa
 #: model's weights, in bytes; TVM items only (ONNX Runtime is the control). The sampled ones (the worker's resident
 #: memory per stage) are recorded, not gated.
 EXACT_MEMORY: dict[str, Callable[[pd.Series], Any]] = {
-    "library": lambda row: (row.get("library") or {}).get("bytes") if isinstance(row.get("library"), dict) else None,
+    "library": library_bytes,
     "weights": lambda row: row.get("weight_bytes"),
 }
 

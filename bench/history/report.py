@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bench.history.changes import ChangePoint, find_changes
 from bench.history.gate import DEFAULT_THRESHOLD
 from bench.history.load import History, is_missing, load_history
+from bench.stages.record import library_bytes, peak_mib
 from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
@@ -87,10 +88,8 @@ def _change(current: float, base: float | None) -> float | None:
 
 def _memory_cells(row: pd.Series) -> dict[str, Any]:
     """The build's library KiB (exact) and the item's highest sampled stage peak, MiB (docs/guide.md#memory)."""
-    library, memory = row.get("library"), row.get("memory")
-    kib = library["bytes"] / 1024 if isinstance(library, dict) and "bytes" in library else None
-    stages = memory.get("stages") if isinstance(memory, dict) else None
-    peak = max(s["peak_mib"] for s in stages.values()) if stages else None
+    size, peak = library_bytes(row), peak_mib(row)
+    kib = None if size is None else size / 1024
     return {"library_kib": "" if kib is None else f"{kib:,.0f}", "library_value": kib or 0.0,
             "peak_mib": "" if peak is None else f"{peak:,.0f}", "peak_value": peak or 0.0}
 

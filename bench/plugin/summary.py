@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bench.stages.record import library_bytes, peak_mib
 from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
@@ -39,12 +40,12 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
 
     def library_kib(r: CaseResult | None) -> str:
-        library = r.info.get("library") if r is not None else None
-        return f"{library['bytes'] / 1024:.0f}" if isinstance(library, dict) and "bytes" in library else "-"
+        size = library_bytes(r.info) if r is not None else None
+        return "-" if size is None else f"{size / 1024:.0f}"
 
-    def peak_mib(r: CaseResult | None) -> str:
-        stages = (r.info.get("memory") or {}).get("stages") if r is not None else None
-        return f"{max(s['peak_mib'] for s in stages.values()):.0f}" if stages else "-"
+    def peak(r: CaseResult | None) -> str:
+        mib = peak_mib(r.info) if r is not None else None
+        return "-" if mib is None else f"{mib:.0f}"
 
     def vs_baseline(r: CaseResult | None) -> str:
         paired = r.info.get("vs_baseline") if r is not None else None
@@ -68,11 +69,11 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             paired = tuned.info.get("tuned_vs_ort_side_by_side") if tuned is not None else None
             gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
             library = f"{library_kib(untuned)} / {library_kib(tuned)}"
-            peak = " / ".join(peak_mib(m) for m in (untuned, tuned, ort))
+            peaks = " / ".join(peak(m) for m in (untuned, tuned, ort))
             ok = "FAIL" if any(m.failures for m in members) else "ok"
             lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
                          f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
                          f"{f'{paired:.2f}x' if paired else '-':>12}  "
-                         f"{gflops:<44} {library:>13} {peak:>16} "
+                         f"{gflops:<44} {library:>13} {peaks:>16} "
                          f"{vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15}  {ok}")
     return lines

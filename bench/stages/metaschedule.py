@@ -32,7 +32,7 @@ def register_intrinsics(target_kind: str) -> None:
     that tunes, and a CPU tuning never uses them. For a CPU target the package
     is entered without running its ``__init__`` and only its CPU modules are
     imported; any other target gets every module, as TVM's import would give.
-    The design spaces are the same either way (tests/unit/test_tune_cache.py).
+    The design spaces are the same either way (tests/integration/test_tune_builder.py).
     """
     import importlib
     import importlib.util

@@ -138,6 +138,19 @@ COLUMNS: tuple[str, ...] = (
     "ort_threads", "vs_baseline", "memory", "weight_bytes", "library")
 
 
+def library_bytes(info: Any) -> int | None:
+    """The build's exported library size in bytes (exact), where the item kept its library."""
+    library = info.get("library")
+    return library.get("bytes") if isinstance(library, dict) else None
+
+
+def peak_mib(info: Any) -> float | None:
+    """The item's highest sampled resident memory over its stages, in MiB (docs/guide.md#memory)."""
+    memory = info.get("memory")
+    stages = memory.get("stages") if isinstance(memory, dict) else None
+    return max(s["peak_mib"] for s in stages.values()) if stages else None
+
+
 def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,
                topk: list[dict[str, Any]], tuned: Tuned | None) -> Record:
     import tvm
