@@ -57,6 +57,10 @@ class HistoryError(BenchError):
         self.corrupt = corrupt
 
 
+class TvmError(BenchError):
+    """The TVM under test cannot be installed, found or imported, or is outside the supported range."""
+
+
 class RemoteError(BenchError):
     """The tracker or a device could not be reached or used; the message names target and address."""
 

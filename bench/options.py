@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.suite.schema import TvmSpec
 
 
 def positive_int(value: str) -> int:
@@ -37,3 +41,23 @@ def fraction(value: str) -> float:
     if not 0 <= out < 10:
         raise argparse.ArgumentTypeError(f"fraction out of range (0 to 10): {value!r}")
     return out
+
+
+def tvm_spec(value: str) -> TvmSpec:
+    """``[NAME=]VERSION`` (a release, e.g. ``0.26.0``) or ``[NAME=]PATH`` (a build's folder)."""
+    import re
+    from pathlib import Path
+
+    from bench.suite.schema import TVM_VERSION, TvmSpec
+
+    name, sep, what = value.partition("=")
+    if not sep:
+        name, what = "", value
+    if name and not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        raise argparse.ArgumentTypeError(f"a TVM's name uses letters, digits and _.+- only, got {name!r}")
+    if re.fullmatch(TVM_VERSION, what):
+        return TvmSpec(name=name or None, version=what)
+    if not Path(what).is_dir():
+        raise argparse.ArgumentTypeError(f"expected a TVM version such as 0.26.0 or a build's folder, got {what!r} "
+                                         "(no such folder)")
+    return TvmSpec(name=name or None, path=str(Path(what).resolve()))

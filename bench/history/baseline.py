@@ -46,7 +46,8 @@ class Baseline:
 
     def identity(self) -> dict[str, Any]:
         """What the record says of the baseline it was timed against."""
-        keys = ("run_id", "commit", "accepted", "tvm_version", "tuning_key", "model_sha256", "library_sha256")
+        keys = ("run_id", "commit", "accepted", "tvm_version", "tvm_label", "tuning_key", "model_sha256",
+                "library_sha256")
         return {k: self.meta.get(k) for k in keys}
 
 
@@ -143,7 +144,8 @@ def accept(run_path: Path, root: Path) -> list[str]:
             meta = {"schema": BASELINE_SCHEMA, "case": case, "library_sha256": sha,
                     "library_bytes": source.stat().st_size, "target": info["target"],
                     "model_sha256": info.get("model_sha256"),
-                    "tvm_version": info.get("tvm_version"), "tuning_key": info.get("tuning_key"),
+                    "tvm_version": info.get("tvm_version"), "tvm_label": info.get("tvm_label"),
+                    "tvm_build_id": (info.get("tvm") or {}).get("build_id"), "tuning_key": info.get("tuning_key"),
                     "run_id": run.run_id, "run_file": str(run_path), "commit": run.commit,
                     "machine": run.machine_desc, "accepted": accepted}
             atomic_write(folder / META, json.dumps(meta, indent=1).encode())

@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.errors import ChangesError
 from bench.history.gate import case_statistic
-from bench.history.load import is_missing
+from bench.history.load import is_missing, tvm_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +119,18 @@ class ChangePoint:
     pvalue: float
     #: Runs at the new level (up to the next change point or the latest run).
     runs_after: int
+    #: The TVM of the last run at the old level and of the first at the new one (``tvm_label``).
+    tvm_before: str = "?"
+    tvm_after: str = "?"
+
+    @property
+    def tvm_changed(self) -> bool:
+        return self.tvm_before != self.tvm_after
+
+    @property
+    def tvm_range(self) -> str:
+        """``0.26.0 -> 0.27.0`` where the TVM changed at the step, else the one TVM on both sides."""
+        return f"{self.tvm_before} -> {self.tvm_after}" if self.tvm_changed else self.tvm_after
 
     @property
     def direction(self) -> str:
@@ -134,7 +146,8 @@ class ChangePoint:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(time_before=self.time_before.isoformat(), time_after=self.time_after.isoformat(),
-                   direction=self.direction, commit_range=self.commit_range, confidence=1.0 - self.pvalue)
+                   direction=self.direction, commit_range=self.commit_range, confidence=1.0 - self.pvalue,
+                   tvm_changed=self.tvm_changed, tvm_range=self.tvm_range)
         return out
 
 
@@ -174,7 +187,7 @@ def find_changes(results: pd.DataFrame, *, statistic: str | None = None, max_pva
                 commit_before=None if is_missing(old["commit"]) else str(old["commit"]),
                 commit_after=None if is_missing(new["commit"]) else str(new["commit"]),
                 before_s=shift.before, after_s=shift.after, change=shift.change, pvalue=shift.pvalue,
-                runs_after=end - shift.index))
+                runs_after=end - shift.index, tvm_before=tvm_of(old), tvm_after=tvm_of(new)))
     out.sort(key=lambda c: (c.time_after, c.case))
     return out
 
@@ -185,8 +198,8 @@ def render_changes(points: list[ChangePoint], *, runs: int, cases: int) -> str:
         return f"no change points in {cases} case(s) over {runs} run(s)"
     lines = [f"{len(points)} change point(s) in {cases} case(s) over {runs} run(s):",
              f"  {'case':44} {'change':>8} {'before ms':>10} {'after ms':>10} {'p':>8}  {'began between runs':40} "
-             "commits"]
+             f"{'commits':26} TVM"]
     for p in points:
         lines.append(f"  {p.case:44} {p.change:+8.1%} {p.before_s * 1e3:10.4g} {p.after_s * 1e3:10.4g} "
-                     f"{p.pvalue:8.1g}  {p.run_before + ' .. ' + p.run_after:40} {p.commit_range}")
+                     f"{p.pvalue:8.1g}  {p.run_before + ' .. ' + p.run_after:40} {p.commit_range:26} {p.tvm_range}")
     return "\n".join(lines)

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from bench.errors import GateError
-from bench.history.load import is_missing
+from bench.history.load import is_missing, tvm_of
 from bench.stages.paired import PairedEstimate
 from bench.stages.paired import decide as decide_pairs
 from bench.stages.paired import estimate as paired_estimate
@@ -233,6 +233,9 @@ class CaseVerdict:
     basis: str | None = None
     #: With a paired basis: the pairs timed.
     pairs: int | None = None
+    #: ``before -> now`` when the baseline runs ran another TVM than this run: the verdict then measures the
+    #: TVM change too, not only the harness's or the model's.
+    tvm_change: str | None = None
 
     @property
     def failing(self) -> bool:
@@ -354,6 +357,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
         history = base_by_case.get(v.case)
         if v.case in measured and v.variant != ORT and history is not None and not history.empty:
             _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history.iloc[-1])
+    _mark_tvm_changes(verdict, current, base_by_case)
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
              and c.variant != ORT]
     if unseen:
@@ -372,6 +376,25 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
             verdict.cases.append(CaseVerdict(case, "missing", "measured in the baseline, absent from this run"))
     return verdict
 
+
+
+def _mark_tvm_changes(verdict: Verdict, current: pd.DataFrame, base_by_case: dict[Any, pd.DataFrame]) -> None:
+    """Say so where a case's baseline runs ran another TVM than this run (docs/guide.md#the-tvm-under-test)."""
+    changed: dict[str, list[str]] = {}
+    for v in verdict.cases:
+        history = base_by_case.get(v.case)
+        rows = current.loc[current["case"] == v.case] if not current.empty else current
+        if history is None or history.empty or rows.empty:
+            continue
+        now = tvm_of(rows.iloc[-1])
+        before = list(dict.fromkeys(tvm_of(r) for _, r in history.iterrows()))
+        if before != [now]:
+            v.tvm_change = f"{', '.join(before)} -> {now}"
+            v.reason = (v.reason + "; " if v.reason else "") + f"across a TVM change ({v.tvm_change})"
+            changed.setdefault(v.tvm_change, []).append(v.case)
+    for change, cases in changed.items():
+        verdict.notes.append(f"{len(cases)} case(s) are compared across a TVM change ({change}): their verdicts "
+                             "measure the new TVM, not only this run's changes")
 
 
 def _peak_mismatch(current: pd.DataFrame, baseline: pd.DataFrame) -> str | None:
@@ -516,7 +539,8 @@ def render_text(verdict: Verdict) -> str:
 def describe_step(point: dict[str, Any]) -> str:
     """One line for a change point a case belongs to (ChangePoint.to_dict())."""
     return (f"step {point['change']:+.1%} began between runs {point['run_before']} and {point['run_after']} "
-            f"(commits {point['commit_range']}, p {point['pvalue']:.1g}, {point['runs_after']} runs since)")
+            f"(commits {point['commit_range']}, TVM {point.get('tvm_range', '?')}, p {point['pvalue']:.1g}, "
+            f"{point['runs_after']} runs since)")
 
 
 def render_markdown(verdict: Verdict) -> str:

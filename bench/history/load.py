@@ -311,8 +311,19 @@ def result_row(info: dict[str, Any], stats: dict[str, Any], host: str, host_desc
     row: dict[str, Any] = {"machine": machine, "machine_desc": desc, "host_machine": host}
     row.update({k: stats.get(k) for k in STAT_FIELDS})
     row.update({k: info.get(k) for k in COLUMNS})
+    if row.get("tvm_label") is None:  # recorded before TVM became an axis: the harness's own TVM
+        row["tvm_label"] = info.get("tvm_version")
     row["check_failed"] = [k for k, v in (info.get("check") or {}).items() if v != "pass"]
     return row
+
+
+def tvm_of(row: Any) -> str:
+    """The TVM a results row ran on, as tables and charts name it (``?`` where nothing was recorded)."""
+    for key in ("tvm_label", "tvm_version"):
+        value = row.get(key)
+        if not is_missing(value):
+            return str(value)
+    return "?"
 
 
 def is_missing(value: Any) -> bool:

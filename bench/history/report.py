@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.history.changes import ChangePoint, find_changes
 from bench.history.gate import DEFAULT_THRESHOLD
-from bench.history.load import History, is_missing, load_history
+from bench.history.load import History, is_missing, load_history, tvm_of
 from bench.stages.record import library_bytes, peak_mib
 from bench.suite.case import ORT, TUNED, UNTUNED
 
@@ -162,6 +162,10 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
     fig = go.Figure()
     tuned_seen = 0
     labels = group.apply(_series_label, axis=1)
+    tvms = group.apply(tvm_of, axis=1)
+    if (tvms.groupby(group["run_id"]).nunique() > 1).any():  # several TVMs side by side: a series each
+        labels = labels + " on TVM " + tvms.where(group["variant"] != ORT, "-").str.replace("-", "any", regex=False)
+        labels = labels.str.replace("onnxruntime on TVM any", "onnxruntime", regex=False)
     for label, series in group.groupby(labels, sort=True):
         series = series.sort_values("run_time")
         if label in _COLOURS:
@@ -197,6 +201,10 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
                     text=[c for c, m in zip(commits, mask, strict=True) if m],
                     hovertemplate=("<b>%{fullData.name}</b><br>run of %{x|%Y-%m-%d %H:%M}<br>commit %{text}"
                                    "<br>median %{y:.4g} ms<extra></extra>")))
+    for when, change in _tvm_changes(group):
+        fig.add_vline(x=when.timestamp() * 1000, line={"dash": "dash", "width": 1, "color": "#6a1b9a"},
+                      annotation={"text": f"TVM {_text(change)}", "font": {"size": 10, "color": "#6a1b9a"}},
+                      annotation_position="top left")
     cases = set(group["case"])
     mine = [c for c in changes if c.case in cases]
     if mine:
@@ -206,7 +214,7 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
                                           "color": ["#c62828" if c.change > 0 else "#2e7d32" for c in mine]},
             text=[f"{_text(c.case)}: step {c.change:+.1%} (p {c.pvalue:.1g})<br>{c.before_s * 1e3:.4g} -> "
                   f"{c.after_s * 1e3:.4g} ms<br>between runs {_text(c.run_before)}<br>and {_text(c.run_after)}"
-                  f"<br>commits {_text(c.commit_range)}" for c in mine],
+                  f"<br>commits {_text(c.commit_range)}<br>TVM {_text(c.tvm_range)}" for c in mine],
             hovertemplate="%{text}<extra></extra>"))
         for c in mine:
             fig.add_vline(x=c.time_after.timestamp() * 1000, line={"dash": "dot", "width": 1,
@@ -305,11 +313,25 @@ def _paired_figure(results: pd.DataFrame, threshold: float) -> dict[str, Any] | 
     return figure
 
 
+def _tvm_changes(group: pd.DataFrame) -> list[tuple[Any, str]]:
+    """Where the chart's runs moved to other TVMs: (first run on the new ones, ``before -> after``)."""
+    tvm_items = group[group["variant"] != ORT]
+    out: list[tuple[Any, str]] = []
+    previous: str | None = None
+    for _, rows in tvm_items.sort_values("run_time").groupby("run_id", sort=False):
+        now = ", ".join(sorted({tvm_of(r) for _, r in rows.iterrows()}))
+        if previous is not None and now != previous:
+            out.append((rows["run_time"].iloc[0].to_pydatetime(), f"{previous} -> {now}"))
+        previous = now
+    return out
+
+
 def _change_rows(changes: list[ChangePoint]) -> list[dict[str, Any]]:
     return [{"case": c.case, "direction": c.direction, "change": f"{c.change:+.1%}", "change_value": c.change,
              "before_ms": f"{c.before_s * 1e3:.4g}", "after_ms": f"{c.after_s * 1e3:.4g}",
              "pvalue": f"{c.pvalue:.1g}", "runs": f"{c.run_before} .. {c.run_after}",
-             "commits": c.commit_range, "when": f"{c.time_after:%Y-%m-%d %H:%M}", "runs_after": c.runs_after}
+             "commits": c.commit_range, "tvm": c.tvm_range, "when": f"{c.time_after:%Y-%m-%d %H:%M}",
+             "runs_after": c.runs_after}
             for c in reversed(changes)]
 
 

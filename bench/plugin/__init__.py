@@ -18,7 +18,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.history.gate import DEFAULT_WINDOW
-from bench.options import positive_int, positive_seconds
+from bench.options import positive_int, positive_seconds, tvm_spec
 from bench.suite.case import TUNED
 
 if TYPE_CHECKING:
@@ -91,6 +91,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "deterministically); needs --bench-run-id so history joins the shards into one run")
     group.addoption("--bench-run-id", metavar="ID", default=None,
                     help="the id shared by the shards of one run (e.g. the CI pipeline id), stamped into the JSON")
+    group.addoption("--bench-tvm", metavar="SPEC", type=tvm_spec, action="append", default=None,
+                    help="the TVM under test, overriding the suites' 'tvm': a release ([NAME=]0.26.0, installed "
+                         "once into the cache) or a build's folder ([NAME=]PATH); repeat it to measure several "
+                         "side by side (default: the TVM installed with the harness)")
     group.addoption("--bench-all-suites", action="store_true",
                     help="also collect suites marked 'default: false' (e.g. nightly) from directories")
     parser.addini("bench_suite_dirs", type="args", default=["suites"],
@@ -189,13 +193,19 @@ class SuiteModule(pytest.Module):
             if not (suite.spec.default or explicit or self.config.getoption("bench_all_suites")):
                 self.config.stash.setdefault(_SKIPPED_SUITES, []).append(suite.where)
                 return []
-            self.cases = expand(suite)
+            self.cases = expand(suite, _tvms(self.config))
         except BenchError as err:
             return [SuiteErrorItem.from_parent(self, name="suite", error=err)]
         return super().collect()
 
 
 _SKIPPED_SUITES = pytest.StashKey[list[str]]()
+
+
+def _tvms(config: pytest.Config) -> tuple[Any, ...] | None:
+    """``--bench-tvm``'s TVMs under test, or None for the suites' own."""
+    given = config.getoption("bench_tvm")
+    return tuple(given) if given else None
 
 
 class SuiteErrorItem(pytest.Item):
@@ -287,7 +297,7 @@ def bench_runner(pytestconfig: pytest.Config, request: pytest.FixtureRequest) ->
                       use_reference=not pytestconfig.getoption("bench_no_reference"),
                       rpc_tracker=pytestconfig.getoption("bench_rpc_tracker"),
                       baseline_dir=_path(pytestconfig.getoption("bench_baseline_dir")),
-                      cases=cases_in_run(request.session))
+                      cases=cases_in_run(request.session), tvms=_tvms(pytestconfig))
     runner = Runner(options, progress, isolate=pytestconfig.getoption("bench_isolation") == "process")
     pytestconfig.stash[_RUNNER_KEY] = runner
     yield runner

@@ -20,15 +20,23 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
     ``peak MiB``: each item's highest sampled resident memory of its worker tree over its stages (a cold
     tuned item's includes the tuning's processes; docs/guide.md#memory). ``vs baseline``: untuned and
     tuned against their cases' baseline builds, timed in pairs (``same``: byte-identical; ``!``: slower
-    beyond the gate's threshold)."""
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    beyond the gate's threshold). ``tvm``: the TVM under test, by version (``name@commit`` for a build);
+    one ONNX Runtime item serves every TVM's rows of its model and target."""
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    ort_items: dict[tuple[str, str, str], CaseResult] = {}
     for r in results:
-        key = (r.case.suite.name, r.case.model.name, r.case.target.name)
-        group = groups.setdefault(key, {TUNED: {}})
+        where = (r.case.suite.name, r.case.model.name, r.case.target.name)
+        if r.case.variant == ORT:
+            ort_items[where] = r
+            continue
+        group = groups.setdefault((*where, str(r.info.get("tvm_label") or r.case.tvm.name)), {TUNED: {}})
         if r.case.variant == TUNED:
             group[TUNED][r.case.budget.id] = r
         else:
             group[r.case.variant] = r
+    for where in ort_items:  # an ort item whose TVM items did not run still gets its row
+        if not any(key[:3] == where for key in groups):
+            groups[(*where, "-")] = {TUNED: {}}
 
     def ms(r: CaseResult | None) -> str:
         return f"{r.stats['median'] * 1e3:.3f}" if r is not None else "-"
@@ -55,13 +63,13 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             return "same"
         return f"{paired['ratio'] - 1:+.1%}" + ("!" if paired.get("decision") == "slower" else "")
 
-    head = (f"{'model':<16} {'target':<14} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
+    head = (f"{'model':<16} {'target':<14} {'tvm':<13} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
             f"{'speedup':>8} {'tuned/ort':>9} {'side by side':>12}  "
             f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'library KiB':>13} {'peak MiB':>16} "
             f"{'vs baseline':>15}  check")
     lines = [head]
-    for (_, model, target), group in groups.items():
-        untuned, ort = group.get(UNTUNED), group.get(ORT)
+    for (suite, model, target, tvm), group in groups.items():
+        untuned, ort = group.get(UNTUNED), ort_items.get((suite, model, target))
         for budget, tuned in (group[TUNED] or {"-": None}).items():
             members = [m for m in (untuned, tuned, ort) if m is not None]
             speed = tuned.info.get("speedup_median") if tuned is not None else None
@@ -71,7 +79,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             library = f"{library_kib(untuned)} / {library_kib(tuned)}"
             peaks = " / ".join(peak(m) for m in (untuned, tuned, ort))
             ok = "FAIL" if any(m.failures for m in members) else "ok"
-            lines.append(f"{model:<16} {target:<14} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} {ms(ort):>9} "
+            lines.append(f"{model:<16} {target:<14} {tvm:<13} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} "
+                         f"{ms(ort):>9} "
                          f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
                          f"{f'{paired:.2f}x' if paired else '-':>12}  "
                          f"{gflops:<44} {library:>13} {peaks:>16} "

@@ -20,7 +20,7 @@ from bench.suite.target import physical_cores, serves, thread_env
 if TYPE_CHECKING:
     from bench.run.session import Measured
     from bench.stages.record import Record
-    from bench.suite.case import Case
+    from bench.suite.case import Case, TvmUnderTest
 
 
 @dataclass
@@ -61,6 +61,9 @@ class InProcess:
     def run(self, case: Case) -> Measured:
         from bench.errors import BenchError
 
+        if case.tvm.source != "installed":
+            raise BenchError(f"{case.id}: --bench-isolation=none runs the harness's own TVM; TVM {case.tvm.name} "
+                             "runs in a worker of its own: use --bench-isolation=process", case.suite.where)
         if not serves(case.target, self.threads):
             raise BenchError(f"{case.id}: --bench-isolation=none runs TVM with one thread count per session "
                              f"({self.threads}, from the first case); this target needs {case.target.threads}: "
@@ -78,23 +81,26 @@ class Runner:
         self.isolate = isolate
         self.executor: Executor | None = None
         self._threads: int | None = None
+        self._tvm: TvmUnderTest | None = None
         self.results: list[CaseResult] = []
-        #: (suite, model, target JSON, variant) -> stats of the untuned and ort items measured so far.
-        self.peer_stats: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        #: Case.untuned_key (or ort_key) + variant -> stats of the untuned and ort items measured so far.
+        self.peer_stats: dict[tuple[str, ...], dict[str, Any]] = {}
         #: The best peak any worker measured, by thread count (bench.stages.peak owns the policy).
         self.peaks = SessionPeaks()
 
     def _executor_for(self, case: Case) -> Executor:
-        """A worker started with the case's TVM thread count; a new one when the count changes."""
+        """A worker started with the case's TVM and thread count; a new one when either changes."""
         # A remote target runs nothing here, so any worker serves it.
         threads = case.target.local_threads or self._threads or physical_cores()
-        if self.executor is None or (self.isolate and not serves(case.target, self._threads)):
+        if self.executor is None or (self.isolate and (not serves(case.target, self._threads)
+                                                       or case.tvm != self._tvm)):
             if self.executor is not None:
                 self.executor.stop()
-                self.progress(f"[bench] starting a worker with {threads} TVM threads for {case.target.name}")
-            self.executor = (Worker(self.options, self.progress, threads) if self.isolate
+                self.progress(f"[bench] starting a worker with {threads} TVM threads for {case.target.name}"
+                              + (f" on TVM {case.tvm.name}" if case.tvm.source != "installed" else ""))
+            self.executor = (Worker(self.options, self.progress, threads, case.tvm) if self.isolate
                              else InProcess(self.options, self.progress, threads))
-            self._threads = threads
+            self._threads, self._tvm = threads, case.tvm
         return self.executor
 
     def measure(self, case: Case) -> Measured:
@@ -105,14 +111,16 @@ class Runner:
     def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
         """Attach the ratios to this case's peers and keep the result for the summary and the gate."""
         info = measured.info.copy()
-        if case.variant in (UNTUNED, ORT):
-            self.peer_stats[(*case.untuned_key, case.variant)] = stats
+        if case.variant == UNTUNED:
+            self.peer_stats[(*case.untuned_key, UNTUNED)] = stats
+        elif case.variant == ORT:
+            self.peer_stats[(*case.ort_key, ORT)] = stats
         else:
             base = self.peer_stats.get((*case.untuned_key, UNTUNED))
             info["speedup_median"] = round(base["median"] / stats["median"], 4) if base else None
             info["speedup_mean"] = round(base["mean"] / stats["mean"], 4) if base else None
             info["untuned_median_s"] = base["median"] if base else None
-            ort = self.peer_stats.get((*case.untuned_key, ORT))
+            ort = self.peer_stats.get((*case.ort_key, ORT))
             info["ort_median_s"] = ort["median"] if ort else None
             info["tuned_vs_ort_median"] = round(stats["median"] / ort["median"], 4) if ort else None
         result = CaseResult(case, info, stats, measured.failures)

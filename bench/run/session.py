@@ -37,6 +37,7 @@ from bench.stages.model import LoadedModel, load_model
 from bench.stages.peak import SessionPeaks
 from bench.stages.record import Record, extra_info
 from bench.stages.tune import Progress, Tuned, tune
+from bench.stages.tvm_api import current as current_tvm
 from bench.suite.case import ORT, TUNED, UNTUNED, Case
 from bench.suite.target import THREADS_ENV, serves, tvm_threads
 
@@ -340,6 +341,14 @@ class BenchSession:
         if base.meta.get("model_sha256") != model.sha256:
             # another model (new weights, shapes or export): its answer may differ, its time is not the build's
             record["skipped"] = "the model changed since the baseline was accepted; accept a run of this model"
+            self.progress(f"[paired] {case.id}: not timed against its baseline build: {record['skipped']}")
+            return []
+        under_test = current_tvm()
+        built_with = base.meta.get("tvm_build_id") or base.meta.get("tvm_version")
+        if built_with not in (under_test.build_id, None):
+            record["skipped"] = (f"the baseline was built with TVM {base.meta.get('tvm_label') or built_with} and "
+                                 f"this item runs {under_test.label}: one process cannot load both runtimes, so "
+                                 "the gate compares it on its history, across the TVM change")
             self.progress(f"[paired] {case.id}: not timed against its baseline build: {record['skipped']}")
             return []
         if record["identical"]:

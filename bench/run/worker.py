@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from bench.run.session import Measured
-    from bench.suite.case import Case
+    from bench.suite.case import Case, TvmUnderTest
+    from bench.suite.schema import TvmSpec
 
 #: Test hook, never for real runs: ``"<case-id glob>:<fault>:<stage>"`` (several joined by ``,``)
 #: makes the worker fail on purpose when a matching case enters the stage. Faults: ``segv``
@@ -64,6 +65,8 @@ class Options:
     baseline_dir: Path | None = None
     #: Suite items in this session: a paired interval's alpha is split across them, as the gate splits its own.
     cases: int = 1
+    #: ``--bench-tvm``: the TVMs under test, overriding the suites' ``tvm``.
+    tvms: tuple[TvmSpec, ...] | None = None
 
 
 #: Seconds between samples of the worker tree's resident memory: the limit's check and the recorded peaks.
@@ -110,19 +113,26 @@ def _signal_name(returncode: int) -> str:
 class Worker:
     """The parent's handle on one worker process; restarted after any failure."""
 
-    def __init__(self, options: Options, progress: Callable[[str], None], threads: int) -> None:
+    def __init__(self, options: Options, progress: Callable[[str], None], threads: int,
+                 tvm: TvmUnderTest | None = None) -> None:
+        from bench.suite.case import INSTALLED
+
         self.options = options
         self.progress = progress
         self.threads = threads
+        self.tvm = tvm or INSTALLED
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._started = 0
 
-    def _start(self) -> None:
+    def _start(self, case: Case) -> None:
         from multiprocessing.connection import Connection
 
+        from bench.run.tvm_env import environment
+
+        tvm_env = environment(self.tvm, self.options.cache_dir, self.progress, case.suite.where)
         logs = self.options.cache_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         _prune_logs(logs)
@@ -134,7 +144,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.run.worker", str(cmd_r), str(res_w)],
                 pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**os.environ, **thread_env(self.threads)})
+                start_new_session=True, env={**os.environ, **thread_env(self.threads), **tvm_env})
         os.close(cmd_r)
         os.close(res_w)
         self._send = Connection(cmd_w, readable=False)
@@ -156,13 +166,14 @@ class Worker:
         """Run one case in the worker, enforcing the case's limits; raise CaseFailed if it dies."""
         from bench.errors import CaseSkipped
 
+        if not serves(case.target, self.threads) or case.tvm != self.tvm:
+            raise BenchError(f"{case.id}: internal error: a worker with {self.threads} TVM threads on TVM "
+                             f"{self.tvm.name} was handed a case that needs {case.target.threads} on "
+                             f"{case.tvm.name}", case.suite.where)
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
-            self._start()
+            self._start(case)
         assert self._send is not None and self._recv is not None and self.proc is not None
-        if not serves(case.target, self.threads):
-            raise BenchError(f"{case.id}: internal error: a worker with {self.threads} TVM threads was handed a "
-                             f"target that needs {case.target.threads}", case.suite.where)
         limits = case.limits
         memory = limits.memory_mb or memory_mb or default_memory_mb()
         started = time.monotonic()
@@ -321,6 +332,24 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def _tvm_problem() -> str | None:
+    """Why this worker's TVM cannot be measured (it does not import, or its version is out of range), in one
+    line; None when it can."""
+    import json
+
+    from bench.stages.tvm_api import ENV, unsupported
+
+    under_test = json.loads(os.environ.get(ENV, "{}") or "{}")
+    what = f"TVM {under_test.get('name', 'installed')}" + (f" at {under_test['path']}" if under_test.get("path")
+                                                             else "")
+    try:
+        import tvm
+    except Exception as err:  # a broken build fails its items, not the session
+        last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        return f"{what} does not import: {type(err).__name__}: {last}"
+    return unsupported(tvm.__version__)
+
+
 def serve(cmd_fd: int, res_fd: int) -> None:
     import faulthandler
     import traceback
@@ -335,6 +364,13 @@ def serve(cmd_fd: int, res_fd: int) -> None:
     _watch_parent(os.getppid())
     recv, send = Connection(cmd_fd, writable=False), Connection(res_fd, readable=False)
     options: Options = recv.recv()
+    refused = _tvm_problem()
+    while refused:  # every item of this worker fails with the one line
+        try:
+            recv.recv()
+        except EOFError:
+            return
+        send.send({"event": "error", "message": refused})
     cases: dict[tuple[str, float], dict[str, Case]] = {}
     current = [""]
 
@@ -356,7 +392,7 @@ def serve(cmd_fd: int, res_fd: int) -> None:
         try:
             key = (str(path), path.stat().st_mtime)
             if key not in cases:
-                cases[key] = {c.id: c for c in expand(load_suite(path))}
+                cases[key] = {c.id: c for c in expand(load_suite(path), options.tvms)}
             if request["case"] not in cases[key]:
                 raise BenchError(f"case {request['case']} is no longer in the suite (edited during the run?)",
                                  str(path))

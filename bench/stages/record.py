@@ -52,6 +52,11 @@ class Record(TypedDict, total=False):
     max_trials_per_task: int | None
     variant: str
     tvm_version: str
+    #: The TVM under test (bench.stages.tvm_api.TvmBuild): name, source, version, commit, llvm, path, build_id,
+    #: label.
+    tvm: dict[str, Any]
+    #: How tables, charts and the gate name that TVM: its version, or ``name@commit`` for a build.
+    tvm_label: str
     threads_source: str
     import_s: float | None
     compile_s: float
@@ -130,7 +135,8 @@ class Record(TypedDict, total=False):
 
 #: Record keys that history, report and gate read as columns (missing ones become NaN/None).
 COLUMNS: tuple[str, ...] = (
-    "suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version", "model_sha256",
+    "suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version", "tvm_label",
+    "model_sha256",
     "import_s", "compile_s", "kernels", "kernels_scheduled", "scheduled_flop_share", "tuning_s", "trials", "tasks",
     "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
     "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median",
@@ -155,6 +161,9 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
                topk: list[dict[str, Any]], tuned: Tuned | None) -> Record:
     import tvm
 
+    from bench.stages.tvm_api import current
+
+    under_test = current()
     info: Record = {
         "bench_schema": RECORD_SCHEMA,
         "suite": case.suite.name,
@@ -173,6 +182,8 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "max_trials_per_task": case.budget.max_trials_per_task if case.variant == TUNED else None,
         "variant": case.variant,
         "tvm_version": tvm.__version__,
+        "tvm": under_test.as_dict(),
+        "tvm_label": under_test.label,
         "threads_source": case.target.threads_source,
         "import_s": round(prepared.import_s, 4) if prepared is not None else None,
         "layout_ops": prepared.layout_ops if prepared is not None else None,

@@ -88,18 +88,18 @@ def key_settings(case: Case, model: LoadedModel) -> dict[str, Any]:
 
 
 def tuning_key(case: Case, model: LoadedModel) -> str:
-    import tvm
+    from bench.stages.tvm_api import current
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads, case.budget.trials,
-                  case.budget.max_trials_per_task, key_settings(case, model), tvm.__version__)
+                  case.budget.max_trials_per_task, key_settings(case, model), current().build_id)
 
 
 def tuning_family(case: Case, model: LoadedModel) -> str:
     """The tuning key without the budget: databases of one family differ only in how many trials they hold."""
-    import tvm
+    from bench.stages.tvm_api import current
 
     return key_of(TUNING_SCHEMA, model.sha256, case.target.identity, case.target.threads,
-                  key_settings(case, model), tvm.__version__)
+                  key_settings(case, model), current().build_id)
 
 
 def entry_dir(case: Case, model: LoadedModel, cache_dir: Path) -> tuple[Path, str]:

@@ -1,7 +1,8 @@
 """Suite -> cases: the matrix expanded, targets resolved, one case per variant.
 
 A case id reads ``resnet50-llvm_core-avx2-b256-tuned`` so ``-k`` selects by
-model, target, budget or variant. Untuned and ort (ONNX Runtime, CPU targets)
+model, target, budget or variant (and ``-tvm0.26.0-`` after the target when
+several TVMs are under test). Untuned and ort (ONNX Runtime, CPU targets)
 come before tuned so the tuned item can report its speedup over untuned and
 its ratio to ONNX Runtime, both measured in the same session.
 """
@@ -9,7 +10,9 @@ its ratio to ONNX Runtime, both measured in the same session.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from itertools import product
+from pathlib import Path
 from typing import Literal
 
 from bench.errors import SuiteError
@@ -23,6 +26,7 @@ from bench.suite.schema import (
     TargetSpec,
     TimingSpec,
     TuningSpec,
+    TvmSpec,
 )
 from bench.suite.target import ResolvedTarget, parse_target_string, resolve
 
@@ -33,6 +37,45 @@ ORT: Variant = "ort"
 TUNED: Variant = "tuned"
 #: Variants measured once per (model, target), whatever the number of budgets.
 PER_TARGET = (UNTUNED, ORT)
+
+
+@dataclass(frozen=True)
+class TvmUnderTest:
+    """The TVM a case runs on: the harness's own, a release installed into the cache, or a build of yours."""
+
+    name: str
+    source: Literal["installed", "version", "path"]
+    #: A release (source ``version``).
+    version: str | None = None
+    #: A build's folder (source ``path``), absolute.
+    path: Path | None = None
+    #: Where it was named, for errors: ``tvm[1]`` in the suite, or ``--bench-tvm``.
+    key: str = "tvm"
+
+
+#: The default: the TVM installed with the harness, in its own environment.
+INSTALLED = TvmUnderTest("installed", "installed")
+
+
+def resolve_tvms(suite: Suite, override: tuple[TvmSpec, ...] | None = None) -> list[TvmUnderTest]:
+    """The suite's TVMs under test, or ``--bench-tvm``'s (paths relative to the suite, or to the working
+    directory for the option); the harness's own when neither names one."""
+    specs = override if override else tuple(suite.spec.tvm)
+    if not specs:
+        return [INSTALLED]
+    out = []
+    for i, spec in enumerate(specs):
+        key = "--bench-tvm" if override else f"tvm[{i}]"
+        if spec.version is not None:
+            out.append(TvmUnderTest(spec.id, "version", version=spec.version, key=key))
+        else:
+            path = suite.resolve_file(str(spec.path)) if not override else Path(str(spec.path)).resolve()
+            out.append(TvmUnderTest(spec.id, "path", path=path, key=key))
+    names = [t.name for t in out]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise SuiteError(f"two TVMs under test are named {name!r}; give one a 'name'", suite.where, out[i].key)
+    return out
 
 
 @dataclass(frozen=True)
@@ -49,12 +92,20 @@ class Case:
     check: CheckSpec
     tuning: TuningSpec
     limits: LimitsSpec
+    #: The TVM this case builds, tunes and runs with.
+    tvm: TvmUnderTest = INSTALLED
+    #: Whether the id names the TVM: only when several are under test, so that one TVM swapped for another
+    #: (``--bench-tvm``) keeps the ids, and the history follows each case across the change.
+    tvm_in_id: bool = dataclass_field(default=False, compare=False)
 
     @property
     def id(self) -> str:
+        where = f"{self.model.name}-{self.target.name}"
+        if self.tvm_in_id and self.variant != ORT:
+            where += f"-tvm{self.tvm.name}"
         if self.variant in PER_TARGET:  # one untuned (and ort) item serves every budget
-            return f"{self.model.name}-{self.target.name}-{self.variant}"
-        return f"{self.model.name}-{self.target.name}-{self.budget.id}-{self.variant}"
+            return f"{where}-{self.variant}"
+        return f"{where}-{self.budget.id}-{self.variant}"
 
     @property
     def conv_layout(self) -> str | None:
@@ -81,11 +132,16 @@ class Case:
         return (str(self.suite.path), self.model.name)
 
     @property
-    def untuned_key(self) -> tuple[str, str, str]:
+    def ort_key(self) -> tuple[str, str, str]:
+        """Identifies the ONNX Runtime peer: one per (model, target), whatever the TVM."""
         return (*self.model_key, self.target.identity)
 
     @property
-    def tuned_key(self) -> tuple[str, str, str, int, int | None]:
+    def untuned_key(self) -> tuple[str, str, str, str]:
+        return (*self.ort_key, self.tvm.name)
+
+    @property
+    def tuned_key(self) -> tuple[str, str, str, str, int, int | None]:
         return (*self.untuned_key, self.budget.trials, self.budget.max_trials_per_task)
 
 
@@ -139,10 +195,11 @@ def _matches(entry: MatrixEntry, model: str, target: str, budget: str) -> bool:
                ((entry.model, model), (entry.target, target), (entry.budget, budget)))
 
 
-def expand(suite: Suite) -> list[Case]:
-    """All cases of a suite in a stable order; raises SuiteError on bad references."""
+def expand(suite: Suite, tvms: tuple[TvmSpec, ...] | None = None) -> list[Case]:
+    """All cases of a suite in a stable order (``tvms``: ``--bench-tvm``'s); raises SuiteError on bad references."""
     spec = suite.spec
     targets = resolve_targets(suite)
+    under_test = resolve_tvms(suite, tvms)
     budgets = spec.budgets
     names = {"model": [m.name for m in spec.models], "target": [t.name for t in targets],
              "budget": [b.id for b in budgets]}
@@ -167,7 +224,8 @@ def expand(suite: Suite) -> list[Case]:
         if combo not in combos:
             combos.append(combo)
     cases: list[Case] = []
-    for mi, ti, bi in combos:
+    # One TVM after another, so one worker serves each TVM's cases in turn.
+    for tvm, (mi, ti, bi) in product(under_test, combos):
         budget = budgets[bi]
         model = spec.models[mi]
         # An rpc target keeps its ort item, which skips with the reason (ONNX Runtime has no remote form).
@@ -180,13 +238,14 @@ def expand(suite: Suite) -> list[Case]:
         for variant in variants:
             cases.append(Case(suite, mi, spec.models[mi], targets[ti], budget, variant,
                               suite.model_timing(mi), suite.model_check(mi), spec.tuning,
-                              suite.model_limits(mi)))
-    # With several budgets the untuned and ort items would repeat per budget: keep the first.
-    seen: set[tuple[str, str, str, str]] = set()
+                              suite.model_limits(mi), tvm, tvm_in_id=len(under_test) > 1))
+    # With several budgets the untuned items would repeat per budget, and with several TVMs the ort item
+    # would repeat per TVM: keep the first.
+    seen: set[tuple[str, ...]] = set()
     unique: list[Case] = []
     for case in cases:
         if case.variant in PER_TARGET:
-            key = (*case.untuned_key, case.variant)
+            key = (*(case.ort_key if case.variant == ORT else case.untuned_key), case.variant)
             if key in seen:
                 continue
             seen.add(key)

@@ -543,6 +543,44 @@ class MatrixSpec(_Spec):
     exclude: list[MatrixEntry] = Field(default_factory=list)
 
 
+#: A released TVM's version as the package index spells it: ``0.26.0``, ``0.25.0.post1``.
+TVM_VERSION = r"^\d+\.\d+\.\d+(\.post\d+|rc\d+)?$"
+
+
+class TvmSpec(_Spec):
+    """A TVM under test: a release installed beside the harness, or a build of your own.
+
+    A release is installed once into the cache (``tvm/``) with the apache-tvm-ffi it needs, without touching
+    the harness's environment; each worker then imports the TVM of its case (docs/guide.md#the-tvm-under-test).
+    """
+
+    #: Part of the test ids when several TVMs are under test; default: the version, or the folder's name.
+    name: Name | None = None
+    #: A release on the package index, e.g. ``0.26.0``.
+    version: str | None = None
+    #: A TVM source checkout (its ``python/`` and ``build/`` with libtvm) or a folder holding the ``tvm``
+    #: package; relative to the suite file.
+    path: str | None = Field(default=None, min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _full_version(cls, value: Any) -> Any:
+        if value is not None and not re.fullmatch(TVM_VERSION, str(value)):
+            raise ValueError(f"a release's full version, as on the package index: 0.26.0, 0.25.0.post1 "
+                             f"(got {value!r})")
+        return None if value is None else str(value)
+
+    @model_validator(mode="after")
+    def _one(self) -> TvmSpec:
+        if (self.version is None) == (self.path is None):
+            raise ValueError("give a TVM 'version' (e.g. 0.26.0) or a 'path' to a build, one of them")
+        return self
+
+    @property
+    def id(self) -> str:
+        return self.name or self.version or Path(str(self.path)).resolve().name
+
+
 class SuiteSpec(_Spec):
     #: The schema version.
     version: Literal[1] = 1
@@ -575,6 +613,8 @@ class SuiteSpec(_Spec):
     gate: GateSpec = Field(default_factory=GateSpec)
     #: Per-item limits (below).
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    #: The TVMs under test (below); empty: the TVM installed with the harness. ``--bench-tvm`` overrides it.
+    tvm: list[TvmSpec] = Field(default_factory=list)
 
     @field_validator("budgets", mode="before")
     @classmethod
@@ -780,6 +820,11 @@ def _check_references(suite: Suite) -> None:
     spec, where = suite.spec, suite.where
     _unique([m.name for m in spec.models], where, "models")
     _unique([b.id for b in spec.budgets], where, "budgets")
+    _unique([t.id for t in spec.tvm], where, "tvm")
+    for i, tvm in enumerate(spec.tvm):
+        if tvm.path is not None and not suite.resolve_file(tvm.path).is_dir():
+            raise SuiteError(f"TVM build folder not found: {tvm.path} (paths are relative to the suite file)",
+                             where, f"tvm[{i}].path")
     for i, model in enumerate(spec.models):
         key = f"models[{i}]"
         if spec.sandbox:
