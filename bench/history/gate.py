@@ -250,6 +250,8 @@ class Verdict:
     alpha: float
     cases: list[CaseVerdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The TVMs this run's TVM items ran on (``tvm_label``), so every verdict says which TVM was under test.
+    tvms: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -268,7 +270,7 @@ class Verdict:
     def to_json(self) -> str:
         return json.dumps({"schema": VERDICT_SCHEMA, "passed": not self.failed, "exit_code": self.exit_code,
                            "current": self.current, "machine": self.machine, "baseline": self.baseline,
-                           "alpha": self.alpha, "counts": self.counts(), "notes": self.notes,
+                           "alpha": self.alpha, "counts": self.counts(), "notes": self.notes, "tvms": self.tvms,
                            "cases": [asdict(c) for c in self.cases]}, indent=1, default=_json_default)
 
 
@@ -305,6 +307,8 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
     settings = settings or GateSettings()
     rng = np.random.default_rng(settings.seed)
     verdict = Verdict(label, machine, baseline_label, settings.alpha)
+    if not current.empty:
+        verdict.tvms = sorted({tvm_of(r) for _, r in current.iterrows() if r.get("variant") != ORT} - {"?"})
     n_cases = max(1, current["case"].nunique() if not current.empty else 0)
     case_alpha = settings.alpha / n_cases
     base_by_case = {case: rows for case, rows in baseline.groupby("case")} if not baseline.empty else {}
@@ -384,7 +388,7 @@ def _mark_tvm_changes(verdict: Verdict, current: pd.DataFrame, base_by_case: dic
     for v in verdict.cases:
         history = base_by_case.get(v.case)
         rows = current.loc[current["case"] == v.case] if not current.empty else current
-        if history is None or history.empty or rows.empty:
+        if history is None or history.empty or rows.empty or v.variant == ORT:  # ONNX Runtime runs no TVM
             continue
         now = tvm_of(rows.iloc[-1])
         before = list(dict.fromkeys(tvm_of(r) for _, r in history.iterrows()))
@@ -525,7 +529,8 @@ def _fmt(v: float | None, scale: float = 1e3) -> str:
 
 
 def render_text(verdict: Verdict) -> str:
-    lines = [f"gate: {verdict.current} vs {verdict.baseline} on {verdict.machine}"]
+    lines = [f"gate: {verdict.current} vs {verdict.baseline} on {verdict.machine}"
+             + (f", TVM {', '.join(verdict.tvms)}" if verdict.tvms else "")]
     lines += [f"note: {n}" for n in verdict.notes]
     for c in sorted(verdict.cases, key=lambda c: (not c.failing, c.case)):
         lines.append(f"  {_ICON.get(c.status, c.status):>6}  {c.case:<44} {c.status:<15} {c.reason}")
@@ -545,7 +550,8 @@ def describe_step(point: dict[str, Any]) -> str:
 
 def render_markdown(verdict: Verdict) -> str:
     head = "### :x: Benchmark gate failed" if verdict.failed else "### :white_check_mark: Benchmark gate passed"
-    out = [head, "", f"Current `{verdict.current}` vs {verdict.baseline}, machine {verdict.machine}.", ""]
+    tvm = f", TVM under test {', '.join(f'`{t}`' for t in verdict.tvms)}" if verdict.tvms else ""
+    out = [head, "", f"Current `{verdict.current}` vs {verdict.baseline}, machine {verdict.machine}{tvm}.", ""]
     out += [f"> {n}" for n in verdict.notes]
     out += ["| case | status | basis | statistic | current ms | baseline ms | change | CI | smallest visible "
             "| reason |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -157,6 +157,7 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
     import json
 
     import numpy as np
+    import pandas as pd
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -164,8 +165,8 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
     labels = group.apply(_series_label, axis=1)
     tvms = group.apply(tvm_of, axis=1)
     if (tvms.groupby(group["run_id"]).nunique() > 1).any():  # several TVMs side by side: a series each
-        labels = labels + " on TVM " + tvms.where(group["variant"] != ORT, "-").str.replace("-", "any", regex=False)
-        labels = labels.str.replace("onnxruntime on TVM any", "onnxruntime", regex=False)
+        labels = pd.Series([label if variant == ORT else f"{label} on TVM {tvm}" for label, variant, tvm
+                            in zip(labels, group["variant"], tvms, strict=True)], index=group.index)
     for label, series in group.groupby(labels, sort=True):
         series = series.sort_values("run_time")
         if label in _COLOURS:
@@ -472,7 +473,7 @@ def build_report(history: History, threshold: float | None = None, window: int =
         runs=len(runs), first=f"{runs['run_time'].iloc[0]:%Y-%m-%d %H:%M}" if len(runs) else "",
         last=f"{runs['run_time'].iloc[-1]:%Y-%m-%d %H:%M}" if len(runs) else "",
         machines=sorted({f"{d} ({m})" for d, m in zip(runs["machine_desc"], runs["machine"], strict=True)}),
-        tvm_versions=sorted({str(v) for v in results["tvm_version"].dropna()}),
+        tvm_versions=sorted({str(v) for v in results["tvm_label"].fillna(results["tvm_version"]).dropna()}),
         commits=[str(c)[:12] for c in runs["commit"].dropna().unique()][-10:],
         sections=sections, skipped_files=history.problems, threshold=threshold, window=window, figures=figures,
         change_points=changes_found)

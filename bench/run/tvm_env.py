@@ -57,7 +57,8 @@ def environment(tvm: TvmUnderTest, cache_dir: Path, progress: Callable[[str], No
 
 def locate_build(folder: Path, where: str | None, key: str) -> tuple[Path, Path | None, Path | None]:
     """A build's ``tvm`` package folder, the folder of its libtvm (if not inside the package), and its own
-    tvm_ffi package folder (if built in its checkout)."""
+    compiled tvm_ffi package (installed into ``build/python-deps``, or built in ``3rdparty/tvm-ffi/python``);
+    without one the worker imports the harness's apache-tvm-ffi."""
     if (folder / "python" / "tvm" / "__init__.py").is_file():
         python = folder / "python"
     elif (folder / "tvm" / "__init__.py").is_file():
@@ -70,9 +71,10 @@ def locate_build(folder: Path, where: str | None, key: str) -> tuple[Path, Path 
     if library is None and not any((python / "tvm").rglob("libtvm*.so")):
         raise TvmError(f"{folder} has no libtvm*.so in build/, lib/ or the tvm package: build TVM first "
                        "(cmake --build build)", where, key)
-    ffi = folder / "3rdparty" / "tvm-ffi" / "python"
-    has_ffi = (ffi / "tvm_ffi").is_dir() and any((ffi / "tvm_ffi").glob("core*.so"))
-    return python, library, ffi if has_ffi else None
+    for ffi in (folder / "build" / "python-deps", folder / "3rdparty" / "tvm-ffi" / "python"):
+        if (ffi / "tvm_ffi").is_dir() and any((ffi / "tvm_ffi").glob("core*.so")):
+            return python, library, ffi
+    return python, library, None
 
 
 def install(version: str, cache_dir: Path, progress: Callable[[str], None], where: str | None = None,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import BuildError, ModelError
+from bench.stages.tvm_api import constant_array, is_constant
 
 if TYPE_CHECKING:
     import numpy as np
@@ -100,16 +101,15 @@ def _clip_as_relax_ops(stock: Any) -> Any:
     no bound) keep the importer's conversion.
     """
     import numpy as np
-    import tvm
     from tvm import relax
 
     class Clip(stock):  # type: ignore[misc]
         @classmethod
         def _impl_v13(cls, bb: Any, inputs: list[Any], attr: Any, params: Any) -> Any:
             x, *bounds = inputs
-            if not all(b is None or isinstance(b, tvm.ir.GenericConst) for b in bounds):
+            if not all(b is None or is_constant(b) for b in bounds):
                 return super()._impl_v13(bb, inputs, attr, params)
-            lo, hi = [None if b is None else b.value.numpy() for b in [*bounds, None, None][:2]]
+            lo, hi = [None if b is None else constant_array(b) for b in [*bounds, None, None][:2]]
             if not all(a is None or np.isfinite(a).all() for a in (lo, hi)):
                 return super()._impl_v13(bb, inputs, attr, params)
             # as 0-d constants: a shape-(1,) bound (seen in exported models) would make ConvertLayout fall
@@ -125,13 +125,12 @@ def _clip_as_relax_ops(stock: Any) -> Any:
 def _upsample_scales_input(stock: Any) -> Any:
     """Upsample from opset 9 on, whose scales are an input: TVM 0.27's converter reads only the opset-7
     attribute and fails on every opset-9 export with "object of type 'NoneType' has no len()"."""
-    import tvm
 
     class Upsample(stock):  # type: ignore[misc]
         @classmethod
         def _impl_v9(cls, bb: Any, inputs: list[Any], attr: Any, params: Any) -> Any:
-            if attr.get("scales") is None and len(inputs) > 1 and isinstance(inputs[1], tvm.ir.GenericConst):
-                attr = {**attr, "scales": [float(v) for v in inputs[1].value.numpy().reshape(-1)]}
+            if attr.get("scales") is None and len(inputs) > 1 and is_constant(inputs[1]):
+                attr = {**attr, "scales": [float(v) for v in constant_array(inputs[1]).reshape(-1)]}
             return super()._impl_v9(bb, inputs, attr, params)
 
     return Upsample

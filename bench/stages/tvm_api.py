@@ -1,10 +1,14 @@
 """The TVM under test as the harness sees it: the versions it supports, the apache-tvm-ffi each needs, what
 identifies a build, and every difference between the supported versions' APIs (this module is their one place).
 
-The harness's own calls into TVM (ONNX import, Relax build, MetaSchedule, the VM) are the same in 0.25, 0.26 and
-0.27: each ran the smoke suite unchanged (docs/guide.md#the-tvm-under-test). What differs is packaging: each
-release loads only with the apache-tvm-ffi of its own line, and the wheels carry their commit in
-``tvm._version`` but no LLVM version in their build info.
+Measured by running the smoke suite on each release (docs/guide.md#the-tvm-under-test), the differences are:
+
+* a Relax constant is a ``tvm.relax.Constant`` holding ``.data`` in 0.25 and 0.26, a ``tvm.ir.GenericConst``
+  holding ``.value`` in 0.27 (``is_constant``, ``constant_array``);
+* each release loads only with the apache-tvm-ffi of its own line (``FFI``);
+* the wheels carry their commit in ``tvm._version`` and no LLVM version in their build info (``current``).
+
+Every other call the harness makes (ONNX import, Relax build, MetaSchedule, the VM) is the same in all three.
 """
 
 from __future__ import annotations
@@ -47,6 +51,20 @@ def unsupported(version: str) -> str | None:
 
 def ffi_for(version: str) -> str:
     return FFI[minor(version)]
+
+
+def is_constant(expr: Any) -> bool:
+    """Whether a Relax expression is a constant (its class moved from ``tvm.relax`` to ``tvm.ir`` in 0.27)."""
+    import tvm
+
+    constant = getattr(tvm.ir, "GenericConst", None) or tvm.relax.Constant
+    return isinstance(expr, constant)
+
+
+def constant_array(expr: Any) -> Any:
+    """A Relax constant's value as a NumPy array."""
+    value = expr.value if hasattr(expr, "value") else expr.data
+    return value.numpy()
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ CPU_B = {"brand_raw": "Intel Xeon Platinum 8480", "count": 2}
 
 def bench_entry(case: str, model: str, variant: str, samples: list[float], *, budget: str | None = "b64",
                 check_ok: bool = True, speedup: float | None = None, tuning_s: float | None = None,
-                target: str = "native", threads: int | None = None) -> dict[str, Any]:
+                target: str = "native", threads: int | None = None, tvm: str = "0.27.0") -> dict[str, Any]:
     arr = np.asarray(samples)
     q1, q3 = np.percentile(arr, [25, 75])
     info = {"bench_schema": 1, "suite": "smoke", "case": case, "model": model, "target_name": target,
-            "budget": budget if variant == "tuned" else None, "variant": variant, "tvm_version": "0.27.0",
+            "budget": budget if variant == "tuned" else None, "variant": variant, "tvm_version": tvm,
+            "tvm_label": tvm,
             "compile_s": 1.0, "kernels": 7, "kernels_scheduled": 7 if variant == "tuned" else 0,
             "samples_s": list(map(float, arr)), "check": {"onnxruntime": "pass" if check_ok else "fail"},
             "check_ok": check_ok, "topk": [{"class": 1, "prob": 0.5}]}

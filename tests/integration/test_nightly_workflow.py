@@ -79,3 +79,38 @@ def test_history_survives_on_the_results_branch(tmp_path: Path) -> None:
     git("branch", "-D", "bench-results", cwd=origin)  # someone deleted it: the next night says so and starts over
     again, out = night(4, origin, tmp_path)
     assert again == "" and "starts the history" in out
+
+
+def choose(tmp: Path, **inputs: str) -> tuple[int, dict[str, str], str]:
+    """The workflow's "Choose the TVM under test" step with these dispatch inputs: its exit status, what it wrote
+    to GITHUB_ENV, and its output."""
+    env_file = tmp / "choose-env"
+    env_file.write_text("")
+    env = {**os.environ, "GITHUB_ENV": str(env_file), "TVM_VERSION": inputs.get("tvm_version", ""),
+           "TVM_REF": inputs.get("tvm_ref", ""), "TVM_REPO": inputs.get("tvm_repo", "apache/tvm")}
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", step("Choose the TVM under test")], cwd=tmp, env=env,
+                          capture_output=True, text=True)
+    written = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return done.returncode, written, done.stdout + done.stderr
+
+
+def test_a_dispatch_chooses_the_tvm_under_test(tmp_path: Path) -> None:
+    """A scheduled night measures the harness's own TVM; a dispatch names a release or a git ref of a source
+    build, runs it as a trial (not kept in the history nor accepted as baselines), and the pytest options match
+    what --bench-tvm reads."""
+    from bench.options import tvm_spec
+
+    assert choose(tmp_path)[:2] == (0, {"TVM_ARGS": "", "TVM_TRIAL": ""})
+    code, env, _ = choose(tmp_path, tvm_version="0.26.0")
+    assert code == 0 and env == {"TVM_ARGS": "--bench-tvm 0.26.0", "TVM_TRIAL": "release 0.26.0"}
+    assert tvm_spec(env["TVM_ARGS"].split()[1]).version == "0.26.0"
+    code, env, _ = choose(tmp_path, tvm_ref="v0.27/fix")
+    assert code == 0 and env["TVM_ARGS"] == f"--bench-tvm v0.27_fix={tmp_path}/tvm-src"
+    assert env["TVM_TRIAL"] == "apache/tvm@v0.27/fix, built from source"
+    code, _, out = choose(tmp_path, tvm_version="0.26.0", tvm_ref="main")
+    assert code == 1 and "give tvm_version or tvm_ref, not both" in out
+    job: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())["jobs"]["bench"]
+    conditions = {s.get("name", ""): s.get("if", "") for s in job["steps"]}
+    assert "env.TVM_TRIAL == ''" in conditions["Commit the night's results to bench-results"]
+    assert "env.TVM_TRIAL == ''" in conditions["Accept the night's builds as the baselines (the gate passed)"]
+    assert "$TVM_ARGS" in step("Run the nightly suite")

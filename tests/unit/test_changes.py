@@ -106,3 +106,19 @@ def test_gate_names_the_step_a_regression_belongs_to(tmp_path: Path) -> None:
     from bench.history.gate import render_markdown, render_text
 
     assert "c031..c032" in render_text(verdict) and "c031..c032" in render_markdown(verdict)
+
+
+def test_a_step_names_the_tvm_on_both_sides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs 0-24 on TVM 0.26.0, 25-39 on 0.27.0, with the step at 25: the point names both TVMs."""
+    rng = np.random.default_rng(3)
+    for r in range(40):
+        tvm = "0.26.0" if r < 25 else "0.27.0"
+        level = 1e-3 * (1.1 if r >= 25 else 1.0)
+        run_file(tmp_path / f"run{r:03d}.json", datetime(2026, 10, 1) + timedelta(days=r),
+                 [bench_entry("m-native-b64-tuned", "m", "tuned", list(level * (1 + 0.01 * rng.random(5))),
+                              tvm=tvm)], commit=f"c{r:03d}")
+    [point] = find_changes(load_history([tmp_path]).results)
+    assert (point.tvm_before, point.tvm_after, point.tvm_range) == ("0.26.0", "0.27.0", "0.26.0 -> 0.27.0")
+    assert point.tvm_changed and point.to_dict()["tvm_range"] == "0.26.0 -> 0.27.0"
+    assert main(["changes", str(tmp_path)]) == 0
+    assert "0.26.0 -> 0.27.0" in capsys.readouterr().out

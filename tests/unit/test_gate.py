@@ -595,3 +595,31 @@ def test_exact_memory_growth_fails_and_names_the_figure() -> None:
     assert status_of(run(1e-3, 103_000, gate={"memory_threshold": 0.05}), base) == {case: "unchanged"}
     slower = decide(run(1.3e-3, 103_000), NO_OUTCOMES, base).cases[0]
     assert slower.status == "regression" and slower.reason.endswith("library 100,000 -> 103,000 bytes (+3.0%)")
+
+
+def test_a_comparison_across_a_tvm_change_says_so() -> None:
+    """The case's baseline runs ran TVM 0.26.0 and this run 0.27.0: the verdict and a note name the change;
+    the ONNX Runtime item runs no TVM and is not marked; a run on the same TVM gets no note."""
+    rng = np.random.default_rng(7)
+    base = frame([row(c, noisy_run(rng, 1e-3), run=f"r{i:02d}", tvm_label="0.26.0", variant=v)
+                  for i in range(8) for c, v in (("m-native-b64-tuned", "tuned"), ("m-native-ort", "ort"))])
+    cur = frame([row(c, noisy_run(rng, 1e-3), tvm_label="0.27.0", variant=v)
+                 for c, v in (("m-native-b64-tuned", "tuned"), ("m-native-ort", "ort"))])
+    verdict = decide(cur, NO_OUTCOMES, base)
+    by_case = {c.case: c for c in verdict.cases}
+    assert by_case["m-native-b64-tuned"].tvm_change == "0.26.0 -> 0.27.0"
+    assert by_case["m-native-b64-tuned"].reason.endswith("across a TVM change (0.26.0 -> 0.27.0)")
+    assert by_case["m-native-ort"].tvm_change is None
+    assert any(n.startswith("1 case(s) are compared across a TVM change (0.26.0 -> 0.27.0)") for n in verdict.notes)
+    same = decide(cur.assign(tvm_label="0.26.0"), NO_OUTCOMES, base)
+    assert all(c.tvm_change is None for c in same.cases) and not any("TVM" in n for n in same.notes)
+
+
+def test_the_verdict_names_the_tvm_under_test() -> None:
+    rng = np.random.default_rng(8)
+    cur = frame([row("m-native-b64-tuned", noisy_run(rng, 1e-3), tvm_label="0.26.0"),
+                 row("m-native-ort", noisy_run(rng, 1e-3), tvm_label="0.26.0", variant="ort")])
+    verdict = decide(cur, NO_OUTCOMES, baseline(rng))
+    assert verdict.tvms == ["0.26.0"] and json.loads(verdict.to_json())["tvms"] == ["0.26.0"]
+    assert "TVM under test `0.26.0`" in gate.render_markdown(verdict)
+    assert gate.render_text(verdict).splitlines()[0].endswith(", TVM 0.26.0")

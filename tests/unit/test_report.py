@@ -261,3 +261,23 @@ def test_status_is_the_gates_decision_not_a_plain_threshold(tmp_path: Path) -> N
     assert rows["noisy"]["vs_base"].startswith("+") and rows["noisy"]["status"] == ""
     assert rows["steady"]["status"] == "regression" and rows["steady"]["status_reason"].startswith("slower by +8")
     assert 'title="slower by +8' in render_html(data)
+
+
+def test_charts_mark_where_the_tvm_changed_and_split_tvms_measured_side_by_side(tmp_path: Path) -> None:
+    """Runs on 0.26.0 then on 0.27.0: a dashed line names the change. A run holding both TVMs' items (two TVMs
+    under test) draws a series per TVM."""
+    start = datetime(2026, 11, 1)
+    for r in range(4):
+        tvm = "0.26.0" if r < 2 else "0.27.0"
+        run_file(tmp_path / f"run{r}.json", start.replace(day=r + 1),
+                 [bench_entry("m-native-b64-tuned", "m", "tuned", [1e-3, 1.1e-3], tvm=tvm)], commit=f"c{r}")
+    data = build_report(load_history([tmp_path]))
+    figure = data.figures[data.sections[0].charts[0]["id"]]
+    marks = [a["text"] for a in figure["layout"].get("annotations", [])]
+    assert marks == ["TVM 0.26.0 -> 0.27.0"]
+    assert data.tvm_versions == ["0.26.0", "0.27.0"]
+    both = tmp_path / "both"
+    run_file(both / "run.json", start, [bench_entry(f"m-native-tvm{t}-b64-tuned", "m", "tuned", [1e-3], tvm=t)
+                                        for t in ("0.26.0", "0.27.0")])
+    figure = build_report(load_history([both])).figures["chart-0"]
+    assert sorted(t["name"] for t in figure["data"]) == ["tuned b64 on TVM 0.26.0", "tuned b64 on TVM 0.27.0"]

@@ -9,8 +9,9 @@ from bench.plugin.summary import summary_lines
 
 
 def result(variant: str, median: float, budget: str = "b64", failures: list[str] | None = None, **info: object):
+    info.setdefault("tvm_label", "0.27.0")
     case = NS(suite=NS(name="smoke"), model=NS(name="mobilenet_v2"), target=NS(name="native"),
-              variant=variant, budget=NS(id=budget))
+              variant=variant, budget=NS(id=budget), tvm=NS(name="installed"))
     return NS(case=case, stats={"median": median}, info=info, failures=failures or [])
 
 
@@ -26,10 +27,11 @@ def test_one_row_per_budget_with_all_three_runtimes() -> None:
     ])
     assert len(rows) == 3
     b64, b500 = rows[1].split(), rows[2].split()
-    assert b64[:9] == ["mobilenet_v2", "native", "b64", "200.000", "20.000", "5.000", "10.00x", "4.00x", "3.50x"]
-    assert b500[7:9] == ["3.00x", "-"]  # not timed side by side: a dash, not the items' ratio
+    assert b64[:10] == ["mobilenet_v2", "native", "0.27.0", "b64", "200.000", "20.000", "5.000", "10.00x", "4.00x",
+                        "3.50x"]
+    assert b500[8:10] == ["3.00x", "-"]  # not timed side by side: a dash, not the items' ratio
     assert "3.0 (3%) / 30.0 (28%) / 120.0 (111%)" in rows[1] and rows[1].endswith("ok")
-    assert b500[2:5] == ["b500", "200.000", "15.000"] and rows[2].endswith("FAIL")
+    assert b500[3:6] == ["b500", "200.000", "15.000"] and rows[2].endswith("FAIL")
 
 
 def test_each_row_shows_the_builds_library_sizes_and_the_items_peak_memory() -> None:
@@ -49,7 +51,7 @@ def test_each_row_shows_the_builds_library_sizes_and_the_items_peak_memory() -> 
 def test_untuned_only_case() -> None:
     """Budget 0: one row with dashes where nothing was measured."""
     rows = summary_lines([result("untuned", 0.002, gflops_per_s=4.0)])
-    assert rows[1].split()[:6] == ["mobilenet_v2", "native", "-", "2.000", "-", "-"]
+    assert rows[1].split()[:7] == ["mobilenet_v2", "native", "0.27.0", "-", "2.000", "-", "-"]
 
 
 def test_each_row_shows_untuned_and_tuned_against_their_baseline_builds() -> None:
@@ -62,3 +64,17 @@ def test_each_row_shows_untuned_and_tuned_against_their_baseline_builds() -> Non
     ])
     assert rows[1].split()[-4:] == ["same", "/", "+6.2%!", "ok"]
     assert rows[2].split()[-4:] == ["same", "/", "-", "ok"]
+
+
+def test_several_tvms_get_a_row_each_beside_the_one_onnx_runtime_item() -> None:
+    """Two TVMs measured side by side: a row per TVM, each with its own untuned and tuned medians and the one
+    ONNX Runtime median."""
+    rows = summary_lines([
+        result("untuned", 0.200, tvm_label="0.26.0"),
+        result("ort", 0.005),
+        result("tuned", 0.020, tvm_label="0.26.0"),
+        result("untuned", 0.180, tvm_label="0.27.0"),
+        result("tuned", 0.025, tvm_label="0.27.0"),
+    ])
+    assert [r.split()[2:7] for r in rows[1:]] == [["0.26.0", "b64", "200.000", "20.000", "5.000"],
+                                                  ["0.27.0", "b64", "180.000", "25.000", "5.000"]]

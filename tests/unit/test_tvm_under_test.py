@@ -74,7 +74,7 @@ def test_the_suite_key_names_releases_and_builds_relative_to_the_suite(tmp_path:
 
 
 @pytest.mark.parametrize(("extra", "key", "words"), [
-    ("tvm: [{version: 0.26}]", "tvm[0].version", "full version, as on the package index: 0.26.0, 0.25.0.post1 (got 0.26)"),
+    ("tvm: [{version: 0.26}]", "tvm[0].version", "as on the package index: 0.26.0, 0.25.0.post1 (got 0.26)"),
     ("tvm: [{version: 0.26.0, path: x}]", "tvm[0]", "one of them"),
     ("tvm: [{name: a}]", "tvm[0]", "give a TVM 'version'"),
     ("tvm: [{path: nowhere}]", "tvm[0].path", "TVM build folder not found: nowhere"),

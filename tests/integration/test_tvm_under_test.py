@@ -1,0 +1,58 @@
+"""Two TVMs under test in one session, end to end, without the package index: two "builds" that are the harness's
+own TVM reached through folders of their own, and a build outside the supported range."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.tvm]
+
+SUITE = """
+name: tvms
+models: [{name: tiny, source: {generator: tiny_cnn}}]
+targets: [{name: cpu, target: "llvm -num-cores=2"}]
+budgets: [0]
+timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1, min_time: 0.2, slices: 1, side_by_side: 0}
+"""
+
+
+def build_of_installed_tvm(folder: Path) -> Path:
+    """A folder holding the tvm package (a link to the installed one): a build as ``--bench-tvm`` takes it."""
+    import tvm
+
+    folder.mkdir()
+    (folder / "tvm").symlink_to(Path(tvm.__file__).parent)
+    return folder
+
+
+def test_two_tvms_side_by_side_and_one_out_of_range(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(SUITE)
+    a, b = build_of_installed_tvm(tmp_path / "a"), build_of_installed_tvm(tmp_path / "b")
+    old = tmp_path / "old"
+    (old / "tvm").mkdir(parents=True)
+    (old / "tvm" / "__init__.py").write_text("__version__ = '0.24.0'\n")
+    (old / "tvm" / "libtvm_runtime.so").write_bytes(b"")
+    proc = run_pytest("s.yaml", "--benchmark-json", "out.json", "--bench-cache-dir", "cache", "--bench-tvm",
+                      f"a={a}", "--bench-tvm", f"b={b}", "--bench-tvm", f"old={old}", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    out = proc.stdout
+    # each TVM gets its own worker; the out-of-range build fails its item in one line, naming version and range
+    assert "starting a worker with 2 TVM threads for cpu on TVM b" in out
+    assert "FAILED s.yaml::test_case[tiny-cpu-tvmold-untuned] - TVM 0.24.0 is outside the range this harness " \
+           "supports (0.25-0.27)" in out
+    items = {b["extra_info"]["case"]: b["extra_info"] for b in json.loads((tmp_path / "out.json").read_text())[
+        "benchmarks"]}
+    assert sorted(items) == ["tiny-cpu-ort", "tiny-cpu-tvma-untuned", "tiny-cpu-tvmb-untuned"]
+    for name, folder in (("a", a), ("b", b)):
+        tvm = items[f"tiny-cpu-tvm{name}-untuned"]["tvm"]
+        assert (tvm["name"], tvm["source"], tvm["path"]) == (name, "path", str(folder.resolve()))
+        assert tvm["version"] == items["tiny-cpu-ort"]["tvm_version"] and tvm["llvm"] >= 15
+        assert items[f"tiny-cpu-tvm{name}-untuned"]["tvm_label"] == name  # no git checkout: no commit
+    # the closing table: a row per TVM that ran, each beside the one ONNX Runtime item
+    rows = [line.split() for line in out.splitlines() if line.startswith("tiny ")]
+    assert [r[2] for r in rows] == ["a", "b"] and rows[0][5] == rows[1][5] != "-"
