@@ -21,7 +21,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
     tuned item's includes the tuning's processes; docs/guide.md#memory). ``vs baseline``: untuned and
     tuned against their cases' baseline builds, timed in pairs (``same``: byte-identical; ``!``: slower
     beyond the gate's threshold). ``tvm``: the TVM under test, by version (``name@commit`` for a build);
-    one ONNX Runtime item serves every TVM's rows of its model and target."""
+    one ONNX Runtime item serves every TVM's rows of its model and target; ``vs 1st TVM``: with several TVMs,
+    untuned and tuned against the first TVM's builds, timed in pairs, each TVM in its own worker."""
     groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     ort_items: dict[tuple[str, str, str], CaseResult] = {}
     for r in results:
@@ -55,8 +56,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         mib = peak_mib(r.info) if r is not None else None
         return "-" if mib is None else f"{mib:.0f}"
 
-    def vs_baseline(r: CaseResult | None) -> str:
-        paired = r.info.get("vs_baseline") if r is not None else None
+    def vs_baseline(r: CaseResult | None, key: str = "vs_baseline") -> str:
+        paired = r.info.get(key) if r is not None else None
         if not isinstance(paired, dict) or paired.get("ratio") is None:
             return "-"
         if paired.get("identical"):
@@ -66,7 +67,7 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
     head = (f"{'model':<16} {'target':<14} {'tvm':<13} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
             f"{'speedup':>8} {'tuned/ort':>9} {'side by side':>12}  "
             f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'library KiB':>13} {'peak MiB':>16} "
-            f"{'vs baseline':>15}  check")
+            f"{'vs baseline':>15} {'vs 1st TVM':>15}  check")
     lines = [head]
     for (suite, model, target, tvm), group in groups.items():
         untuned, ort = group.get(UNTUNED), ort_items.get((suite, model, target))
@@ -84,5 +85,6 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
                          f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
                          f"{f'{paired:.2f}x' if paired else '-':>12}  "
                          f"{gflops:<44} {library:>13} {peaks:>16} "
-                         f"{vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15}  {ok}")
+                         f"{vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15} "
+                         f"{vs_baseline(untuned, 'vs_tvm') + ' / ' + vs_baseline(tuned, 'vs_tvm'):>15}  {ok}")
     return lines

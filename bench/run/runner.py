@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from bench.run.tvm_pairs import TvmPairs
 from bench.run.worker import Options, Worker
 from bench.stages.peak import SessionPeaks
 from bench.suite.case import ORT, UNTUNED
@@ -87,6 +88,8 @@ class Runner:
         self.peer_stats: dict[tuple[str, ...], dict[str, Any]] = {}
         #: The best peak any worker measured, by thread count (bench.stages.peak owns the policy).
         self.peaks = SessionPeaks()
+        #: With several TVMs under test, the later TVMs' items timed against the first's in pairs.
+        self.tvm_pairs = TvmPairs(options, progress)
 
     def _executor_for(self, case: Case) -> Executor:
         """A worker started with the case's TVM and thread count; a new one when either changes."""
@@ -106,6 +109,8 @@ class Runner:
     def measure(self, case: Case) -> Measured:
         measured = self._executor_for(case).run(case)
         self.peaks.merge(measured.peaks)
+        if isinstance(self.executor, Worker):
+            self.tvm_pairs.against_reference(case, measured, self.executor)
         return measured
 
     def finish(self, case: Case, measured: Measured, stats: dict[str, Any]) -> CaseResult:
@@ -135,3 +140,4 @@ class Runner:
     def close(self) -> None:
         if self.executor is not None:
             self.executor.stop()
+        self.tvm_pairs.close()

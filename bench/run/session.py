@@ -216,6 +216,10 @@ class BenchSession:
         key = case.untuned_key if variant == UNTUNED else case.tuned_key
         return self._memo(("library", *key, variant), make)
 
+    def exported(self, case: Case, library: Path) -> build.Built:
+        """A build's exported library loaded here and run once (its answer checked by its own item)."""
+        return build.load_exported(library, self.model(case), case.target)
+
     def ort(self, case: Case, model: LoadedModel) -> reference.Reference:
         """ONNX Runtime on the case's model (frozen, or as shipped where it refuses the frozen file)."""
         return self._memo(("ort_session", *case.untuned_key),
@@ -369,15 +373,12 @@ class BenchSession:
             run, against.run, block_calls, min_pairs=spec.min_pairs, max_pairs=spec.max_pairs,
             max_time=spec.max_time, seed=zlib.crc32(case.id.encode()),
             settled=lambda logs: paired.settled(paired.estimate(logs, alpha), threshold))
-        est = paired.estimate([math.log(c / b) for c, b in pairs], alpha)
-        decision = paired.decide(est, threshold)
-        record.update({"ratio": round(est.ratio, 5), "low": round(est.low, 5), "high": round(est.high, 5),
-                       "pairs": est.pairs, "alpha": round(alpha, 6), "threshold": threshold, "decision": decision,
-                       "visible": round(est.visible, 5), "capped": capped, "block_calls": block_calls,
-                       "current_s": [round(c, 9) for c, _ in pairs], "baseline_s": [round(b, 9) for _, b in pairs]})
-        self.progress(f"[paired] {case.id}: {est.ratio - 1:+.2%} against its baseline build (CI "
-                      f"{est.low - 1:+.2%} .. {est.high - 1:+.2%}, {est.pairs} pairs of {block_calls} calls): "
-                      f"{decision}")
+        timed = paired.summary(pairs, alpha, threshold, capped=capped, block_calls=block_calls)
+        timed["baseline_s"] = timed.pop("other_s")
+        record.update(timed)
+        self.progress(f"[paired] {case.id}: {timed['ratio'] - 1:+.2%} against its baseline build (CI "
+                      f"{timed['low'] - 1:+.2%} .. {timed['high'] - 1:+.2%}, {timed['pairs']} pairs of {block_calls} "
+                      f"calls): {timed['decision']}")
         return [] if verdict.ok else [f"the baseline build answers differently: {verdict.message}"]
 
     def _side_by_side(self, case: Case, model: LoadedModel, run: Callable[[], Any], plan: TimingPlan) -> Record:

@@ -230,6 +230,59 @@ class Worker:
             self.stop()  # Ctrl-C or SIGTERM: take the worker and its tuning processes down too
             raise
 
+    def hold(self, case: Case, library: Path) -> float:
+        """Load a build's exported library in the worker, for blocks of calls timed there (two TVMs in pairs);
+        returns the seconds of one call."""
+        return float(self._ask(case, {"op": "hold", "suite": str(case.suite.path.resolve()), "case": case.id,
+                                      "library": str(library)}, "held")["seconds"])
+
+    def block(self, case: Case, calls: int) -> float:
+        """Seconds per call of ``calls`` back-to-back calls of the held build, timed in the worker."""
+        return float(self._ask(case, {"op": "block", "calls": calls}, "block")["seconds"])
+
+    def release(self, case: Case) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self._ask(case, {"op": "release"}, "released")
+
+    def pause(self) -> None:
+        """Stop the worker and its threads (SIGSTOP) while the other TVM's worker times a block: an idle TVM's
+        thread pool spins on its cores after a parallel region, and two workers' pools share the same cores."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
+    def _ask(self, case: Case, request: dict[str, Any], expect: str) -> dict[str, Any]:
+        """One request outside an item's pipeline, answered within the case's ``limits.measure_s``."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.stop()
+            self._start(case)
+        assert self._send is not None and self._recv is not None and self.proc is not None
+        started = time.monotonic()
+        self._send.send(request)
+        while True:
+            if self._recv.poll(0.1):
+                try:
+                    msg = self._recv.recv()
+                except (EOFError, OSError):
+                    self.proc.wait()
+                    self._fail(case, f"worker died ({_signal_name(self.proc.returncode)})", "measure", started)
+                if msg["event"] == expect:
+                    return dict(msg)
+                if msg["event"] == "progress":
+                    self.progress(msg["message"])
+                elif msg["event"] == "error":
+                    raise BenchError(msg["message"])
+                continue
+            if self.proc.poll() is not None:
+                self._fail(case, f"worker died ({_signal_name(self.proc.returncode)})", "measure", started)
+            if time.monotonic() - started > case.limits.measure_s:
+                self.stop()
+                self._fail(case, f"timed out: a block took longer than limits.measure_s = {case.limits.measure_s:g} s",
+                           "measure", started)
+
     def _fail(self, case: Case, what: str, stage: str, started: float) -> NoReturn:
         returncode = self.proc.returncode if self.proc is not None else None
         if returncode == -signal.SIGKILL and "out of memory" not in what and "timed out" not in what:
@@ -350,6 +403,20 @@ def _tvm_problem() -> str | None:
     return unsupported(tvm.__version__)
 
 
+def _held_op(op: str, request: dict[str, Any], held: list[Callable[[], Any]]) -> dict[str, Any]:
+    """A block of calls of the held build, timed here (seconds per call), or its release."""
+    if op == "release":
+        held.clear()
+        return {"event": "released"}
+    if not held:
+        raise BenchError("internal error: a block of calls was asked of a worker holding no build")
+    run, calls = held[0], int(request["calls"])
+    start = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return {"event": "block", "seconds": (time.perf_counter() - start) / calls}
+
+
 def serve(cmd_fd: int, res_fd: int) -> None:
     import faulthandler
     import traceback
@@ -373,6 +440,7 @@ def serve(cmd_fd: int, res_fd: int) -> None:
         send.send({"event": "error", "message": refused})
     cases: dict[tuple[str, float], dict[str, Case]] = {}
     current = [""]
+    held: list[Callable[[], Any]] = []  # the build a "hold" request loaded, for "block" requests
 
     def stage(name: str) -> None:
         send.send({"event": "stage", "stage": name})
@@ -387,16 +455,25 @@ def serve(cmd_fd: int, res_fd: int) -> None:
             request = recv.recv()
         except EOFError:
             return
-        current[0] = request["case"]
-        path = Path(request["suite"])
+        op = request.get("op", "run")
         try:
+            if op in ("block", "release"):
+                send.send(_held_op(op, request, held))
+                continue
+            current[0] = request["case"]
+            path = Path(request["suite"])
             key = (str(path), path.stat().st_mtime)
             if key not in cases:
                 cases[key] = {c.id: c for c in expand(load_suite(path), options.tvms)}
             if request["case"] not in cases[key]:
                 raise BenchError(f"case {request['case']} is no longer in the suite (edited during the run?)",
                                  str(path))
-            send.send({"event": "result", "result": session.run(cases[key][request["case"]])})
+            case = cases[key][request["case"]]
+            if op == "hold":
+                held[:] = [session.exported(case, Path(request["library"])).run]
+                send.send(_held_op("block", {"calls": 1}, held) | {"event": "held"})
+                continue
+            send.send({"event": "result", "result": session.run(case)})
         except CaseSkipped as err:
             send.send({"event": "skip", "message": str(err)})
         except BenchError as err:

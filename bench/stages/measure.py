@@ -139,30 +139,42 @@ def side_by_side(contenders: Mapping[str, tuple[Callable[[], Any], TimingPlan]],
 def interleaved_pairs(current: Callable[[], Any], baseline: Callable[[], Any], block_calls: int, *, min_pairs: int,
                       max_pairs: int, max_time: float, settled: Callable[[list[float]], bool],
                       seed: int = 0) -> tuple[list[tuple[float, float]], bool]:
-    """Seconds per call of each build in each pair of blocks, and whether a cap ended them.
+    """Seconds per call of each build in each pair of blocks, and whether a cap ended them: two builds in this
+    process (``interleaved_blocks`` with each block timed here)."""
+    def blocks(run: Callable[[], Any]) -> Callable[[int], float]:
+        def block(calls: int) -> float:
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            return (time.perf_counter() - start) / calls
+        return block
 
-    A block is ``block_calls`` back-to-back calls of one build; the two blocks
-    of a pair run in random order (AB or BA, seeded), so neither build always
-    goes second. From ``min_pairs`` on, ``settled(log ratios)`` is asked every
-    4 pairs whether more could change the decision. ``max_time`` caps the
-    seconds, but never below 4 pairs.
+    return interleaved_blocks(blocks(current), blocks(baseline), block_calls, min_pairs=min_pairs,
+                              max_pairs=max_pairs, max_time=max_time, settled=settled, seed=seed)
+
+
+def interleaved_blocks(current: Callable[[int], float], baseline: Callable[[int], float], block_calls: int, *,
+                       min_pairs: int, max_pairs: int, max_time: float, settled: Callable[[list[float]], bool],
+                       seed: int = 0) -> tuple[list[tuple[float, float]], bool]:
+    """Seconds per call of each side in each pair of blocks, and whether a cap ended them.
+
+    A block is ``block_calls`` back-to-back calls of one side, which times them itself (here, or in the worker
+    process that holds a build, for two TVMs); the two blocks of a pair run in random order (AB or BA, seeded),
+    so neither side always goes second. From ``min_pairs`` on, ``settled(log ratios)`` is asked every 4 pairs
+    whether more could change the decision. ``max_time`` caps the seconds, but never below 4 pairs.
     """
     import random
 
     rng = random.Random(seed)
-    builds = {"current": current, "baseline": baseline}
-    for run in builds.values():
-        run()  # lazy initialisation, outside the pairs
+    sides = {"current": current, "baseline": baseline}
+    for block in sides.values():
+        block(1)  # lazy initialisation, outside the pairs
     pairs: list[tuple[float, float]] = []
     began = time.perf_counter()
     while len(pairs) < max_pairs:
         seconds: dict[str, float] = {}
         for name in (("current", "baseline") if rng.random() < 0.5 else ("baseline", "current")):
-            run = builds[name]
-            start = time.perf_counter()
-            for _ in range(block_calls):
-                run()
-            seconds[name] = (time.perf_counter() - start) / block_calls
+            seconds[name] = sides[name](block_calls)
         pairs.append((seconds["current"], seconds["baseline"]))
         n = len(pairs)
         if n >= min_pairs and (n - min_pairs) % 4 == 0 and settled([math.log(c / b) for c, b in pairs]):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -87,3 +87,14 @@ def settled(est: PairedEstimate, threshold: float) -> bool:
     inside = est.high < 1 + threshold and est.low > 1 - threshold and est.visible <= threshold / 2
     beyond = est.low > 1 + threshold / 2 or est.high < 1 - threshold / 2
     return inside or beyond
+
+
+def summary(pairs: list[tuple[float, float]], alpha: float, threshold: float, *, capped: bool,
+            block_calls: int) -> dict[str, Any]:
+    """What a record keeps of a paired timing (``vs_baseline``, ``vs_tvm``): estimate, interval, decision, the
+    settings and the seconds per call of each side in each pair (``current_s``; the other side ``other_s``)."""
+    est = estimate([math.log(c / b) for c, b in pairs], alpha)
+    return {"ratio": round(est.ratio, 5), "low": round(est.low, 5), "high": round(est.high, 5), "pairs": est.pairs,
+            "alpha": round(alpha, 6), "threshold": threshold, "decision": decide(est, threshold),
+            "visible": round(est.visible, 5), "capped": capped, "block_calls": block_calls,
+            "current_s": [round(c, 9) for c, _ in pairs], "other_s": [round(b, 9) for _, b in pairs]}

@@ -131,6 +131,10 @@ class Record(TypedDict, total=False):
     #: Bytes of the model's weights (its ONNX initializers), exact.
     weight_bytes: int
     vs_baseline: dict[str, Any] | None
+    #: Made by bench.run.runner with several TVMs under test: this item's build against the first TVM's build of
+    #: the same case, each in a worker of its own TVM, in interleaved pairs (bench.stages.paired): against (its
+    #: TVM), ratio, low, high, pairs, decision, visible, and the per-pair seconds; or ``skipped`` with the reason.
+    vs_tvm: dict[str, Any]
 
 
 #: Record keys that history, report and gate read as columns (missing ones become NaN/None).
@@ -141,7 +145,7 @@ COLUMNS: tuple[str, ...] = (
     "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
     "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median",
     "tuned_vs_ort_side_by_side", "tvm_threads",
-    "ort_threads", "vs_baseline", "memory", "weight_bytes", "library")
+    "ort_threads", "vs_baseline", "vs_tvm", "memory", "weight_bytes", "library")
 
 
 def library_bytes(info: Any) -> int | None:

@@ -24,8 +24,8 @@ from typing import Any
 
 #: The minor lines the harness runs on, oldest first.
 SUPPORTED = ("0.25", "0.26", "0.27")
-#: The apache-tvm-ffi each line is installed with. 0.25 fails to load with 0.1.13 or newer (undefined
-#: symbol ``tvm::ffi::json::Stringify``); 0.27 segfaults in MetaSchedule with 0.1.15 (pyproject.toml).
+#: The apache-tvm-ffi each line is installed with. 0.25 fails to load with 0.1.14.post1 (undefined symbol
+#: ``tvm::ffi::json::Stringify``); 0.27 segfaults in MetaSchedule with 0.1.15 (pyproject.toml).
 FFI = {"0.25": "0.1.12", "0.26": "0.1.14.post1", "0.27": "0.1.14.post1"}
 #: Set by the parent for each worker: the worker's TVM under test, as JSON (bench.run.tvm_env).
 ENV = "TVM_BENCH_TVM"

@@ -31,8 +31,9 @@ def rows(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 
 def table(items: dict[tuple[str, str, str], dict[str, Any]]) -> list[str]:
-    lines = ["| model | TVM | untuned ms | tuned ms | speedup | tuned / ORT | trials | tuning s | s / trial "
-             "| check |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | TVM | untuned ms | tuned ms | speedup | tuned / ORT | untuned vs 1st TVM (paired) "
+             "| tuned vs 1st TVM (paired) | trials | tuning s | s / trial | check |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     models = list(dict.fromkeys(m for m, _, _ in items))
     for model in models:
         ort = items.get((model, "-", "ort"))
@@ -48,11 +49,19 @@ def table(items: dict[tuple[str, str, str], dict[str, Any]]) -> list[str]:
             side = tuned.get("tuned_vs_ort_side_by_side") if tuned else None
             if side:
                 vs_ort += f" ({side:.2f}x side by side)"
+            def vs_first(item: dict[str, Any] | None) -> str:
+                pairs = item.get("vs_tvm") if item else None
+                if not isinstance(pairs, dict) or pairs.get("ratio") is None:
+                    return "-"
+                return (f"{pairs['ratio'] - 1:+.1%} ({pairs['low'] - 1:+.1%} .. {pairs['high'] - 1:+.1%}, "
+                        f"{pairs['pairs']} pairs)")
+
             trials = str(tuned.get("trials", "-")) if tuned else "-"
             tuning = f"{tuned['tuning_s']:.0f}" if tuned and tuned.get("tuning_s") else "-"
             per = f"{tuned['seconds_per_trial']:.2f}" if tuned and tuned.get("seconds_per_trial") else "-"
             ok = all(i.get("check_ok", False) for i in (untuned, tuned) if i is not None)
-            lines.append(f"| {model} | {tvm} | {ms(untuned)} | {ms(tuned)} | {speedup} | {vs_ort} | {trials} "
+            lines.append(f"| {model} | {tvm} | {ms(untuned)} | {ms(tuned)} | {speedup} | {vs_ort} "
+                         f"| {vs_first(untuned)} | {vs_first(tuned)} | {trials} "
                          f"| {tuning} | {per} | {'ok' if ok else 'FAIL'} |")
     return lines
 

@@ -62,8 +62,8 @@ def test_each_row_shows_untuned_and_tuned_against_their_baseline_builds() -> Non
         result("tuned", 0.020, vs_baseline={"identical": False, "ratio": 1.062, "decision": "slower"}),
         result("tuned", 0.015, budget="b500"),
     ])
-    assert rows[1].split()[-4:] == ["same", "/", "+6.2%!", "ok"]
-    assert rows[2].split()[-4:] == ["same", "/", "-", "ok"]
+    assert rows[1].split()[-7:] == ["same", "/", "+6.2%!", "-", "/", "-", "ok"]
+    assert rows[2].split()[-7:] == ["same", "/", "-", "-", "/", "-", "ok"]
 
 
 def test_several_tvms_get_a_row_each_beside_the_one_onnx_runtime_item() -> None:
@@ -78,3 +78,15 @@ def test_several_tvms_get_a_row_each_beside_the_one_onnx_runtime_item() -> None:
     ])
     assert [r.split()[2:7] for r in rows[1:]] == [["0.26.0", "b64", "200.000", "20.000", "5.000"],
                                                   ["0.27.0", "b64", "180.000", "25.000", "5.000"]]
+
+
+def test_a_later_tvm_row_shows_its_builds_against_the_first_tvms() -> None:
+    rows = summary_lines([
+        result("untuned", 0.200, tvm_label="0.26.0"),
+        result("tuned", 0.020, tvm_label="0.26.0"),
+        result("untuned", 0.180, tvm_label="0.27.0", vs_tvm={"against": "0.26.0", "ratio": 0.904}),
+        result("tuned", 0.025, tvm_label="0.27.0", vs_tvm={"against": "0.26.0", "ratio": 1.25, "decision": "slower"}),
+    ])
+    assert rows[0].split()[-4:-1] == ["vs", "1st", "TVM"]
+    assert rows[1].split()[-4:] == ["-", "/", "-", "ok"]
+    assert rows[2].split()[-4:] == ["-9.6%", "/", "+25.0%!", "ok"]

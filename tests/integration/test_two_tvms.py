@@ -53,6 +53,14 @@ def test_two_tvms_side_by_side_and_one_out_of_range(tmp_path: Path) -> None:
         assert (tvm["name"], tvm["source"], tvm["path"]) == (name, "path", str(folder.resolve()))
         assert tvm["version"] == items["tiny-cpu-ort"]["tvm_version"] and tvm["llvm"] >= 15
         assert items[f"tiny-cpu-tvm{name}-untuned"]["tvm_label"] == name  # no git checkout: no commit
+    # b's build timed against a's in interleaved pairs, each in a worker of its own TVM: the same TVM (A/A) is
+    # within the threshold, with per-pair seconds from both sides
+    pairs = items["tiny-cpu-tvmb-untuned"]["vs_tvm"]
+    assert pairs["against"] == "a" and pairs["against_case"] == "tiny-cpu-tvma-untuned"
+    assert pairs["decision"] == "within" and pairs["pairs"] >= 12 == len(pairs["current_s"][:12])
+    assert len(pairs["current_s"]) == len(pairs["reference_s"]) == pairs["pairs"] and pairs["low"] < pairs["high"]
+    assert "vs_tvm" not in items["tiny-cpu-tvma-untuned"]
+    assert "[paired] tiny-cpu-tvmb-untuned: " in out and "against TVM a" in out
     # the closing table: a row per TVM that ran, each beside the one ONNX Runtime item
     rows = [line.split() for line in out.splitlines() if line.startswith("tiny ")]
     assert [r[2] for r in rows] == ["a", "b"] and rows[0][5] == rows[1][5] != "-"
