@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     from bench.run.runner import CaseResult
 
 
+def _tvm_column(r: CaseResult) -> str:
+    """The TVM's label (its version, or ``name@commit``), or the name it was given where that differs (two names
+    for one release, as in an A/A comparison)."""
+    label, name = str(r.info.get("tvm_label") or r.case.tvm.name), r.case.tvm.name
+    return label if name in ("installed", label) or label.startswith(f"{name}@") else name
+
+
 def summary_lines(results: list[CaseResult]) -> list[str]:
     """One row per (model, target, budget): the three medians, speedups, GFLOP/s and % of peak.
 
@@ -30,7 +37,7 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         if r.case.variant == ORT:
             ort_items[where] = r
             continue
-        group = groups.setdefault((*where, str(r.info.get("tvm_label") or r.case.tvm.name)), {TUNED: {}})
+        group = groups.setdefault((*where, _tvm_column(r)), {TUNED: {}})
         if r.case.variant == TUNED:
             group[TUNED][r.case.budget.id] = r
         else:

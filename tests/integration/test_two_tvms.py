@@ -43,8 +43,12 @@ def test_two_tvms_side_by_side_and_one_out_of_range(tmp_path: Path) -> None:
     out = proc.stdout
     # each TVM gets its own worker; the out-of-range build fails its item in one line, naming version and range
     assert "starting a worker with 2 TVM threads for cpu on TVM b" in out
-    assert "FAILED s.yaml::test_case[tiny-cpu-tvmold-untuned] - TVM 0.24.0 is outside the range this harness " \
-           "supports (0.25-0.27)" in out
+    assert "FAILED s.yaml::test_case[tiny-cpu-tvmold-untuned]" in out
+    [message] = [line for line in out.splitlines() if line.startswith("TVM 0.24.0 is outside")]
+    assert message.startswith("TVM 0.24.0 is outside the range this harness supports (0.25-0.27): choose a version")
+    from tvm import _version
+
+    commit = str(_version.commit_id).removeprefix("g")[:9]
     items = {b["extra_info"]["case"]: b["extra_info"] for b in json.loads((tmp_path / "out.json").read_text())[
         "benchmarks"]}
     assert sorted(items) == ["tiny-cpu-ort", "tiny-cpu-tvma-untuned", "tiny-cpu-tvmb-untuned"]
@@ -52,15 +56,16 @@ def test_two_tvms_side_by_side_and_one_out_of_range(tmp_path: Path) -> None:
         tvm = items[f"tiny-cpu-tvm{name}-untuned"]["tvm"]
         assert (tvm["name"], tvm["source"], tvm["path"]) == (name, "path", str(folder.resolve()))
         assert tvm["version"] == items["tiny-cpu-ort"]["tvm_version"] and tvm["llvm"] >= 15
-        assert items[f"tiny-cpu-tvm{name}-untuned"]["tvm_label"] == name  # no git checkout: no commit
+        # no git checkout: the commit TVM's own build info names
+        assert tvm["commit"] == commit and items[f"tiny-cpu-tvm{name}-untuned"]["tvm_label"] == f"{name}@{commit}"
     # b's build timed against a's in interleaved pairs, each in a worker of its own TVM: the same TVM (A/A) is
     # within the threshold, with per-pair seconds from both sides
     pairs = items["tiny-cpu-tvmb-untuned"]["vs_tvm"]
-    assert pairs["against"] == "a" and pairs["against_case"] == "tiny-cpu-tvma-untuned"
+    assert pairs["against"] == f"a@{commit}" and pairs["against_case"] == "tiny-cpu-tvma-untuned"
     assert pairs["decision"] == "within" and pairs["pairs"] >= 12 == len(pairs["current_s"][:12])
     assert len(pairs["current_s"]) == len(pairs["reference_s"]) == pairs["pairs"] and pairs["low"] < pairs["high"]
     assert "vs_tvm" not in items["tiny-cpu-tvma-untuned"]
     assert "[paired] tiny-cpu-tvmb-untuned: " in out and "against TVM a" in out
     # the closing table: a row per TVM that ran, each beside the one ONNX Runtime item
     rows = [line.split() for line in out.splitlines() if line.startswith("tiny ")]
-    assert [r[2] for r in rows] == ["a", "b"] and rows[0][5] == rows[1][5] != "-"
+    assert [r[2] for r in rows] == [f"a@{commit}", f"b@{commit}"] and rows[0][6] == rows[1][6] != "-"

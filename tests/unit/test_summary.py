@@ -8,10 +8,11 @@ from typing import Any
 from bench.plugin.summary import summary_lines
 
 
-def result(variant: str, median: float, budget: str = "b64", failures: list[str] | None = None, **info: object):
+def result(variant: str, median: float, budget: str = "b64", failures: list[str] | None = None,
+           tvm: str | None = None, **info: object):
     info.setdefault("tvm_label", "0.27.0")
     case = NS(suite=NS(name="smoke"), model=NS(name="mobilenet_v2"), target=NS(name="native"),
-              variant=variant, budget=NS(id=budget), tvm=NS(name="installed"))
+              variant=variant, budget=NS(id=budget), tvm=NS(name=tvm or str(info["tvm_label"])))
     return NS(case=case, stats={"median": median}, info=info, failures=failures or [])
 
 
@@ -90,3 +91,12 @@ def test_a_later_tvm_row_shows_its_builds_against_the_first_tvms() -> None:
     assert rows[0].split()[-4:-1] == ["vs", "1st", "TVM"]
     assert rows[1].split()[-4:] == ["-", "/", "-", "ok"]
     assert rows[2].split()[-4:] == ["-9.6%", "/", "+25.0%!", "ok"]
+
+
+def test_two_names_for_one_release_get_a_row_each() -> None:
+    """An A/A comparison (``--bench-tvm a=0.27.0 --bench-tvm b=0.27.0``) shows the names; a build shows its
+    ``name@commit``."""
+    rows = summary_lines([result("untuned", 0.200, tvm="a"), result("untuned", 0.210, tvm="b"),
+                          result("untuned", 0.190, tvm="main", tvm_label="main@1a2b3c4d5")])
+    assert [r.split()[2:5] for r in rows[1:]] == [["a", "-", "200.000"], ["b", "-", "210.000"],
+                                                  ["main@1a2b3c4d5", "-", "190.000"]]
