@@ -84,7 +84,7 @@ def test_the_suite_key_names_releases_and_builds_relative_to_the_suite(tmp_path:
 def test_bad_tvm_entries_fail_with_file_and_key(tmp_path: Path, extra: str, key: str, words: str) -> None:
     with pytest.raises(SuiteError) as err:
         load_suite(suite(tmp_path, extra + "\n"))
-    assert err.value.key == key and words in err.value.message and err.value.where.endswith("s.yaml")
+    assert err.value.key == key and words in err.value.message and str(err.value.where).endswith("s.yaml")
 
 
 def test_the_option_reads_versions_builds_and_names(tmp_path: Path) -> None:
