@@ -9,8 +9,7 @@ its ratio to ONNX Runtime, both measured in the same session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from dataclasses import field as dataclass_field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 from typing import Literal
@@ -96,7 +95,7 @@ class Case:
     tvm: TvmUnderTest = INSTALLED
     #: Whether the id names the TVM: only when several are under test, so that one TVM swapped for another
     #: (``--bench-tvm``) keeps the ids, and the history follows each case across the change.
-    tvm_in_id: bool = dataclass_field(default=False, compare=False)
+    tvm_in_id: bool = field(default=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -205,11 +204,11 @@ def expand(suite: Suite, tvms: tuple[TvmSpec, ...] | None = None) -> list[Case]:
              "budget": [b.id for b in budgets]}
     for section in ("include", "exclude"):
         for i, entry in enumerate(getattr(spec.matrix, section)):
-            for field in ("model", "target", "budget"):
-                value = getattr(entry, field)
-                if value is not None and value not in names[field]:
-                    raise SuiteError(f"unknown {field} {value!r}; known: {', '.join(names[field])}",
-                                     suite.where, f"matrix.{section}[{i}].{field}")
+            for part in ("model", "target", "budget"):
+                value = getattr(entry, part)
+                if value is not None and value not in names[part]:
+                    raise SuiteError(f"unknown {part} {value!r}; known: {', '.join(names[part])}",
+                                     suite.where, f"matrix.{section}[{i}].{part}")
             if section == "include" and None in (entry.model, entry.target, entry.budget):
                 raise SuiteError("an include entry names a model, a target and a budget", suite.where,
                                  f"matrix.include[{i}]")
