@@ -360,7 +360,7 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
     for v in verdict.cases:
         history = base_by_case.get(v.case)
         if v.case in measured and v.variant != ORT and history is not None and not history.empty:
-            _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history.iloc[-1])
+            _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history)
     _mark_tvm_changes(verdict, current, base_by_case)
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
              and c.variant != ORT]
@@ -484,29 +484,80 @@ def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float, alpha: floa
         v.reason = f"change {text}"
 
 
-#: Exact memory figures the gate compares with the latest baseline run's: the build's exported library and the
-#: model's weights, in bytes; TVM items only (ONNX Runtime is the control). The sampled ones (the worker's resident
-#: memory per stage) are recorded, not gated.
-EXACT_MEMORY: dict[str, Callable[[pd.Series], Any]] = {
-    "library": library_bytes,
-    "weights": lambda row: row.get("weight_bytes"),
+def _planned(name: str) -> Callable[[pd.Series], Any]:
+    return lambda row: (row.get("planned_memory") or {}).get(name) \
+        if isinstance(row.get("planned_memory"), dict) else None
+
+
+#: Exact memory figures the gate compares with the latest baseline run's, TVM items only (ONNX Runtime is the
+#: control), by what may move them: the model (weights), the build's plan (bench.stages.memory_plan), and the
+#: schedules (the library's code, the kernels' workspaces), which a tuned build may change only with other
+#: tuning records.
+EXACT_MEMORY: dict[str, tuple[Callable[[pd.Series], Any], bool]] = {
+    "weights": (lambda row: row.get("weight_bytes"), False),
+    "planned memory": (_planned("planned_bytes"), False),
+    "constants": (_planned("constant_bytes"), False),
+    "kernel workspace": (_planned("workspace_bytes"), True),
+    "library": (library_bytes, True),
 }
+#: The sampled figures: each stage's peak resident memory of the worker tree (bench.run.worker.StageMemory).
+DEFAULT_PEAK_THRESHOLD: float = GateSpec.model_fields["peak_memory_threshold"].default
 
 
-def _decide_memory(v: CaseVerdict, row: pd.Series, base: pd.Series) -> None:
-    """Fail a case whose exact memory figures grew by more than the suite's ``gate.memory_threshold``."""
+def _same_schedules(row: pd.Series, base: pd.Series) -> bool:
+    """Whether a tuned build's kernels come from the records the baseline's came from: the same tuning settings,
+    reused from the cache (a run that tuned again has other schedules, so other code and workspaces)."""
+    if row.get("variant") != TUNED:
+        return True
+    return bool(row.get("tuning_cached")) and row.get("tuning_key") == base.get("tuning_key")
+
+
+def _stage_peaks(row: pd.Series) -> dict[str, float]:
+    memory = row.get("memory")
+    stages = memory.get("stages") if isinstance(memory, dict) else None
+    return {name: float(s["peak_mib"]) for name, s in (stages or {}).items() if s.get("peak_mib") is not None}
+
+
+def _grown_peaks(row: pd.Series, history: pd.DataFrame, limit: float) -> list[str]:
+    """Stages whose sampled peak grew past ``limit`` over the median of the baseline runs' peaks in that stage.
+
+    A tuned item is compared only with runs that also tuned, or also reused their records: tuning starts the
+    builder's and runner's processes, which more than double the tune stage's peak."""
+    runs = [r for _, r in history.iterrows()]
+    if row.get("variant") == TUNED:
+        runs = [r for r in runs if bool(r.get("tuning_cached")) == bool(row.get("tuning_cached"))]
+    grown = []
+    for stage, now in _stage_peaks(row).items():
+        before = [p for r in runs if (p := _stage_peaks(r).get(stage)) is not None]
+        if not before:
+            continue
+        ref = float(np.median(before))
+        if ref and now > ref * (1 + limit):
+            grown.append(f"{stage} stage's peak {ref:,.0f} -> {now:,.0f} MiB ({now / ref - 1:+.1%} over the median "
+                         f"of {len(before)} run(s); sampled, gate.peak_memory_threshold {limit:.0%})")
+    return grown
+
+
+def _decide_memory(v: CaseVerdict, row: pd.Series, history: pd.DataFrame) -> None:
+    """Fail a case whose exact memory figures grew past ``gate.memory_threshold`` over the latest baseline
+    run's, or whose sampled stage peaks grew past ``gate.peak_memory_threshold`` over the baseline runs'."""
     gate = row.get("gate") if isinstance(row.get("gate"), dict) else {}
     limit = gate.get("memory_threshold", DEFAULT_MEMORY_THRESHOLD)
+    base = history.iloc[-1]
     grown = []
-    for name, value_of in EXACT_MEMORY.items():
+    for name, (value_of, by_schedule) in EXACT_MEMORY.items():
         now, before = value_of(row), value_of(base)
         if now is None or before is None or is_missing(now) or is_missing(before) or not before:
             continue
+        if by_schedule and not _same_schedules(row, base):
+            continue
         if now > before * (1 + limit):
-            grown.append(f"{name} {int(before):,} -> {int(now):,} bytes ({now / before - 1:+.1%})")
+            grown.append(f"{name} {int(before):,} -> {int(now):,} bytes ({now / before - 1:+.1%}; exact, "
+                         f"gate.memory_threshold {limit:.0%})")
+    grown += _grown_peaks(row, history, gate.get("peak_memory_threshold", DEFAULT_PEAK_THRESHOLD))
     if not grown:
         return
-    what = f"memory grew beyond gate.memory_threshold {limit:.0%}: " + "; ".join(grown)
+    what = "memory grew: " + "; ".join(grown)
     if v.failing:
         v.reason += f"; {what}"
     else:

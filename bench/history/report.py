@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bench.history.changes import ChangePoint, find_changes
 from bench.history.gate import DEFAULT_THRESHOLD
 from bench.history.load import History, is_missing, load_history, tvm_of
-from bench.stages.record import library_bytes, peak_mib
+from bench.stages.record import library_bytes, peak_mib, planned_bytes
 from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class MachineSection:
     problems: list[dict[str, Any]]
     changes: list[dict[str, Any]] = field(default_factory=list)
     paired_chart: str | None = None
+    #: Memory chart ids and titles, one per model and target that recorded memory.
+    memory_charts: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -87,10 +89,13 @@ def _change(current: float, base: float | None) -> float | None:
 
 
 def _memory_cells(row: pd.Series) -> dict[str, Any]:
-    """The build's library KiB (exact) and the item's highest sampled stage peak, MiB (docs/guide.md#memory)."""
-    size, peak = library_bytes(row), peak_mib(row)
+    """The build's library and planned KiB (exact) and the item's highest sampled stage peak, MiB
+    (docs/guide.md#memory)."""
+    size, planned, peak = library_bytes(row), planned_bytes(row), peak_mib(row)
     kib = None if size is None else size / 1024
+    planned_kib = None if planned is None else planned / 1024
     return {"library_kib": "" if kib is None else f"{kib:,.0f}", "library_value": kib or 0.0,
+            "planned_kib": "" if planned_kib is None else f"{planned_kib:,.0f}", "planned_value": planned_kib or 0.0,
             "peak_mib": "" if peak is None else f"{peak:,.0f}", "peak_value": peak or 0.0}
 
 
@@ -224,6 +229,56 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
         title={"text": _text(title), "font": {"size": 13}}, height=340, margin={"l": 60, "r": 10, "t": 40, "b": 40},
         yaxis={"type": "log", "title": {"text": "latency (ms, log)"}}, hovermode="closest",
         legend={"font": {"size": 10}}, template="plotly_white")
+    figure: dict[str, Any] = json.loads(fig.to_json())
+    return figure
+
+
+def _stage_peaks(row: pd.Series) -> dict[str, float]:
+    memory = row.get("memory")
+    stages = memory.get("stages") if isinstance(memory, dict) else None
+    return {name: float(s["peak_mib"]) for name, s in (stages or {}).items()}
+
+
+def _memory_figure(group: pd.DataFrame, title: str) -> dict[str, Any] | None:
+    """One model's memory over the runs: each item's highest sampled stage peak (hover: every stage's), and
+    each build's exact figures, its plan's bytes per call and its library; None where no run recorded memory."""
+    import json
+
+    import numpy as np
+    from plotly.subplots import make_subplots
+
+    if not any(_stage_peaks(r) or planned_bytes(r) is not None for _, r in group.iterrows()):
+        return None
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("peak resident MiB (sampled every 0.25 s)",
+                                                        "planned and library KiB (exact)"))
+    tuned_seen = 0
+    for label, series in group.groupby(group.apply(_series_label, axis=1), sort=True):
+        series = series.sort_values("run_time")
+        if label in _COLOURS:
+            colour = _COLOURS[str(label)]
+        else:
+            colour = _TUNED_COLOURS[tuned_seen % len(_TUNED_COLOURS)]
+            tuned_seen += 1
+        peaks = [peak_mib(r) for _, r in series.iterrows()]
+        stages = ["<br>".join(f"{n} {p:,.0f} MiB" for n, p in _stage_peaks(r).items()) or "-"
+                  for _, r in series.iterrows()]
+        fig.add_scatter(x=series["run_time"], y=np.array([np.nan if p is None else p for p in peaks]),
+                        mode="lines+markers", name=f"{_text(label)} peak", row=1, col=1,
+                        line={"color": colour, "width": 1.2}, marker={"size": 4}, text=stages,
+                        hovertemplate="<b>%{fullData.name}</b><br>run of %{x|%Y-%m-%d %H:%M}<br>%{text}"
+                                      "<extra></extra>")
+        for name, size_of, dash in (("planned", planned_bytes, "solid"), ("library", library_bytes, "dot")):
+            sizes = [size_of(r) for _, r in series.iterrows()]
+            if all(v is None for v in sizes):
+                continue
+            fig.add_scatter(x=series["run_time"], y=np.array([np.nan if v is None else v / 1024 for v in sizes]),
+                            mode="lines+markers", name=f"{_text(label)} {name}", row=1, col=2,
+                            line={"color": colour, "width": 1.2, "dash": dash}, marker={"size": 4},
+                            hovertemplate="<b>%{fullData.name}</b><br>run of %{x|%Y-%m-%d %H:%M}<br>%{y:,.1f} KiB"
+                                          "<extra></extra>")
+    fig.update_layout(title={"text": _text(title), "font": {"size": 13}}, height=340,
+                      margin={"l": 60, "r": 10, "t": 60, "b": 40}, template="plotly_white",
+                      legend={"font": {"size": 10}}, hovermode="closest")
     figure: dict[str, Any] = json.loads(fig.to_json())
     return figure
 
@@ -443,13 +498,18 @@ def build_report(history: History, threshold: float | None = None, window: int =
         mout = _section_outcomes(results, outcomes, mres)
         changes = find_changes(mres)
         changes_found += len(changes)
-        chart_list = []
+        chart_list, memory_list = [], []
         if charts:
             for (model, target), group in mres.groupby(["model", "target_name"], sort=True):
                 chart_id = f"chart-{len(figures)}"
                 title = f"{model} on {target}"
                 figures[chart_id] = _trend_figure(group, title, threshold or DEFAULT_THRESHOLD, window, changes)
                 chart_list.append({"id": chart_id, "title": title})
+                memory = _memory_figure(group, title)
+                if memory is not None:
+                    chart_id = f"chart-{len(figures)}"
+                    figures[chart_id] = memory
+                    memory_list.append({"id": chart_id, "title": title})
         tuned = mres[mres["variant"] == TUNED]
         tuning_id = None
         tuning = _tuning_figure(tuned) if charts else None
@@ -466,7 +526,8 @@ def build_report(history: History, threshold: float | None = None, window: int =
             machine=str(machine), description=str(mres["machine_desc"].iloc[-1]), runs=mres["run_id"].nunique(),
             latest_run=str(mres["run_id"].iloc[-1]), latest_time=f"{mres['run_time'].iloc[-1]:%Y-%m-%d %H:%M}",
             rows=_summary_rows(mres, threshold, window), charts=chart_list, tuning_chart=tuning_id,
-            problems=_problems(mres, mout), changes=_change_rows(changes), paired_chart=paired_id))
+            problems=_problems(mres, mout), changes=_change_rows(changes), paired_chart=paired_id,
+            memory_charts=memory_list))
     runs = history.runs
     return ReportData(
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),

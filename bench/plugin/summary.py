@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bench.stages.record import library_bytes, peak_mib
+from bench.stages.record import library_bytes, peak_mib, planned_bytes
 from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bench.run.runner import CaseResult
 
 
@@ -24,6 +26,7 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
     ``tuned/ort`` divides two items' medians, timed minutes apart; ``side by side`` is the median ratio of
     the two timed in turn within the tuned item (``timing.side_by_side``), the one to trust on a machine
     whose speed drifts. ``library KiB``: the untuned and tuned builds' exported libraries (exact);
+    ``planned KiB``: the memory their plans allocate per call, the model's intermediate tensors (exact);
     ``peak MiB``: each item's highest sampled resident memory of its worker tree over its stages (a cold
     tuned item's includes the tuning's processes; docs/guide.md#memory). ``vs baseline``: untuned and
     tuned against their cases' baseline builds, timed in pairs (``same``: byte-identical; ``!``: slower
@@ -55,8 +58,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
         pct = r.info.get("pct_of_peak")
         return f"{r.info['gflops_per_s']:.1f}" + (f" ({pct:.0f}%)" if pct is not None else "")
 
-    def library_kib(r: CaseResult | None) -> str:
-        size = library_bytes(r.info) if r is not None else None
+    def kib(r: CaseResult | None, size_of: Callable[[Any], int | None]) -> str:
+        size = size_of(r.info) if r is not None else None
         return "-" if size is None else f"{size / 1024:.0f}"
 
     def peak(r: CaseResult | None) -> str:
@@ -73,7 +76,8 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
 
     head = (f"{'model':<16} {'target':<14} {'tvm':<13} {'budget':<8} {'untuned ms':>11} {'tuned ms':>10} {'ort ms':>9} "
             f"{'speedup':>8} {'tuned/ort':>9} {'side by side':>12}  "
-            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'library KiB':>13} {'peak MiB':>16} "
+            f"{'GFLOP/s (% of peak): untuned / tuned / ort':<44} {'library KiB':>13} {'planned KiB':>13} "
+            f"{'peak MiB':>16} "
             f"{'vs baseline':>15} {'vs 1st TVM':>15}  check")
     lines = [head]
     for (suite, model, target, tvm), group in groups.items():
@@ -84,14 +88,15 @@ def summary_lines(results: list[CaseResult]) -> list[str]:
             vs_ort = tuned.info.get("tuned_vs_ort_median") if tuned is not None else None
             paired = tuned.info.get("tuned_vs_ort_side_by_side") if tuned is not None else None
             gflops = " / ".join(work(m) for m in (untuned, tuned, ort))
-            library = f"{library_kib(untuned)} / {library_kib(tuned)}"
+            library = f"{kib(untuned, library_bytes)} / {kib(tuned, library_bytes)}"
+            planned = f"{kib(untuned, planned_bytes)} / {kib(tuned, planned_bytes)}"
             peaks = " / ".join(peak(m) for m in (untuned, tuned, ort))
             ok = "FAIL" if any(m.failures for m in members) else "ok"
             lines.append(f"{model:<16} {target:<14} {tvm:<13} {budget:<8} {ms(untuned):>11} {ms(tuned):>10} "
                          f"{ms(ort):>9} "
                          f"{f'{speed:.2f}x' if speed else '-':>8} {f'{vs_ort:.2f}x' if vs_ort else '-':>9} "
                          f"{f'{paired:.2f}x' if paired else '-':>12}  "
-                         f"{gflops:<44} {library:>13} {peaks:>16} "
+                         f"{gflops:<44} {library:>13} {planned:>13} {peaks:>16} "
                          f"{vs_baseline(untuned) + ' / ' + vs_baseline(tuned):>15} "
                          f"{vs_baseline(untuned, 'vs_tvm') + ' / ' + vs_baseline(tuned, 'vs_tvm'):>15}  {ok}")
     return lines

@@ -31,6 +31,7 @@ from bench.stages.measure import (
     side_by_side,
     summarize,
     time_rounds,
+    with_injected_leak,
     with_injected_slowdown,
 )
 from bench.stages.model import LoadedModel, load_model
@@ -290,7 +291,8 @@ class BenchSession:
     def _time(self, case: Case, model: LoadedModel, made: Made, built: build.Built, untuned_outputs: list[Any] | None,
               timer: Any = None) -> tuple[Record, list[str], list[float], TimingPlan]:
         """Time the loaded build as the suite says, record it, and check its answer."""
-        run = built.run if timer is not None else with_injected_slowdown(built.run, case.id)
+        run = built.run if timer is not None else with_injected_leak(with_injected_slowdown(built.run, case.id),
+                                                                       case.id)
         plan = plan_timing(case.timing, probe(run, timer), self.max_time)
         samples = time_rounds(run, plan, timer)
         info, failures = self._info(case, model, made.prepared, built, plan, samples, made.tuned, untuned_outputs)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import BuildError, ModelError
+from bench.stages.memory_plan import MemoryPlan, watching
 from bench.stages.tvm_api import constant_array, is_constant
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class Built:
     timer: DeviceTimer | None = field(default=None, repr=False)
     #: Share of the model's kernel FLOPs in tuned (scheduled) kernels.
     scheduled_flop_share: float | None = None
+    #: What the build allocates by its own plan (exact), where this process compiled it.
+    memory_plan: MemoryPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Compiled:
     #: Share of the model's kernel FLOPs (each kernel times its call sites) in scheduled kernels: when only
     #: some tasks are tuned by design (``tuning.ops``), this, not the kernel count, says whether the build is tuned.
     scheduled_flop_share: float | None = None
+    #: What the build allocates by its own plan, read while TVM compiled it (bench.stages.memory_plan).
+    memory_plan: MemoryPlan | None = None
 
 
 def _failing_node(tb: Any) -> Any:
@@ -375,13 +380,15 @@ def compile_executable(prepared: Prepared, model: LoadedModel, target: ResolvedT
             mod = apply_database(prepared, tgt, work_dir, prepack)
         # Without a database nothing is scheduled: no need to estimate every kernel's FLOPs to say so.
         share = scheduled_flop_share(mod) if work_dir is not None else 0.0
-        executable = tvm.compile(mod, target=tgt)
+        with watching() as watch:
+            executable = tvm.compile(mod, target=tgt)
     except Exception as err:
         hint = ("; the build converts convolutions to another layout: `tuning.layout: model` keeps the model's"
                 if prepared.layout_ops is not None else "")
         raise BuildError(f"model {model.name!r}: compiling for {target.name} failed: {tvm_reason(err)}{hint}",
                          where, key) from None
-    return Compiled(executable, time.perf_counter() - start, count_scheduled(mod), len(prim_funcs(mod)), share)
+    return Compiled(executable, time.perf_counter() - start, count_scheduled(mod), len(prim_funcs(mod)), share,
+                    watch.plan())
 
 
 def scheduled_flop_share(mod: Any) -> float | None:
@@ -434,7 +441,7 @@ def load_local(compiled: Compiled, model: LoadedModel, target: ResolvedTarget) -
 
     outputs = _to_numpy(run())
     return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels,
-                 scheduled_flop_share=compiled.scheduled_flop_share)
+                 scheduled_flop_share=compiled.scheduled_flop_share, memory_plan=compiled.memory_plan)
 
 
 def load_exported(library: Path, model: LoadedModel, target: ResolvedTarget) -> Built:
@@ -510,7 +517,7 @@ def load_remote(library: Path, remote: Any, model: LoadedModel, target: Resolved
 
     outputs = _to_numpy(run())
     return Built(run, outputs, compiled.compile_s, compiled.scheduled, compiled.kernels, timer,
-                 compiled.scheduled_flop_share)
+                 compiled.scheduled_flop_share, compiled.memory_plan)
 
 
 def _to_numpy(out: Any) -> list[np.ndarray]:

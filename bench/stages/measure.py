@@ -211,17 +211,48 @@ def probe(run: Callable[[], Any], timer: Callable[[int, int], list[float]] | Non
 SLOWDOWN_ENV = "TVM_BENCH_INJECT_SLOWDOWN"
 
 
-def injected_slowdown(case_id: str) -> float:
-    """The fraction ``SLOWDOWN_ENV`` asks for this case (0 when unset or aimed at other cases)."""
+def _injected(env: str, case_id: str, example: str) -> float:
+    """The amount ``env`` asks for this case: ``AMOUNT`` or ``AMOUNT:GLOB`` (0 when unset or aimed elsewhere)."""
     from fnmatch import fnmatchcase
 
-    value, _, pattern = os.environ.get(SLOWDOWN_ENV, "").partition(":")
+    value, _, pattern = os.environ.get(env, "").partition(":")
     try:
-        fraction = float(value or 0)
+        amount = float(value or 0)
     except ValueError:
-        raise ValueError(f"{SLOWDOWN_ENV}={os.environ[SLOWDOWN_ENV]!r}: expected FRACTION or FRACTION:GLOB, "
-                         "e.g. 0.05 or 0.05:mobilenet_v2-*-tuned") from None
-    return fraction if fraction > 0 and (not pattern or fnmatchcase(case_id, pattern)) else 0.0
+        raise ValueError(f"{env}={os.environ[env]!r}: expected {example}") from None
+    return amount if amount > 0 and (not pattern or fnmatchcase(case_id, pattern)) else 0.0
+
+
+def injected_slowdown(case_id: str) -> float:
+    """The fraction ``SLOWDOWN_ENV`` asks for this case (0 when unset or aimed at other cases)."""
+    return _injected(SLOWDOWN_ENV, case_id, "FRACTION or FRACTION:GLOB, e.g. 0.05 or 0.05:mobilenet_v2-*-tuned")
+
+
+#: Test hook for showing the memory gate at work, never for real runs: "200" makes the item's first timed call
+#: allocate 200 MiB (written, so resident) that stays until its worker ends, as a cache that is never freed
+#: would; "200:GLOB" aims at the items whose case id matches the glob.
+LEAK_ENV = "TVM_BENCH_INJECT_LEAK"
+
+
+def injected_leak_mib(case_id: str) -> float:
+    """The MiB ``LEAK_ENV`` asks this case to leak (0 when unset or aimed at other cases)."""
+    return _injected(LEAK_ENV, case_id, "MIB or MIB:GLOB, e.g. 200 or 200:tiny_cnn-*-untuned")
+
+
+def with_injected_leak(run: Callable[[], Any], case_id: str = "") -> Callable[[], Any]:
+    mib = injected_leak_mib(case_id)
+    if mib <= 0:
+        return run
+    held: list[Any] = []
+
+    def leaking() -> Any:
+        if not held:
+            import numpy as np
+
+            held.append(np.ones(int(mib * 2**20), dtype=np.uint8))
+        return run()
+
+    return leaking
 
 
 def with_injected_slowdown(run: Callable[[], Any], case_id: str = "") -> Callable[[], Any]:

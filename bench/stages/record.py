@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from bench.stages.measure import injected_slowdown
+from bench.stages.measure import injected_leak_mib, injected_slowdown
 from bench.suite.case import ORT, TUNED
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ class Record(TypedDict, total=False):
     reference_topk: list[dict[str, Any]]
     gate: dict[str, Any]
     injected_slowdown: float
+    #: The MiB the item was made to leak in its measure stage (bench.stages.measure.LEAK_ENV), a test hook.
+    injected_leak_mib: float
     # ONNX Runtime peer
     ort_version: str
     ort_threads: int
@@ -130,6 +132,8 @@ class Record(TypedDict, total=False):
     memory: dict[str, Any]
     #: Bytes of the model's weights (its ONNX initializers), exact.
     weight_bytes: int
+    #: What the build allocates by its own plan, in bytes, exact (bench.stages.memory_plan.MemoryPlan); TVM items.
+    planned_memory: dict[str, int] | None
     vs_baseline: dict[str, Any] | None
     #: Made by bench.run.runner with several TVMs under test: this item's build against the first TVM's build of
     #: the same case, each in a worker of its own TVM, in interleaved pairs (bench.stages.paired): against (its
@@ -142,16 +146,23 @@ COLUMNS: tuple[str, ...] = (
     "suite", "case", "model", "target_name", "budget", "budget_trials", "variant", "tvm_version", "tvm_label",
     "model_sha256",
     "import_s", "compile_s", "kernels", "kernels_scheduled", "scheduled_flop_share", "tuning_s", "trials", "tasks",
-    "seconds_per_trial", "tuning_cached", "speedup_median", "speedup_mean", "check_ok", "samples_s", "topk", "gate",
+    "seconds_per_trial", "tuning_cached", "tuning_key", "speedup_median", "speedup_mean", "check_ok", "samples_s",
+    "topk", "gate",
     "runtime", "flops", "gflops_per_s", "pct_of_peak", "peak_gflops", "tuned_vs_ort_median",
     "tuned_vs_ort_side_by_side", "tvm_threads",
-    "ort_threads", "vs_baseline", "vs_tvm", "memory", "weight_bytes", "library")
+    "ort_threads", "vs_baseline", "vs_tvm", "memory", "weight_bytes", "planned_memory", "library")
 
 
 def library_bytes(info: Any) -> int | None:
     """The build's exported library size in bytes (exact), where the item kept its library."""
     library = info.get("library")
     return library.get("bytes") if isinstance(library, dict) else None
+
+
+def planned_bytes(info: Any) -> int | None:
+    """The bytes a build's plan allocates per call (exact; bench.stages.memory_plan), where it was recorded."""
+    plan = info.get("planned_memory")
+    return plan.get("planned_bytes") if isinstance(plan, dict) else None
 
 
 def peak_mib(info: Any) -> float | None:
@@ -177,6 +188,7 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
         "model_sha256": model.sha256,
         "input_shapes": model.shapes,
         "weight_bytes": model.weight_bytes,
+        "planned_memory": built.memory_plan.as_dict() if built.memory_plan is not None else None,
         "output": model.output_names[0] if len(model.outputs) == 1 else model.output_names,
         "target_name": case.target.name,
         "target": json.loads(case.target.json),
@@ -203,6 +215,8 @@ def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built:
     }
     if injected_slowdown(case.id):
         info["injected_slowdown"] = injected_slowdown(case.id)
+    if injected_leak_mib(case.id):
+        info["injected_leak_mib"] = injected_leak_mib(case.id)
     if case.variant == ORT:
         import onnxruntime
 

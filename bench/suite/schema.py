@@ -321,9 +321,13 @@ class GateSpec(_Spec):
     #: Each run's location that the gate compares: the rounds' ``min`` (robust to bursts of
     #: interference on a shared machine, which only ever slow a round down) or their ``median``.
     statistic: Literal["min", "median"] = "min"
-    #: Growth of an exact memory figure (the build's library bytes, the model's weight bytes) over the latest
-    #: baseline run's that fails the gate; exact figures do not move between runs, so any real growth shows.
+    #: Growth of an exact memory figure (weights, the build's planned memory, constants and kernel workspace, its
+    #: library) over the latest baseline run's that fails the gate; exact figures do not move between runs, so
+    #: any real growth shows.
     memory_threshold: float = Field(default=0.01, ge=0, lt=10)
+    #: Growth of a stage's sampled peak resident memory over the median of the baseline runs' that fails the
+    #: gate; sized from the peaks' run-to-run spread (docs/studies/README.md#memory-figures).
+    peak_memory_threshold: float = Field(default=0.15, ge=0, lt=10)
     #: If set, a tuned case must be at least this much faster than untuned (e.g. 1.0).
     min_speedup: float | None = Field(default=None, gt=0)
     #: The ONNX Runtime peer is a control, not the code under test: by default its slowdowns are

@@ -2,9 +2,9 @@
 
     .venv/bin/python docs/studies/memory_spread.py results/run1.json results/run2.json ...
 
-Exact figures (``library.bytes``, ``weight_bytes``) should not move at all; the sampled ones (the worker
-tree's resident MiB per stage: its peak, and its growth ``peak - start``) move with what earlier items left
-in the worker. See docs/studies/README.md#memory-figures.
+Exact figures (``library.bytes``, ``weight_bytes``, ``planned_memory``) should not move at all; the sampled
+ones (the worker tree's resident MiB per stage: its peak, and its growth ``peak - start``) move with what
+earlier items left in the worker. See docs/studies/README.md#memory-figures.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ def figures(info: dict[str, Any]) -> dict[str, float]:
     found = {"weight_bytes": float(info["weight_bytes"])}
     if isinstance(info.get("library"), dict):
         found["library bytes"] = float(info["library"]["bytes"])
+    for name, value in (info.get("planned_memory") or {}).items():
+        found[name.replace("_", " ")] = float(value)
     for stage, mem in (info.get("memory") or {}).get("stages", {}).items():
         found[f"{stage} peak MiB"] = mem["peak_mib"]
         found[f"{stage} growth MiB"] = mem["peak_mib"] - mem["start_mib"]
@@ -43,7 +45,8 @@ def main() -> None:
             spread = max(values) - min(values)
             mean = statistics.mean(values)
             share = f"{spread / mean:.1%}" if mean else "-"
-            print(f"  {name:18s} {min(values):>12,.1f} .. {max(values):>12,.1f}  spread {spread:>9,.1f} ({share})")
+            print(f"  {name:20s} {min(values):>12,.1f} .. {max(values):>12,.1f}  spread {spread:>9,.1f} ({share})"
+                  f"  n={len(values)}")
 
 
 if __name__ == "__main__":

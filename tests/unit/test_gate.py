@@ -14,7 +14,7 @@ from bench.__main__ import main
 from bench.errors import GateError
 from bench.history import gate
 from bench.history.confirm import confirm
-from bench.history.gate import decide, ratio_interval
+from bench.history.gate import CaseVerdict, decide, ratio_interval
 from bench.history.load import load_history
 from bench.testing.results import CPU_A, CPU_B, bench_entry, run_file
 
@@ -583,18 +583,75 @@ def test_exact_memory_growth_fails_and_names_the_figure() -> None:
     base = baseline(rng, case)
     base["library"] = [{"bytes": 100_000}] * len(base)
     base["weight_bytes"] = 4_000
+    base["tuning_cached"], base["tuning_key"] = True, "k1"
 
-    def run(level: float, library: int, gate: dict[str, float] | None = None) -> pd.DataFrame:
-        return frame([row(case, noisy_run(rng, level), library={"bytes": library}, weight_bytes=4_000, gate=gate)])
+    def run(level: float, library: int, gate: dict[str, float] | None = None, cached: bool = True,
+            key: str = "k1") -> pd.DataFrame:
+        return frame([row(case, noisy_run(rng, level), library={"bytes": library}, weight_bytes=4_000, gate=gate,
+                          tuning_cached=cached, tuning_key=key)])
 
     assert status_of(run(1e-3, 100_500), base) == {case: "unchanged"}  # +0.5%
     grown = decide(run(1e-3, 103_000), NO_OUTCOMES, base)
     assert grown.cases[0].status == "memory-grew" and grown.exit_code == 1
-    assert grown.cases[0].reason == "memory grew beyond gate.memory_threshold 1%: library 100,000 -> 103,000 " \
-                                    "bytes (+3.0%)"
+    assert grown.cases[0].reason == "memory grew: library 100,000 -> 103,000 bytes (+3.0%; exact, " \
+                                    "gate.memory_threshold 1%)"
     assert status_of(run(1e-3, 103_000, gate={"memory_threshold": 0.05}), base) == {case: "unchanged"}
     slower = decide(run(1.3e-3, 103_000), NO_OUTCOMES, base).cases[0]
-    assert slower.status == "regression" and slower.reason.endswith("library 100,000 -> 103,000 bytes (+3.0%)")
+    assert slower.status == "regression" and slower.reason.endswith("library 100,000 -> 103,000 bytes (+3.0%; "
+                                                                    "exact, gate.memory_threshold 1%)")
+    # a tuned build made from other records (tuned again, or other tuning settings) has other code
+    assert status_of(run(1e-3, 103_000, cached=False), base) == {case: "unchanged"}
+    assert status_of(run(1e-3, 103_000, key="k2"), base) == {case: "unchanged"}
+
+
+def test_planned_memory_growth_fails_whatever_the_schedules() -> None:
+    """The build's planned memory is the Relax plan's, which no schedule moves: compared even when the tuned
+    build's records are new; its kernels' workspace only with the same records."""
+    rng = np.random.default_rng(4)
+    case = "m-native-b64-tuned"
+    plan = {"planned_bytes": 8_000_000, "constant_bytes": 1_000, "workspace_bytes": 50_000}
+    base = baseline(rng, case)
+    base["planned_memory"] = [plan] * len(base)
+    base["tuning_cached"], base["tuning_key"] = True, "k1"
+
+    def run(cached: bool, **changed: int) -> CaseVerdict:
+        return decide(frame([row(case, noisy_run(rng, 1e-3), planned_memory={**plan, **changed}, tuning_key="k1",
+                                 tuning_cached=cached)]), NO_OUTCOMES, base).cases[0]
+
+    assert run(True).status == "unchanged"
+    grown = run(False, planned_bytes=8_200_000)
+    assert grown.status == "memory-grew" and grown.reason.startswith("memory grew: planned memory 8,000,000 -> "
+                                                                     "8,200,000 bytes (+2.5%")
+    assert run(False, workspace_bytes=80_000).status == "unchanged"
+    assert "kernel workspace 50,000 -> 80,000 bytes" in run(True, workspace_bytes=80_000).reason
+
+
+def test_a_stage_peak_grown_past_its_spread_fails_and_names_the_stage() -> None:
+    """Sampled peaks are judged against the median of the baseline runs' peaks in the same stage, with
+    gate.peak_memory_threshold (15% by default); a tuned run is compared only with runs that also tuned (or
+    also reused their records), as tuning's processes double the tune stage's peak."""
+    rng = np.random.default_rng(5)
+    case = "m-native-b64-tuned"
+
+    def memory(build: float, tune: float, measure: float) -> dict:
+        return {"sampled_every_s": 0.25, "stages": {n: {"start_mib": 300.0, "peak_mib": p} for n, p in
+                                                    (("build", build), ("tune", tune), ("measure", measure))}}
+
+    base = baseline(rng, case)
+    base["tuning_cached"] = [False] + [True] * (len(base) - 1)
+    base["memory"] = [memory(360, 1150, 420)] + [memory(360 + i, 370 + i, 420 + i) for i in range(len(base) - 1)]
+
+    def run(cached: bool, mem: dict, gate: dict | None = None) -> CaseVerdict:
+        return decide(frame([row(case, noisy_run(rng, 1e-3), memory=mem, tuning_cached=cached, gate=gate)]),
+                      NO_OUTCOMES, base).cases[0]
+
+    assert run(True, memory(370, 380, 430)).status == "unchanged"
+    assert run(False, memory(370, 1160, 430)).status == "unchanged"  # a cold tune against the cold run
+    grown = run(True, memory(370, 380, 520))
+    assert grown.status == "memory-grew"
+    assert grown.reason == ("memory grew: measure stage's peak 424 -> 520 MiB (+22.6% over the median of 9 run(s); "
+                            "sampled, gate.peak_memory_threshold 15%)")
+    assert run(True, memory(370, 380, 520), gate={"peak_memory_threshold": 0.3}).status == "unchanged"
 
 
 def test_a_comparison_across_a_tvm_change_says_so() -> None:

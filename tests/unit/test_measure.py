@@ -90,6 +90,30 @@ def test_injected_slowdown_can_target_one_case(monkeypatch: pytest.MonkeyPatch) 
         measure.injected_slowdown("x")
 
 
+def test_injected_leak_holds_its_mib_from_the_first_call_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"64:GLOB" makes a matching item's first call allocate 64 MiB that stays resident; later calls add none;
+    other items and an unset hook leave the call as it is; a malformed value says what it expects."""
+    import psutil
+
+    import bench.stages.measure as measure
+
+    calls: list[int] = []
+    monkeypatch.setenv(measure.LEAK_ENV, "64:tiny_cnn-*-untuned")
+    assert measure.with_injected_leak(calls.clear, "tiny_cnn-native-b64-tuned") == calls.clear
+    leaking = measure.with_injected_leak(lambda: calls.append(1), "tiny_cnn-native-untuned")
+    before = psutil.Process().memory_info().rss
+    leaking()
+    grown = psutil.Process().memory_info().rss - before
+    leaking()
+    assert calls == [1, 1] and grown >= 60 * 2**20, grown
+    assert psutil.Process().memory_info().rss - before < grown + 8 * 2**20
+    monkeypatch.delenv(measure.LEAK_ENV)
+    assert measure.with_injected_leak(calls.clear) == calls.clear
+    monkeypatch.setenv(measure.LEAK_ENV, "lots")
+    with pytest.raises(ValueError, match="expected MIB or MIB:GLOB"):
+        measure.injected_leak_mib("x")
+
+
 def test_fast_rounds_are_timed_in_slices_seconds_apart() -> None:
     """10 rounds of a 10 ms x 10 model: 3 groups (4, 3, 3) with two 2 s gaps; rounds longer than the gap
     need none."""

@@ -56,19 +56,54 @@ def test_tuned_rows_show_the_ratio_to_onnx_runtime_side_by_side_or_marked_as_ite
     assert "<td>1.67x</td>" in render_html(build_report(load_history([tmp_path]), charts=False))
 
 
-def test_rows_show_the_library_size_and_the_peak_memory(tmp_path: Path) -> None:
-    """Each row: the build's library KiB (exact) and the item's highest stage peak MiB (sampled); an older
-    run without them shows nothing."""
+def test_rows_show_the_library_size_the_planned_and_the_peak_memory(tmp_path: Path) -> None:
+    """Each row: the build's library and planned KiB (exact) and the item's highest stage peak MiB (sampled); an
+    older run without them shows nothing."""
     with_memory = bench_entry("m-native-b64-tuned", "m", "tuned", [0.002] * 5, speedup=10.0)
-    with_memory["extra_info"].update({"library": {"bytes": 195_928}, "memory": {"sampled_every_s": 0.25, "stages": {
-        "build": {"start_mib": 345.8, "peak_mib": 678.7}, "tune": {"start_mib": 345.8, "peak_mib": 1152.5}}}})
+    with_memory["extra_info"].update({"library": {"bytes": 195_928}, "planned_memory": {"planned_bytes": 114_984},
+                                      "memory": {"sampled_every_s": 0.25, "stages": {
+                                          "build": {"start_mib": 345.8, "peak_mib": 678.7},
+                                          "tune": {"start_mib": 345.8, "peak_mib": 1152.5}}}})
     run_file(tmp_path / "run.json", datetime(2026, 11, 26, 2, 0),
              [with_memory, bench_entry("m-native-untuned", "m", "untuned", [0.02] * 5)])
     rows = {r["variant"]: r for r in build_report(load_history([tmp_path]), charts=False).sections[0].rows}
-    assert (rows["tuned"]["library_kib"], rows["tuned"]["peak_mib"]) == ("191", "1,152")
-    assert (rows["untuned"]["library_kib"], rows["untuned"]["peak_mib"]) == ("", "")
-    assert '>191</td><td data-v="1152.5">1,152</td>' in render_html(build_report(load_history([tmp_path]),
-                                                                                charts=False))
+    assert (rows["tuned"]["library_kib"], rows["tuned"]["planned_kib"], rows["tuned"]["peak_mib"]) == \
+        ("191", "112", "1,152")
+    assert (rows["untuned"]["library_kib"], rows["untuned"]["planned_kib"], rows["untuned"]["peak_mib"]) == \
+        ("", "", "")
+    assert '>191</td><td data-v="112.2890625">112</td><td data-v="1152.5">1,152</td>' in \
+        render_html(build_report(load_history([tmp_path]), charts=False))
+
+
+def test_a_memory_chart_per_model_follows_the_peaks_and_the_exact_figures(tmp_path: Path) -> None:
+    """Each model that recorded memory gets a chart: its items' highest stage peaks (every stage's in the hover),
+    and its builds' planned and library KiB; a model without memory figures gets none."""
+    for day, planned in ((1, 114_984), (2, 114_984), (3, 229_968)):
+        tuned = bench_entry("m-native-b64-tuned", "m", "tuned", [0.002] * 5, speedup=10.0)
+        tuned["extra_info"].update({"library": {"bytes": 195_928}, "planned_memory": {"planned_bytes": planned},
+                                    "memory": {"stages": {"build": {"start_mib": 300.0, "peak_mib": 360.0 + day},
+                                                          "measure": {"start_mib": 300.0, "peak_mib": 420.0}}}})
+        run_file(tmp_path / f"run{day}.json", datetime(2026, 11, day, 2, 0),
+                 [tuned, bench_entry("other-native-untuned", "other", "untuned", [0.02] * 5)])
+    data = build_report(load_history([tmp_path]))
+    section = data.sections[0]
+    assert [c["title"] for c in section.memory_charts] == ["m on native"]
+    traces = {t["name"]: t for t in data.figures[section.memory_charts[0]["id"]]["data"]}
+    assert set(traces) == {"tuned b64 peak", "tuned b64 planned", "tuned b64 library"}
+    assert traces["tuned b64 peak"]["text"][0] == "build 361 MiB<br>measure 420 MiB"
+    planned = traces["tuned b64 planned"]["y"]
+    assert [round(v, 3) for v in (planned if isinstance(planned, list) else _decode(planned))] == \
+        [112.289, 112.289, 224.578]
+    assert 'aria-label="memory trend: m on native"' in render_html(data)
+
+
+def _decode(packed: dict) -> list[float]:
+    """A plotly typed array ({"dtype", "bdata"}) as floats."""
+    import base64
+
+    import numpy as np
+
+    return list(np.frombuffer(base64.b64decode(packed["bdata"]), dtype=packed["dtype"]))
 
 
 def test_each_case_shows_the_smallest_slowdown_its_history_can_show(tmp_path: Path) -> None:

@@ -36,17 +36,21 @@ def test_one_row_per_budget_with_all_three_runtimes() -> None:
 
 
 def test_each_row_shows_the_builds_library_sizes_and_the_items_peak_memory() -> None:
-    """Library KiB of the untuned and tuned builds (exact), and each item's highest stage peak (sampled)."""
+    """Library KiB of the untuned and tuned builds and their planned memory (exact), and each item's highest
+    stage peak (sampled)."""
     def memory(*peaks: float) -> dict[str, Any]:
         return {"stages": {f"s{i}": {"start_mib": 100.0, "peak_mib": p} for i, p in enumerate(peaks)}}
 
     rows = summary_lines([
-        result("untuned", 0.200, library={"bytes": 216_480}, memory=memory(285.9, 425.4)),
+        result("untuned", 0.200, library={"bytes": 216_480}, memory=memory(285.9, 425.4),
+               planned_memory={"planned_bytes": 8_644_512}),
         result("ort", 0.005, memory=memory(345.6)),
-        result("tuned", 0.020, library={"bytes": 195_928}, memory=memory(376.3, 1152.5, 377.0)),
+        result("tuned", 0.020, library={"bytes": 195_928}, memory=memory(376.3, 1152.5, 377.0),
+               planned_memory={"planned_bytes": 8_644_512}),
     ])
-    assert "211 / 191" in rows[1] and "425 / 1152 / 346" in rows[1]
-    assert "- / -" in summary_lines([result("untuned", 0.002)])[1]
+    assert "211 / 191" in rows[1] and "8442 / 8442" in rows[1] and "425 / 1152 / 346" in rows[1]
+    assert rows[0].index("library KiB") < rows[0].index("planned KiB") < rows[0].index("peak MiB")
+    assert summary_lines([result("untuned", 0.002)])[1].count("- / -") >= 2
 
 
 def test_untuned_only_case() -> None:
