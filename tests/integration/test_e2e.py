@@ -78,14 +78,14 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
         stages = info["memory"]["stages"]
         assert info["memory"]["sampled_every_s"] == 0.25 and {"build", "measure"} <= set(stages), stages
         assert all(0 < s["start_mib"] <= s["peak_mib"] for s in stages.values()) and info["weight_bytes"] > 0
-        # the build's plan, exact: the same for the untuned and tuned builds (no schedule moves Relax's plan)
+        # the build's plan, exact: the weights held (a tuned build's rewritten to its kernels' layouts, so
+        # within a few bytes), and the planned tensors, fewer bytes than each allocated on its own
         plan = info["planned_memory"]
         if info["variant"] == "ort":
             assert plan is None
         else:
-            assert plan["planned_bytes"] > 0 and plan["dynamic_allocations"] == 0
-            assert plan["planned_bytes"] == items["test_case[tiny-cpu-untuned]"]["extra_info"]["planned_memory"][
-                "planned_bytes"]
+            assert 0 < plan["planned_bytes"] < plan["unplanned_bytes"] and plan["dynamic_allocations"] == 0
+            assert abs(plan["constant_bytes"] / info["weight_bytes"] - 1) < 0.01, plan
         # fast rounds are timed in the suite's 2 slices, 0.5 s apart
         assert (info["timing"]["slices"], info["timing"]["slice_gap"]) == (2, 0.5)
 

@@ -604,26 +604,29 @@ def test_exact_memory_growth_fails_and_names_the_figure() -> None:
     assert status_of(run(1e-3, 103_000, key="k2"), base) == {case: "unchanged"}
 
 
-def test_planned_memory_growth_fails_whatever_the_schedules() -> None:
-    """The build's planned memory is the Relax plan's, which no schedule moves: compared even when the tuned
-    build's records are new; its kernels' workspace only with the same records."""
+def test_planned_memory_growth_fails_and_a_tuned_build_is_compared_on_the_same_records() -> None:
+    """The build's planned memory, constants and kernel workspace are exact: an untuned build's are always
+    compared; a tuned build's only when its kernels come from the baseline's tuning records (its schedules
+    rewrite weight layouts and make the workspaces)."""
     rng = np.random.default_rng(4)
-    case = "m-native-b64-tuned"
     plan = {"planned_bytes": 8_000_000, "constant_bytes": 1_000, "workspace_bytes": 50_000}
-    base = baseline(rng, case)
-    base["planned_memory"] = [plan] * len(base)
-    base["tuning_cached"], base["tuning_key"] = True, "k1"
 
-    def run(cached: bool, **changed: int) -> CaseVerdict:
+    def run(variant: str, cached: bool, **changed: int) -> CaseVerdict:
+        case = f"m-native-{'b64-' if variant == 'tuned' else ''}{variant}"
+        base = frame([row(case, noisy_run(rng, 1e-3), run=f"r{i}", variant=variant) for i in range(10)])
+        base["planned_memory"] = [plan] * len(base)
+        base["tuning_cached"], base["tuning_key"] = True, "k1"
         return decide(frame([row(case, noisy_run(rng, 1e-3), planned_memory={**plan, **changed}, tuning_key="k1",
-                                 tuning_cached=cached)]), NO_OUTCOMES, base).cases[0]
+                                 tuning_cached=cached, variant=variant)]), NO_OUTCOMES, base).cases[0]
 
-    assert run(True).status == "unchanged"
-    grown = run(False, planned_bytes=8_200_000)
-    assert grown.status == "memory-grew" and grown.reason.startswith("memory grew: planned memory 8,000,000 -> "
-                                                                     "8,200,000 bytes (+2.5%")
-    assert run(False, workspace_bytes=80_000).status == "unchanged"
-    assert "kernel workspace 50,000 -> 80,000 bytes" in run(True, workspace_bytes=80_000).reason
+    assert run("untuned", False).status == "unchanged"
+    grown = run("untuned", False, planned_bytes=8_200_000)
+    assert grown.status == "memory-grew"
+    assert grown.reason == "memory grew: planned memory 8,000,000 -> 8,200,000 bytes (+2.5%; exact, " \
+                           "gate.memory_threshold 1%)"
+    assert run("tuned", False, planned_bytes=8_200_000, workspace_bytes=80_000).status == "unchanged"
+    both = run("tuned", True, planned_bytes=8_200_000, workspace_bytes=80_000).reason
+    assert "planned memory 8,000,000 -> 8,200,000 bytes" in both and "kernel workspace 50,000 -> 80,000" in both
 
 
 def test_a_stage_peak_grown_past_its_spread_fails_and_names_the_stage() -> None:
