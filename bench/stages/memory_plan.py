@@ -118,24 +118,30 @@ def largest_workspace(mod: Any) -> int:
 
 
 class PlanWatch:
-    """Collects the figures while TVM compiles (a pass instrument, installed by ``watching``)."""
+    """Collects the figures while TVM compiles (a pass instrument, installed by ``watching``). Reading them
+    never fails the build: a module it cannot read leaves the build without a plan, and ``error`` says why."""
 
     def __init__(self) -> None:
         self.relax: dict[str, int] | None = None
         self.workspace: int | None = None
+        self.error: str | None = None
 
     def run_after_pass(self, mod: Any, info: Any) -> None:
         name = str(info.name).rsplit(".", 1)[-1]
-        if name == PLANNING_PASS and self.relax is None:
-            self.relax = relax_plan(mod)
-        elif name == LOWERED_PASS:
-            self.workspace = max(self.workspace or 0, largest_workspace(mod))
+        try:
+            if name == PLANNING_PASS and self.relax is None:
+                self.relax = relax_plan(mod)
+            elif name == LOWERED_PASS:
+                self.workspace = max(self.workspace or 0, largest_workspace(mod))
+        except Exception as err:  # an IR this TVM shapes otherwise: no figure rather than no build
+            self.error = f"after {info.name}: {type(err).__name__}: {err}".splitlines()[0]
 
     def plan(self) -> MemoryPlan | None:
-        """The build's plan; None when the pipeline ran neither pass (a pipeline the harness does not know)."""
-        if self.relax is None:
+        """The build's plan; None when the pipeline ran no planning pass (a pipeline the harness does not know)
+        or a figure could not be read."""
+        if self.relax is None or self.workspace is None or self.error is not None:
             return None
-        return MemoryPlan(workspace_bytes=self.workspace or 0, **self.relax)
+        return MemoryPlan(workspace_bytes=self.workspace, **self.relax)
 
 
 @contextlib.contextmanager

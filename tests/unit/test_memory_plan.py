@@ -82,8 +82,15 @@ def test_the_plan_is_tvms_own_estimate_in_bytes_and_grows_with_the_batch(tmp_pat
     assert memory_plan.MemoryPlan(**plans[1].as_dict()) == plans[1]
 
 
-def test_no_plan_where_the_pipeline_ran_no_planning_pass() -> None:
-    """A pipeline the harness does not know (no StaticPlanBlockMemory) gives no plan rather than zeros."""
+def test_no_plan_where_the_pipeline_ran_no_planning_pass_or_a_module_cannot_be_read() -> None:
+    """A pipeline the harness does not know (no StaticPlanBlockMemory) gives no plan rather than zeros; a module
+    the watch cannot read gives no plan and says why, and does not fail the build."""
+    from types import SimpleNamespace
+
     from bench.stages.memory_plan import PlanWatch
 
     assert PlanWatch().plan() is None
+    watch = PlanWatch()
+    watch.run_after_pass(object(), SimpleNamespace(name="relax.StaticPlanBlockMemory"))
+    assert watch.plan() is None and watch.error is not None
+    assert watch.error.startswith("after relax.StaticPlanBlockMemory: AttributeError")
