@@ -357,10 +357,11 @@ def decide(current: pd.DataFrame, current_outcomes: pd.DataFrame, baseline: pd.D
                 and v.status in ("regression", "improvement")):
             v.status = "reference-slower" if v.status == "regression" else "reference-faster"
             v.reason += "; ONNX Runtime is the control, not the code under test: the machine or ORT changed"
+    tuned_now, tuning = bool(tuning_runs(current)), tuning_runs(baseline)
     for v in verdict.cases:
         history = base_by_case.get(v.case)
         if v.case in measured and v.variant != ORT and history is not None and not history.empty:
-            _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history)
+            _decide_memory(v, current.loc[current["case"] == v.case].iloc[-1], history, tuned_now, tuning)
     _mark_tvm_changes(verdict, current, base_by_case)
     unseen = [c for c in verdict.cases if c.visible is not None and c.threshold is not None and c.visible > c.threshold
              and c.variant != ORT]
@@ -517,14 +518,22 @@ def _stage_peaks(row: pd.Series) -> dict[str, float]:
     return {name: float(s["peak_mib"]) for name, s in (stages or {}).items() if s.get("peak_mib") is not None}
 
 
-def _grown_peaks(row: pd.Series, history: pd.DataFrame, limit: float) -> list[str]:
+def tuning_runs(rows: pd.DataFrame) -> set[Any]:
+    """The runs (``run_id``) in which some item tuned rather than reused its records."""
+    if rows.empty or "tuning_cached" not in rows:
+        return set()
+    tuned = rows[(rows["variant"] == TUNED) & rows["tuning_cached"].map(lambda v: v is False or v == 0)]
+    return set(tuned["run_id"])
+
+
+def _grown_peaks(row: pd.Series, history: pd.DataFrame, limit: float, tuned_now: bool,
+                 tuning: set[Any]) -> list[str]:
     """Stages whose sampled peak grew past ``limit`` over the median of the baseline runs' peaks in that stage.
 
-    A tuned item is compared only with runs that also tuned, or also reused their records: tuning starts the
-    builder's and runner's processes, which more than double the tune stage's peak."""
-    runs = [r for _, r in history.iterrows()]
-    if row.get("variant") == TUNED:
-        runs = [r for r in runs if bool(r.get("tuning_cached")) == bool(row.get("tuning_cached"))]
+    A run in which an item tuned is compared only with runs that also tuned, and one that tuned nothing only
+    with those that did not: tuning's processes more than double the tune stage's peak, and what they leave in
+    the worker raises every later item's stages of the run (docs/studies/README.md#memory-figures)."""
+    runs = [r for _, r in history.iterrows() if (r.get("run_id") in tuning) == tuned_now]
     grown = []
     for stage, now in _stage_peaks(row).items():
         before = [p for r in runs if (p := _stage_peaks(r).get(stage)) is not None]
@@ -537,7 +546,8 @@ def _grown_peaks(row: pd.Series, history: pd.DataFrame, limit: float) -> list[st
     return grown
 
 
-def _decide_memory(v: CaseVerdict, row: pd.Series, history: pd.DataFrame) -> None:
+def _decide_memory(v: CaseVerdict, row: pd.Series, history: pd.DataFrame, tuned_now: bool,
+                   tuning: set[Any]) -> None:
     """Fail a case whose exact memory figures grew past ``gate.memory_threshold`` over the latest baseline
     run's, or whose sampled stage peaks grew past ``gate.peak_memory_threshold`` over the baseline runs'."""
     gate = row.get("gate") if isinstance(row.get("gate"), dict) else {}
@@ -553,7 +563,7 @@ def _decide_memory(v: CaseVerdict, row: pd.Series, history: pd.DataFrame) -> Non
         if now > before * (1 + limit):
             grown.append(f"{name} {int(before):,} -> {int(now):,} bytes ({now / before - 1:+.1%}; exact, "
                          f"gate.memory_threshold {limit:.0%})")
-    grown += _grown_peaks(row, history, gate.get("peak_memory_threshold", DEFAULT_PEAK_THRESHOLD))
+    grown += _grown_peaks(row, history, gate.get("peak_memory_threshold", DEFAULT_PEAK_THRESHOLD), tuned_now, tuning)
     if not grown:
         return
     what = "memory grew: " + "; ".join(grown)

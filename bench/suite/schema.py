@@ -327,7 +327,7 @@ class GateSpec(_Spec):
     memory_threshold: float = Field(default=0.01, ge=0, lt=10)
     #: Growth of a stage's sampled peak resident memory over the median of the baseline runs' that fails the
     #: gate; sized from the peaks' run-to-run spread (docs/studies/README.md#memory-figures).
-    peak_memory_threshold: float = Field(default=0.15, ge=0, lt=10)
+    peak_memory_threshold: float = Field(default=0.10, ge=0, lt=10)
     #: If set, a tuned case must be at least this much faster than untuned (e.g. 1.0).
     min_speedup: float | None = Field(default=None, gt=0)
     #: The ONNX Runtime peer is a control, not the code under test: by default its slowdowns are

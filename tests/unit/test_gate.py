@@ -631,30 +631,43 @@ def test_planned_memory_growth_fails_and_a_tuned_build_is_compared_on_the_same_r
 
 def test_a_stage_peak_grown_past_its_spread_fails_and_names_the_stage() -> None:
     """Sampled peaks are judged against the median of the baseline runs' peaks in the same stage, with
-    gate.peak_memory_threshold (15% by default); a tuned run is compared only with runs that also tuned (or
-    also reused their records), as tuning's processes double the tune stage's peak."""
+    gate.peak_memory_threshold (10% by default). A run in which an item tuned is compared only with runs that
+    also tuned, and a run that tuned nothing only with those that did not: the tuning's processes double the
+    tune stage's peak and leave the worker bigger for every later item of the run, untuned ones too."""
     rng = np.random.default_rng(5)
-    case = "m-native-b64-tuned"
+    tuned, untuned = "m-native-b64-tuned", "n-native-untuned"
 
-    def memory(build: float, tune: float, measure: float) -> dict:
+    def memory(build: float, tune: float | None, measure: float) -> dict:
+        stages = {"build": build, "tune": tune, "measure": measure}
         return {"sampled_every_s": 0.25, "stages": {n: {"start_mib": 300.0, "peak_mib": p} for n, p in
-                                                    (("build", build), ("tune", tune), ("measure", measure))}}
+                                                    stages.items() if p is not None}}
 
-    base = baseline(rng, case)
-    base["tuning_cached"] = [False] + [True] * (len(base) - 1)
-    base["memory"] = [memory(360, 1150, 420)] + [memory(360 + i, 370 + i, 420 + i) for i in range(len(base) - 1)]
+    rows = []
+    for i in range(10):  # the first run tuned, the others reused its records
+        rows.append(row(tuned, noisy_run(rng, 1e-3), run=f"r{i:02d}", tuning_cached=i > 0,
+                        memory=memory(360, 1150, 420) if i == 0 else memory(360 + i, 370 + i, 420 + i)))
+        rows.append(row(untuned, noisy_run(rng, 1e-3), run=f"r{i:02d}", variant="untuned",
+                        memory=memory(600 if i == 0 else 500, None, 640 if i == 0 else 540)))
+    base = frame(rows)
 
-    def run(cached: bool, mem: dict, gate: dict | None = None) -> CaseVerdict:
-        return decide(frame([row(case, noisy_run(rng, 1e-3), memory=mem, tuning_cached=cached, gate=gate)]),
-                      NO_OUTCOMES, base).cases[0]
+    def run(cached: bool, mem: dict, untuned_measure: float = 540, gate: dict | None = None) -> dict[str, CaseVerdict]:
+        current = frame([row(tuned, noisy_run(rng, 1e-3), memory=mem, tuning_cached=cached, gate=gate),
+                         row(untuned, noisy_run(rng, 1e-3), variant="untuned",
+                             memory=memory(500 if cached else 600, None, untuned_measure))])
+        return {v.case: v for v in decide(current, NO_OUTCOMES, base).cases}
 
-    assert run(True, memory(370, 380, 430)).status == "unchanged"
-    assert run(False, memory(370, 1160, 430)).status == "unchanged"  # a cold tune against the cold run
-    grown = run(True, memory(370, 380, 520))
+    assert {c: v.status for c, v in run(True, memory(370, 380, 430)).items()} == \
+        {tuned: "unchanged", untuned: "unchanged"}
+    # a cold run, against the cold run: the tune stage and the untuned item's stages after it are higher
+    assert {c: v.status for c, v in run(False, memory(370, 1160, 430), 640).items()} == \
+        {tuned: "unchanged", untuned: "unchanged"}
+    grown = run(True, memory(370, 380, 520))[tuned]
     assert grown.status == "memory-grew"
-    assert grown.reason == ("memory grew: measure stage's peak 424 -> 520 MiB (+22.6% over the median of 9 run(s); "
-                            "sampled, gate.peak_memory_threshold 15%)")
-    assert run(True, memory(370, 380, 520), gate={"peak_memory_threshold": 0.3}).status == "unchanged"
+    assert grown.reason == ("memory grew: measure stage's peak 425 -> 520 MiB (+22.4% over the median of 9 run(s); "
+                            "sampled, gate.peak_memory_threshold 10%)")
+    assert run(True, memory(370, 380, 520), gate={"peak_memory_threshold": 0.3})[tuned].status == "unchanged"
+    leaked = run(True, memory(370, 380, 430), untuned_measure=640)[untuned]
+    assert leaked.status == "memory-grew" and leaked.reason.startswith("memory grew: measure stage's peak 540 -> 640")
 
 
 def test_a_comparison_across_a_tvm_change_says_so() -> None:
