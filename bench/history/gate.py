@@ -523,6 +523,8 @@ def tuning_runs(rows: pd.DataFrame) -> set[Any]:
     if rows.empty or "tuning_cached" not in rows:
         return set()
     tuned = rows[(rows["variant"] == TUNED) & rows["tuning_cached"].map(lambda v: v is False or v == 0)]
+    if "run_id" not in tuned:  # the session's own rows, gated as it ends: one run, not yet named
+        return {None} if len(tuned) else set()
     return set(tuned["run_id"])
 
 
