@@ -250,7 +250,7 @@ class BenchSession:
     def run(self, case: Case) -> Measured:
         """One pipeline for every item: check it can run here, build its variant, then time and check it on
         this host or on a device of its pool."""
-        self.phase("build")
+        self.phase("import")
         self._can_run(case)
         model = self.model(case)
         made = self._make(case, model)
@@ -280,8 +280,10 @@ class BenchSession:
     def _make(self, case: Case, model: LoadedModel) -> Made:
         """The variant's build (none for ONNX Runtime), and the untuned build its answer is checked against."""
         if case.variant == ORT:
+            self.phase("build")  # its session
             return Made()
         prepared = self.prepared(case, model)
+        self.phase("build")
         untuned = self.untuned_compiled(case, model, prepared)
         if case.variant == TUNED:
             tuned, compiled = self.tuned_compiled(case, model)

@@ -127,8 +127,8 @@ class Record(TypedDict, total=False):
     # build timed against its case's baseline build in interleaved pairs: ratio, low, high (the interval), pairs,
     # decision, visible, identical, the baseline's identity and the per-pair seconds (bench.stages.paired)
     library: dict[str, Any]
-    #: Made by bench.run.worker (isolated runs only): the worker tree's resident MiB per stage ("build",
-    #: "tune", "measure"), at its start and its peak, sampled every ``sampled_every_s``.
+    #: Made by bench.run.worker (isolated runs only): the worker tree's resident MiB per stage ("import",
+    #: "build", "tune", "measure"), at its start and its peak, sampled every ``sampled_every_s``.
     memory: dict[str, Any]
     #: Bytes of the model's weights (its ONNX initializers), exact.
     weight_bytes: int

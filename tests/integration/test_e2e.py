@@ -76,7 +76,7 @@ def test_both_variants_measured_with_sane_stats(first_run: tuple[Path, Any, dict
         assert info["compile_s"] > 0 and info["timing"]["rounds"] == st["rounds"]
         # the worker tree's memory per stage, sampled; the weights' bytes, exact
         stages = info["memory"]["stages"]
-        assert info["memory"]["sampled_every_s"] == 0.25 and {"build", "measure"} <= set(stages), stages
+        assert info["memory"]["sampled_every_s"] == 0.25 and {"import", "build", "measure"} <= set(stages), stages
         assert all(0 < s["start_mib"] <= s["peak_mib"] for s in stages.values()) and info["weight_bytes"] > 0
         # the build's plan, exact: the weights held (a tuned build's rewritten to its kernels' layouts, so
         # within a few bytes), and the planned tensors, fewer bytes than each allocated on its own

@@ -26,6 +26,7 @@ models:
   - {name: crash, source: {generator: tiny_cnn, seed: 0}}
   - {name: abort, source: {generator: tiny_cnn, seed: 1}}
   - {name: hang, source: {generator: tiny_cnn, seed: 2}, limits: {measure_s: 5}}
+  - {name: stuck, source: {generator: tiny_cnn, seed: 5}, limits: {build_s: 5}}
   - {name: hog, source: {generator: tiny_cnn, seed: 3}}
   - {name: fine, source: {generator: tiny_cnn, seed: 4}}
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
@@ -54,7 +55,7 @@ def test_crash_abort_hang_and_memory_blowup_fail_only_their_case(tmp_path: Path)
     the healthy case is measured and the JSON is written."""
     (tmp_path / "faults.yaml").write_text(FAULTS)
     env = {**os.environ, "TVM_BENCH_FAULT": "crash-*:segv:measure,abort-*:abort:build,hang-*:hang:measure,"
-                                            "hog-*:oom:build"}
+                                            "hog-*:oom:build,stuck-*:hang:import"}
     proc = run_pytest("faults.yaml", "--benchmark-json", "out.json", "--bench-cache-dir", "cache", cwd=tmp_path,
                       env=env)
     assert proc.returncode == 1, proc.stdout[-3000:]
@@ -65,6 +66,8 @@ def test_crash_abort_hang_and_memory_blowup_fail_only_their_case(tmp_path: Path)
         "abort-cpu-untuned": "worker died (SIGABRT) during build",
         "hang-cpu-untuned": "timed out: measure took longer than limits.measure_s = 5 s during measure",
         "hog-cpu-untuned": "out of memory: the worker reached",
+        # the import counts against the build's limit
+        "stuck-cpu-untuned": "timed out: build took longer than limits.build_s = 5 s during import",
     }
     for case, text in expected.items():
         message = got[case]["message"]
@@ -75,7 +78,7 @@ def test_crash_abort_hang_and_memory_blowup_fail_only_their_case(tmp_path: Path)
     assert "[fault hook]" in got["hang-cpu-untuned"]["message"]
     names = [b["name"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]]
     assert names == ["test_case[fine-cpu-untuned]"]
-    assert "4 failed, 1 passed" in proc.stdout
+    assert "5 failed, 1 passed" in proc.stdout
 
 
 def descendants(pid: int) -> list[psutil.Process]:
