@@ -82,6 +82,7 @@ def test_the_plan_is_tvms_own_estimate_in_bytes_and_grows_with_the_batch(tmp_pat
     assert memory_plan.MemoryPlan(**plans[1].as_dict()) == plans[1]
 
 
+@pytest.mark.tvm
 def test_no_plan_where_the_pipeline_ran_no_planning_pass_or_a_module_cannot_be_read() -> None:
     """A pipeline the harness does not know (no StaticPlanBlockMemory) gives no plan rather than zeros; a module
     the watch cannot read gives no plan and says why, and does not fail the build."""
