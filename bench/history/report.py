@@ -28,6 +28,8 @@ from bench.stages.record import library_bytes, peak_mib, planned_bytes
 from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
 #: Previous runs in the summary's rolling baseline (``report --window``).
@@ -141,6 +143,19 @@ _COLOURS = {UNTUNED: "#1f77b4", "onnxruntime": "#7f7f7f"}
 _TUNED_COLOURS = ["#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b"]
 
 
+def _coloured_series(group: pd.DataFrame, labels: pd.Series) -> Iterator[tuple[Any, pd.DataFrame, str]]:
+    """A chart's series in label order, each in run order with its colour: fixed for untuned and ONNX Runtime,
+    the tuned budgets' in turn."""
+    tuned_seen = 0
+    for label, series in group.groupby(labels, sort=True):
+        if label in _COLOURS:
+            colour = _COLOURS[str(label)]
+        else:
+            colour = _TUNED_COLOURS[tuned_seen % len(_TUNED_COLOURS)]
+            tuned_seen += 1
+        yield label, series.sort_values("run_time"), colour
+
+
 def _text(value: Any) -> str:
     """A user string (case, commit) for a chart: plotly reads a few HTML tags in hover text, so escape them."""
     return html.escape("" if is_missing(value) else str(value), quote=False)
@@ -166,19 +181,12 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    tuned_seen = 0
     labels = group.apply(_series_label, axis=1)
     tvms = group.apply(tvm_of, axis=1)
     if (tvms.groupby(group["run_id"]).nunique() > 1).any():  # several TVMs side by side: a series each
         labels = pd.Series([label if variant == ORT else f"{label} on TVM {tvm}" for label, variant, tvm
                             in zip(labels, group["variant"], tvms, strict=True)], index=group.index)
-    for label, series in group.groupby(labels, sort=True):
-        series = series.sort_values("run_time")
-        if label in _COLOURS:
-            colour = _COLOURS[str(label)]
-        else:
-            colour = _TUNED_COLOURS[tuned_seen % len(_TUNED_COLOURS)]
-            tuned_seen += 1
+    for label, series, colour in _coloured_series(group, labels):
         spread = np.array([_spread(r) for _, r in series.iterrows()])
         median = series["median"].to_numpy(dtype=float)
         commits = [_text(c)[:12] or "?" for c in series["commit"]]
@@ -251,14 +259,7 @@ def _memory_figure(group: pd.DataFrame, title: str) -> dict[str, Any] | None:
         return None
     fig = make_subplots(rows=1, cols=2, subplot_titles=("peak resident MiB (sampled every 0.25 s)",
                                                         "planned and library KiB (exact)"))
-    tuned_seen = 0
-    for label, series in group.groupby(group.apply(_series_label, axis=1), sort=True):
-        series = series.sort_values("run_time")
-        if label in _COLOURS:
-            colour = _COLOURS[str(label)]
-        else:
-            colour = _TUNED_COLOURS[tuned_seen % len(_TUNED_COLOURS)]
-            tuned_seen += 1
+    for label, series, colour in _coloured_series(group, group.apply(_series_label, axis=1)):
         peaks = [peak_mib(r) for _, r in series.iterrows()]
         stages = ["<br>".join(f"{n} {p:,.0f} MiB" for n, p in _stage_peaks(r).items()) or "-"
                   for _, r in series.iterrows()]
