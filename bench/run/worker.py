@@ -180,7 +180,7 @@ class Worker:
         limits = case.limits
         memory = limits.memory_mb or memory_mb or default_memory_mb()
         started = time.monotonic()
-        stage, since = "import", started
+        stage, since, entered = "import", started, False
         stages = StageMemory()
         try:
             self._send.send({"suite": str(case.suite.path.resolve()), "case": case.id})
@@ -197,9 +197,11 @@ class Worker:
                         self._fail(case, f"worker died ({_signal_name(self.proc.returncode)})", stage, started)
                     kind = msg["event"]
                     if kind == "stage":
-                        if LIMITED_BY.get(msg["stage"], msg["stage"]) != LIMITED_BY.get(stage, stage):
+                        # a limit's clock starts when the item enters its first stage (not while a new worker
+                        # starts), and runs on through the stages it covers
+                        if not entered or LIMITED_BY.get(msg["stage"], msg["stage"]) != LIMITED_BY.get(stage, stage):
                             since = time.monotonic()
-                        stage = msg["stage"]
+                        stage, entered = msg["stage"], True
                         stages.sample(stage, _tree_rss(self.proc.pid))
                     elif kind == "progress":
                         self.progress(msg["message"])

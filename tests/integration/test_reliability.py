@@ -26,7 +26,7 @@ models:
   - {name: crash, source: {generator: tiny_cnn, seed: 0}}
   - {name: abort, source: {generator: tiny_cnn, seed: 1}}
   - {name: hang, source: {generator: tiny_cnn, seed: 2}, limits: {measure_s: 5}}
-  - {name: stuck, source: {generator: tiny_cnn, seed: 5}, limits: {build_s: 5}}
+  - {name: stuck, source: {generator: tiny_cnn, seed: 5}, limits: {build_s: 10}}
   - {name: hog, source: {generator: tiny_cnn, seed: 3}}
   - {name: fine, source: {generator: tiny_cnn, seed: 4}}
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
@@ -67,7 +67,7 @@ def test_crash_abort_hang_and_memory_blowup_fail_only_their_case(tmp_path: Path)
         "hang-cpu-untuned": "timed out: measure took longer than limits.measure_s = 5 s during measure",
         "hog-cpu-untuned": "out of memory: the worker reached",
         # the import counts against the build's limit
-        "stuck-cpu-untuned": "timed out: build took longer than limits.build_s = 5 s during import",
+        "stuck-cpu-untuned": "timed out: build took longer than limits.build_s = 10 s during import",
     }
     for case, text in expected.items():
         message = got[case]["message"]
