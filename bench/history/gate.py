@@ -62,7 +62,7 @@ from bench.history.load import is_missing, tvm_of
 from bench.stages.paired import PairedEstimate
 from bench.stages.paired import decide as decide_pairs
 from bench.stages.paired import estimate as paired_estimate
-from bench.stages.record import library_bytes
+from bench.stages.record import library_bytes, planned, stage_peaks
 from bench.suite.case import ORT, TUNED
 from bench.suite.schema import GateSpec
 
@@ -485,19 +485,14 @@ def _decide_paired(v: CaseVerdict, paired: dict[str, Any], t: float, alpha: floa
         v.reason = f"change {text}"
 
 
-def _planned(name: str) -> Callable[[pd.Series], Any]:
-    return lambda row: (row.get("planned_memory") or {}).get(name) \
-        if isinstance(row.get("planned_memory"), dict) else None
-
-
 #: Exact memory figures the gate compares with the latest baseline run's, TVM items only (ONNX Runtime is the
 #: control), and whether a tuned build's depend on its tuning records: all the build's do (its schedules rewrite
 #: weight layouts, which moves the constants and the plan, and make the code and the kernels' workspaces).
 EXACT_MEMORY: dict[str, tuple[Callable[[pd.Series], Any], bool]] = {
     "weights": (lambda row: row.get("weight_bytes"), False),
-    "planned memory": (_planned("planned_bytes"), True),
-    "constants": (_planned("constant_bytes"), True),
-    "kernel workspace": (_planned("workspace_bytes"), True),
+    "planned memory": (lambda row: planned(row, "planned_bytes"), True),
+    "constants": (lambda row: planned(row, "constant_bytes"), True),
+    "kernel workspace": (lambda row: planned(row, "workspace_bytes"), True),
     "library": (library_bytes, True),
 }
 #: The sampled figures: each stage's peak resident memory of the worker tree (bench.run.worker.StageMemory).
@@ -510,12 +505,6 @@ def _same_schedules(row: pd.Series, base: pd.Series) -> bool:
     if row.get("variant") != TUNED:
         return True
     return bool(row.get("tuning_cached")) and row.get("tuning_key") == base.get("tuning_key")
-
-
-def _stage_peaks(row: pd.Series) -> dict[str, float]:
-    memory = row.get("memory")
-    stages = memory.get("stages") if isinstance(memory, dict) else None
-    return {name: float(s["peak_mib"]) for name, s in (stages or {}).items() if s.get("peak_mib") is not None}
 
 
 def tuning_runs(rows: pd.DataFrame) -> set[Any]:
@@ -535,10 +524,10 @@ def _grown_peaks(row: pd.Series, history: pd.DataFrame, limit: float, tuned_now:
     A run in which an item tuned is compared only with runs that also tuned, and one that tuned nothing only
     with those that did not: tuning's processes more than double the tune stage's peak, and what they leave in
     the worker raises every later item's stages of the run (docs/studies/README.md#memory-figures)."""
-    runs = [r for _, r in history.iterrows() if (r.get("run_id") in tuning) == tuned_now]
+    runs = [stage_peaks(r) for _, r in history.iterrows() if (r.get("run_id") in tuning) == tuned_now]
     grown = []
-    for stage, now in _stage_peaks(row).items():
-        before = [p for r in runs if (p := _stage_peaks(r).get(stage)) is not None]
+    for stage, now in stage_peaks(row).items():
+        before = [p for peaks in runs if (p := peaks.get(stage)) is not None]
         if not before:
             continue
         ref = float(np.median(before))

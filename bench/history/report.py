@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bench.history.changes import ChangePoint, find_changes
 from bench.history.gate import DEFAULT_THRESHOLD
 from bench.history.load import History, is_missing, load_history, tvm_of
-from bench.stages.record import library_bytes, peak_mib, planned_bytes
+from bench.stages.record import library_bytes, peak_mib, planned_bytes, stage_peaks
 from bench.suite.case import ORT, TUNED, UNTUNED
 
 if TYPE_CHECKING:
@@ -241,12 +241,6 @@ def _trend_figure(group: pd.DataFrame, title: str, threshold: float, window: int
     return figure
 
 
-def _stage_peaks(row: pd.Series) -> dict[str, float]:
-    memory = row.get("memory")
-    stages = memory.get("stages") if isinstance(memory, dict) else None
-    return {name: float(s["peak_mib"]) for name, s in (stages or {}).items()}
-
-
 def _memory_figure(group: pd.DataFrame, title: str) -> dict[str, Any] | None:
     """One model's memory over the runs: each item's highest sampled stage peak (hover: every stage's), and
     each build's exact figures, its plan's bytes per call and its library; None where no run recorded memory."""
@@ -255,13 +249,13 @@ def _memory_figure(group: pd.DataFrame, title: str) -> dict[str, Any] | None:
     import numpy as np
     from plotly.subplots import make_subplots
 
-    if not any(_stage_peaks(r) or planned_bytes(r) is not None for _, r in group.iterrows()):
+    if not any(stage_peaks(r) or planned_bytes(r) is not None for _, r in group.iterrows()):
         return None
     fig = make_subplots(rows=1, cols=2, subplot_titles=("peak resident MiB (sampled every 0.25 s)",
                                                         "planned and library KiB (exact)"))
     for label, series, colour in _coloured_series(group, group.apply(_series_label, axis=1)):
         peaks = [peak_mib(r) for _, r in series.iterrows()]
-        stages = ["<br>".join(f"{n} {p:,.0f} MiB" for n, p in _stage_peaks(r).items()) or "-"
+        stages = ["<br>".join(f"{n} {p:,.0f} MiB" for n, p in stage_peaks(r).items()) or "-"
                   for _, r in series.iterrows()]
         fig.add_scatter(x=series["run_time"], y=np.array([np.nan if p is None else p for p in peaks]),
                         mode="lines+markers", name=f"{_text(label)} peak", row=1, col=1,

@@ -159,17 +159,27 @@ def library_bytes(info: Any) -> int | None:
     return library.get("bytes") if isinstance(library, dict) else None
 
 
-def planned_bytes(info: Any) -> int | None:
-    """The bytes a build's plan allocates per call (exact; bench.stages.memory_plan), where it was recorded."""
+def planned(info: Any, figure: str = "planned_bytes") -> int | None:
+    """One figure of the build's plan (exact; bench.stages.memory_plan), where it was recorded."""
     plan = info.get("planned_memory")
-    return plan.get("planned_bytes") if isinstance(plan, dict) else None
+    return plan.get(figure) if isinstance(plan, dict) else None
+
+
+def planned_bytes(info: Any) -> int | None:
+    """The bytes a build's plan allocates per call."""
+    return planned(info)
+
+
+def stage_peaks(info: Any) -> dict[str, float]:
+    """Each stage's highest sampled resident memory of the worker tree, in MiB (docs/guide.md#memory)."""
+    memory = info.get("memory")
+    stages = memory.get("stages") if isinstance(memory, dict) else None
+    return {name: float(s["peak_mib"]) for name, s in (stages or {}).items() if s.get("peak_mib") is not None}
 
 
 def peak_mib(info: Any) -> float | None:
-    """The item's highest sampled resident memory over its stages, in MiB (docs/guide.md#memory)."""
-    memory = info.get("memory")
-    stages = memory.get("stages") if isinstance(memory, dict) else None
-    return max(s["peak_mib"] for s in stages.values()) if stages else None
+    """The item's highest sampled resident memory over its stages, in MiB."""
+    return max(stage_peaks(info).values(), default=None)
 
 
 def extra_info(case: Case, model: LoadedModel, prepared: Prepared | None, built: Built, plan: TimingPlan,
