@@ -15,6 +15,30 @@ from typing import Any
 
 import pytest
 
+#: Modules whose tests read one costly run made by a session fixture (the e2e suite, the RPC fleet): under
+#: ``-n 2 --dist loadgroup`` each goes to one worker whole, so the run is made once.
+ONE_WORKER = {"tests/integration/test_e2e.py": "e2e", "tests/integration/test_rpc.py": "fleet"}
+
+
+def work_unit(nodeid: str) -> str | None:
+    """The unit a test is scheduled in: its module's group, or None for xdist's own rule (one test a unit)."""
+    return ONE_WORKER.get(nodeid.split("::", 1)[0])
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with groups by module path. xdist's ``xdist_group`` mark travels as an ``@group``
+    suffix it writes into node ids, which pytest 9.2's structured ids drop without a word (pytest-xdist#1386):
+    every test became its own unit and the shared runs were made once per worker."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ByModule(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid) or super()._split_scope(nodeid)
+
+    return ByModule(config, log)
+
 
 class _NoTvm(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:

@@ -13,7 +13,7 @@ import pytest
 from bench.testing.fleet import fleet, free_port
 from tests.helpers import pytest_command, run_pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.tvm, pytest.mark.xdist_group("fleet")]  # one worker makes fleet_run once
+pytestmark = [pytest.mark.slow, pytest.mark.tvm]  # one worker makes fleet_run once (tests/conftest.py)
 
 SUITE = """
 name: fleet
