@@ -42,7 +42,7 @@ models: [{name: tiny, source: {generator: tiny_cnn}}]
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
 budgets: [{name: b32, trials: 32}]
 timing: {rounds: 3, iterations: 3, min_rounds: 3, max_time: 1, min_time: 0.2, slices: 1}
-tuning: {trials_per_iter: 4}
+tuning: {trials_per_iter: 4, population: 16}
 """
 
 
@@ -161,8 +161,8 @@ def test_warm_start_continues_a_smaller_budget_and_counts_its_trials(tmp_path: P
     seconds are counted, and only the rest is measured in this run."""
     suite = TUNE.replace("budgets: [{name: b32, trials: 32}]",
                          "budgets: [{name: b8, trials: 8}, {name: b24, trials: 24}]")
-    (tmp_path / "tune.yaml").write_text(suite.replace("tuning: {trials_per_iter: 4}",
-                                                      "tuning: {trials_per_iter: 4, warm_start: true}"))
+    (tmp_path / "tune.yaml").write_text(suite.replace("tuning: {trials_per_iter: 4,",
+                                                      "tuning: {trials_per_iter: 4, warm_start: true,"))
     proc = run_pytest("tune.yaml", "-k", "b8 or b24", "--bench-cache-dir", "cache", "--benchmark-json", "out.json",
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]

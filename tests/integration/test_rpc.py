@@ -26,7 +26,7 @@ targets:
     rpc: {{tracker: "{tracker}", key: box, session_timeout: 120, queue_timeout: {queue}, connect_timeout: 2}}
 budgets: [{{name: b{trials}, trials: {trials}}}]
 timing: {{rounds: 5, iterations: 5, min_rounds: 3, max_time: 2, min_time: 0.2, slices: 1}}
-tuning: {{trials_per_iter: 4}}
+tuning: {{trials_per_iter: 4, population: 16}}
 """
 
 

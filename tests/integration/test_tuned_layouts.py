@@ -20,7 +20,7 @@ ort: false
 models: [{{name: tiny, source: {{generator: tiny_cnn}}}}]
 targets: [{{name: cpu, target: "llvm -num-cores=2"}}]
 budgets: [{{name: b16, trials: 16}}]
-tuning: {{layout: {layout}, cpu_weight_prepack: {prepack}}}
+tuning: {{layout: {layout}, cpu_weight_prepack: {prepack}, population: 16}}
 """
 
 
