@@ -56,6 +56,31 @@ def register_intrinsics(target_kind: str) -> None:
         importlib.import_module(f"{package}.{name}")
 
 
+#: The cost model's OpenMP threads (XGBoost's libgomp) sleep when idle instead of spinning: the search predicts
+#: many times a second, and each idle thread kept a core busy for the builders, the runner and everything else
+#: on the machine (docs/studies/README.md#cost-model-threads). libgomp reads it once, when XGBoost loads it.
+COST_MODEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def quiet_cost_model() -> dict[str, str | None]:
+    """Set ``COST_MODEL_ENV`` where the user set none, before this process's first tuning loads XGBoost.
+
+    Returns the policy in force for the cost model: the variables' values as XGBoost loaded them, or None for
+    each when something else loaded XGBoost first (its OpenMP runtime read the environment then).
+    """
+    import sys
+
+    global _IN_FORCE
+    if "xgboost" not in sys.modules:
+        for name, value in COST_MODEL_ENV.items():
+            os.environ.setdefault(name, value)
+        _IN_FORCE = {name: os.environ[name] for name in COST_MODEL_ENV}
+    return _IN_FORCE or {name: None for name in COST_MODEL_ENV}
+
+
+_IN_FORCE: dict[str, str | None] | None = None
+
+
 def fast_build(mod: Any, target: Any, _params: Any) -> Any:
     """MetaSchedule's default_build minus the 16 s tensor_intrin import per worker.
 

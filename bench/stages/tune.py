@@ -52,6 +52,7 @@ from bench.stages.metaschedule import (
     make_runner,
     pooled_builder,
     progress_callback,
+    quiet_cost_model,
     register_intrinsics,
     reset_logger,
     runner_threads,
@@ -131,7 +132,7 @@ def _tune_locked(mod: Any, case: Case, model: LoadedModel, cache_dir: Path, entr
         "tvm_version": tvm.__version__, "tasks": len(tasks), "task_names": names, "trials": trials,
         "tuning_s": tuning_s, "trials_per_iter": search.per_iter, "created": time.time(),
         "resumed_from_records": part.done - part.warm, "warm_from": part.warm_from,
-        "threads": case.target.threads, "runner_threads": list(search.threads),
+        "threads": case.target.threads, "runner_threads": list(search.threads), "cost_model_env": search.openmp,
         # (trials, seconds) after each measured batch of this run: the cost side of a tuning curve.
         "trajectory": [[part.done + n, round(s + part.warm_s, 3)] for n, s in search.trajectory]})
     progress(f"[tune] {case.id}: {trials} trials ({search.trials} in this run, {search.seconds:.1f} s, "
@@ -169,6 +170,8 @@ class _Searched:
     flush: bool
     #: TVM threads each of the runner's measuring processes reported.
     threads: tuple[int, ...]
+    #: The cost model's OpenMP environment (metaschedule.quiet_cost_model).
+    openmp: dict[str, str | None]
 
 
 def _search(case: Case, model: LoadedModel, tasks: list[Any], part: Partial, threads_dir: Path,
@@ -179,6 +182,7 @@ def _search(case: Case, model: LoadedModel, tasks: list[Any], part: Partial, thr
 
     settings, budget = case.tuning, case.budget
     per_iter = max(1, min(settings.trials_per_iter, budget.trials // len(tasks)))
+    openmp = quiet_cost_model()
     reset_logger()
     register_intrinsics(case.target.tvm().kind.name)
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
@@ -216,7 +220,7 @@ def _search(case: Case, model: LoadedModel, tasks: list[Any], part: Partial, thr
     finally:
         builder.close()
     return _Searched(int(report.trials), time.perf_counter() - start, list(report.trajectory), per_iter, flush,
-                     runner_threads(threads_dir))
+                     runner_threads(threads_dir), openmp)
 
 
 def _warm_note(warm_from: dict[str, Any] | None) -> str:

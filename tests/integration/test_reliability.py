@@ -173,6 +173,9 @@ def test_warm_start_continues_a_smaller_budget_and_counts_its_trials(tmp_path: P
     assert big["warm_from"]["budget"] == "b8" and big["warm_from"]["trials"] == small["trials"]
     assert big["warm_from"]["tuning_s"] == small["tuning_s"] and big["tuning_s"] > small["tuning_s"]
     assert big["trials"] >= 24 and big["resumed_from_records"] == 0
+    # the search's cost model waited passively (metaschedule.quiet_cost_model), unless this shell chose
+    policy = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    assert small["cost_model_env"] == big["cost_model_env"] == policy
     folder = {m["budget"]["name"]: p.parent for p in (tmp_path / "cache").glob("tuning/*/meta.json")
               for m in [json.loads(p.read_text())]}
     before = (folder["b8"] / "work" / "database_tuning_record.json").read_text()
