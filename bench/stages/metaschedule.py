@@ -18,21 +18,34 @@ if TYPE_CHECKING:
     from bench.stages.tuning_db import Progress
     from bench.suite.case import Case
 
-#: Modules of ``tvm.s_tir.tensor_intrin`` a CPU target's schedule rules can use (TVM 0.27).
-CPU_INTRINSICS = ("x86", "arm_cpu", "riscv_cpu")
+#: Modules of ``tvm.s_tir.tensor_intrin`` each CPU architecture's schedule rules use (TVM 0.27).
+CPU_INTRINSICS = {"x86": ("x86",), "arm": ("arm_cpu",), "riscv": ("riscv_cpu",)}
 #: Every module the package's ``__init__`` imports (TVM 0.27), for any other target.
-ALL_INTRINSICS = ("cuda", *CPU_INTRINSICS, "rocm", "hexagon")
+ALL_INTRINSICS = ("cuda", "x86", "arm_cpu", "riscv_cpu", "rocm", "hexagon")
 
 
-def register_intrinsics(target_kind: str) -> None:
+def cpu_arch(target: Any) -> str | None:
+    """The CPU architecture a CPU target's kernels run on: its ``mtriple``'s, else this host's; None if unknown."""
+    import platform
+
+    triple = (str(target.attrs.get("mtriple", "") or "") or platform.machine()).lower()
+    for arch, prefixes in (("x86", ("x86_64", "amd64", "i386", "i686")), ("arm", ("aarch64", "arm")),
+                           ("riscv", ("riscv",))):
+        if triple.startswith(prefixes):
+            return arch
+    return None
+
+
+def register_intrinsics(target: Any) -> None:
     """Register the tensor intrinsics a target can use before MetaSchedule's TuneContext imports them all.
 
     TuneContext imports ``tvm.s_tir.tensor_intrin``, whose ``__init__`` parses
     some 250 TVMScript intrinsics; CUDA's alone take 10-18 s, in every process
-    that tunes, and a CPU tuning never uses them. For a CPU target the package
-    is entered without running its ``__init__`` and only its CPU modules are
-    imported; any other target gets every module, as TVM's import would give.
-    The design spaces are the same either way (tests/integration/test_tune_builder.py).
+    that tunes, and a CPU tuning uses only its own architecture's. For a CPU
+    target the package is entered without running its ``__init__`` and only
+    the modules of the target's architecture are imported (every CPU one where
+    it is unknown); any other target gets every module, as TVM's import would
+    give. The design spaces are the same either way (tests/integration/test_tune_builder.py).
     """
     import importlib
     import importlib.util
@@ -40,8 +53,9 @@ def register_intrinsics(target_kind: str) -> None:
     import types
 
     package = "tvm.s_tir.tensor_intrin"
+    cpu = target.kind.name in ("llvm", "c")
     if package not in sys.modules:
-        if target_kind not in ("llvm", "c"):
+        if not cpu:
             importlib.import_module(package)
             return
         spec = importlib.util.find_spec(package)
@@ -51,7 +65,8 @@ def register_intrinsics(target_kind: str) -> None:
         stub.__spec__, stub.__package__ = spec, package
         stub.__path__ = list(spec.submodule_search_locations)
         sys.modules[package] = stub
-    names = CPU_INTRINSICS if target_kind in ("llvm", "c") else ALL_INTRINSICS
+    arch = cpu_arch(target) if cpu else None
+    names = (CPU_INTRINSICS[arch] if arch else sum(CPU_INTRINSICS.values(), ())) if cpu else ALL_INTRINSICS
     for name in names:
         importlib.import_module(f"{package}.{name}")
 

@@ -184,7 +184,7 @@ def _search(case: Case, model: LoadedModel, tasks: list[Any], part: Partial, thr
     per_iter = max(1, min(settings.trials_per_iter, budget.trials // len(tasks)))
     openmp = quiet_cost_model()
     reset_logger()
-    register_intrinsics(case.target.tvm().kind.name)
+    register_intrinsics(case.target.tvm())
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         tasks, work_dir=str(part.path), seed=settings.seed,
         strategy=ms.search_strategy.EvolutionarySearch(

@@ -65,6 +65,19 @@ def test_candidates_compile_with_the_target_as_given(monkeypatch: pytest.MonkeyP
         assert seen.pop() == tvm.target.Target(target).export()
 
 
+def test_each_cpu_target_gets_its_own_architectures_intrinsics() -> None:
+    """The architecture comes from the target's mtriple, else this host's; one nobody knows gets every CPU's."""
+    import platform
+
+    import tvm
+
+    for triple, arch in (("aarch64-linux-gnu", "arm"), ("armv7l-linux-gnueabihf", "arm"),
+                         ("riscv64-unknown-linux-gnu", "riscv"), ("x86_64-linux-gnu", "x86"), ("wasm32", None)):
+        assert metaschedule.cpu_arch(tvm.target.Target({"kind": "llvm", "mtriple": triple})) == arch, triple
+    host = metaschedule.cpu_arch(tvm.target.Target("llvm"))
+    assert host == {"x86_64": "x86", "aarch64": "arm"}.get(platform.machine(), host)
+
+
 SPACES = """
 import sys
 from pathlib import Path
@@ -76,24 +89,29 @@ from bench.suite.schema import load_suite
 from tvm.s_tir import meta_schedule as ms
 
 [case] = [c for c in expand(load_suite(Path(sys.argv[1]))) if c.variant == "tuned"]
+target = case.target.tvm()
 if sys.argv[2] == "cpu":
-    metaschedule.register_intrinsics("llvm")
+    metaschedule.register_intrinsics(target)
 session = BenchSession(Path(sys.argv[3]), progress=lambda _: None)
 model = session.model(case)
-target = case.target.tvm()
 for task in ms.relax_integration.extract_tasks(session.prepared(case, model).mod, target, {}):
     context = ms.TuneContext(task.dispatched[0], target=target, space_generator="post-order-apply",
                              search_strategy="evolutionary", task_name=task.task_name, rand_state=0)
     print(task.task_name, [str(s.trace) for s in context.generate_design_space()])
-print("cuda intrinsics parsed:", "tvm.s_tir.tensor_intrin.cuda" in sys.modules)
+print("cuda intrinsics parsed:", "tvm.s_tir.tensor_intrin.cuda" in sys.modules,
+      "arm intrinsics parsed:", "tvm.s_tir.tensor_intrin.arm_cpu" in sys.modules)
 """
 
 
 @pytest.mark.slow
 def test_a_cpu_tuning_parses_only_cpu_intrinsics_and_searches_the_same_spaces(tmp_path: Path) -> None:
-    """register_intrinsics("llvm") skips CUDA's, ROCm's and Hexagon's TVMScript intrinsics (10-18 s per tuning
-    process), and every task of the zoo's grouped_cnn (NHWC convolutions, depthwise and grouped) gets the same
-    design spaces as with TVM's whole tensor_intrin package."""
+    """register_intrinsics for this host's target skips CUDA's, ROCm's and Hexagon's TVMScript intrinsics
+    (10-18 s per tuning process) and the other CPU architectures' (1.3 s), and every task of the zoo's
+    grouped_cnn (NHWC convolutions, depthwise and grouped) gets the same design spaces as with TVM's whole
+    tensor_intrin package."""
+    import tvm
+
+    arm_host = metaschedule.cpu_arch(tvm.target.Target("llvm")) == "arm"
     import subprocess
     import sys
 
@@ -109,6 +127,6 @@ budgets: [{name: b8, trials: 8}]
                               cwd=Path(__file__).resolve().parents[2])
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs[mode] = proc.stdout.splitlines()
-    assert outputs["cpu"][-1] == "cuda intrinsics parsed: False"
-    assert outputs["all"][-1] == "cuda intrinsics parsed: True"
+    assert outputs["cpu"][-1] == f"cuda intrinsics parsed: False arm intrinsics parsed: {arm_host}"
+    assert outputs["all"][-1] == "cuda intrinsics parsed: True arm intrinsics parsed: True"
     assert len(outputs["cpu"]) > 5 and outputs["cpu"][:-1] == outputs["all"][:-1]
