@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 #: Modules of ``tvm.s_tir.tensor_intrin`` each CPU architecture's schedule rules use (TVM 0.27).
 CPU_INTRINSICS = {"x86": ("x86",), "arm": ("arm_cpu",), "riscv": ("riscv_cpu",)}
+#: Every CPU architecture's modules, for a CPU target whose architecture is unknown.
+EVERY_CPU_INTRINSICS = tuple(name for names in CPU_INTRINSICS.values() for name in names)
 #: Every module the package's ``__init__`` imports (TVM 0.27), for any other target.
-ALL_INTRINSICS = ("cuda", "x86", "arm_cpu", "riscv_cpu", "rocm", "hexagon")
+ALL_INTRINSICS = ("cuda", *EVERY_CPU_INTRINSICS, "rocm", "hexagon")
 
 
 def cpu_arch(target: Any) -> str | None:
@@ -65,8 +67,7 @@ def register_intrinsics(target: Any) -> None:
         stub.__spec__, stub.__package__ = spec, package
         stub.__path__ = list(spec.submodule_search_locations)
         sys.modules[package] = stub
-    arch = cpu_arch(target) if cpu else None
-    names = (CPU_INTRINSICS[arch] if arch else sum(CPU_INTRINSICS.values(), ())) if cpu else ALL_INTRINSICS
+    names = CPU_INTRINSICS.get(cpu_arch(target) or "", EVERY_CPU_INTRINSICS) if cpu else ALL_INTRINSICS
     for name in names:
         importlib.import_module(f"{package}.{name}")
 

@@ -109,11 +109,12 @@ def test_a_cpu_tuning_parses_only_cpu_intrinsics_and_searches_the_same_spaces(tm
     (10-18 s per tuning process) and the other CPU architectures' (1.3 s), and every task of the zoo's
     grouped_cnn (NHWC convolutions, depthwise and grouped) gets the same design spaces as with TVM's whole
     tensor_intrin package."""
+    import subprocess
+    import sys
+
     import tvm
 
     arm_host = metaschedule.cpu_arch(tvm.target.Target("llvm")) == "arm"
-    import subprocess
-    import sys
 
     (tmp_path / "s.yaml").write_text("""
 models: [{name: g, source: {generator: grouped_cnn}}]
