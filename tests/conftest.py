@@ -2,8 +2,10 @@
 the tests run under pytest-xdist (``-n 2``), the pytest runs they start do not.
 
 Every test that needs Apache TVM carries the ``tvm`` marker, so ``pytest tests/ -m "not tvm"`` runs the
-rest on a machine without it. To keep that true, a run that deselects ``tvm`` makes ``import tvm`` fail
-in this process: an unmarked test that reaches TVM fails loudly instead of passing by luck.
+rest on a machine without it. To keep that true, ``import tvm`` fails inside every unmarked test, in
+every run: a run that deselects ``tvm`` blocks it for the whole process, and a full run hides TVM from
+each unmarked test while it runs (setup, call and teardown). An unmarked test that reaches TVM fails
+loudly in the full run too, instead of passing by luck, without running the tests twice.
 """
 
 from __future__ import annotations
@@ -48,9 +50,33 @@ class _NoTvm(importlib.abc.MetaPathFinder):
         return None
 
 
+def _is_tvm(name: str) -> bool:
+    return name == "tvm" or name.startswith("tvm.")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if "not tvm" in (config.option.markexpr or "") and "tvm" not in sys.modules:
         sys.meta_path.insert(0, _NoTvm())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """An unmarked test runs as it would under ``-m "not tvm"``: TVM's modules are out of ``sys.modules``
+    (the harness imports TVM inside functions, so every way in goes through the import system) and
+    importing them fails; both are put back after the test."""
+    if item.get_closest_marker("tvm") is not None:
+        yield
+        return
+    hidden = {name: sys.modules.pop(name) for name in [n for n in sys.modules if _is_tvm(n)]}
+    blocker = _NoTvm()
+    sys.meta_path.insert(0, blocker)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(blocker)
+        for name in [n for n in sys.modules if _is_tvm(n)]:  # half-imported by the failing test
+            del sys.modules[name]
+        sys.modules.update(hidden)
 
 
 @pytest.fixture(scope="session", autouse=True)

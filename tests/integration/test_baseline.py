@@ -20,6 +20,7 @@ ort: false
 models: [{name: tiny, source: {generator: tiny_cnn}}]
 targets: [{name: cpu, target: "llvm -num-cores=2"}]
 budgets: [{name: b16, trials: 16}]
+tuning: {population: 16}
 timing: {rounds: 5, iterations: 5, min_rounds: 3, max_time: 2, min_time: 0.2, slices: 1, side_by_side: 0,
          paired: {min_pairs: 8, max_pairs: 16, block_time: 0.02}}
 """
@@ -49,7 +50,7 @@ def test_accepted_builds_become_baselines_and_the_gate_decides_by_pairs(tmp_path
     """A run keeps each build's library; `bench baseline accept` makes them the baselines; a rebuild is
     byte-identical to its baseline (no pairs spent); against a different baseline build (the untuned and tuned
     builds swapped) the pairs see the tuned build several times faster and the untuned one several times slower
-    (3.5x to 10x, with 16 trials tuned in a fresh cache), both answers
+    (3x to 10x, with 16 trials tuned in a fresh cache), both answers
     agree, and the gate fails the untuned case as a paired regression without any history of this machine; a
     baseline of another model is not paired against."""
     (tmp_path / "s.yaml").write_text(SUITE)

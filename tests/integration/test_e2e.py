@@ -30,6 +30,7 @@ matrix:
   exclude: [{target: cpu1, budget: b16}, {target: cpu9, budget: b16}]
 timing: {rounds: 5, iterations: 5, min_rounds: 3, max_time: 2, min_time: 0.2, slices: 2, slice_gap: 0.5,
          side_by_side: 3}
+tuning: {population: 16}   # the search's quality is not the point: a fraction of the default's cost
 """
 
 BROKEN = """
