@@ -6,7 +6,7 @@ one that ended is counted up to its last sample. Kinds follow the command line: 
 builder and runner processes (TVM's popen workers), pytest-xdist workers, pytest runs started by tests, RPC
 servers. For the test command, from the repository root:
 
-    .venv/bin/python docs/studies/process_cpu.py -- .venv/bin/pytest tests/ -n 2 --dist loadgroup
+    .venv/bin/python docs/studies/process_cpu.py --top 15 -- .venv/bin/pytest tests/ -n 2 --dist loadgroup
 
 Write-up: docs/studies/README.md#where-the-test-runs-cpu-goes.
 """
@@ -50,9 +50,25 @@ def sample(seen: dict[tuple[int, float], tuple[str, float]], stop: threading.Eve
         stop.wait(every)
 
 
+def print_other(seen: dict[tuple[int, float], tuple[str, float]], started: float, top: int) -> None:
+    """The programs behind kind 'other', by their first two words (interpreter and script or module)."""
+    cpu: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    for (_, created), (cmdline, seconds) in seen.items():
+        if created >= started - 1 and kind(cmdline) == "other":
+            program = " ".join(cmdline.split()[:3])[:100] or "(no command line)"
+            cpu[program] += seconds
+            count[program] += 1
+    print("\n| other: program (first words) | CPU s | processes |\n|---|---|---|")
+    for program in sorted(cpu, key=lambda k: -cpu[k])[:top]:
+        print(f"| `{program}` | {cpu[program]:.1f} | {count[program]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="a command's CPU seconds by kind of process, sampled")
     parser.add_argument("--every", type=float, default=0.3, help="seconds between samples (default 0.3)")
+    parser.add_argument("--top", type=int, default=0, metavar="N",
+                        help="also list the N programs of kind 'other' that used the most CPU (default 0)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -80,6 +96,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for name in sorted(cpu, key=lambda k: -cpu[k]):
         print(f"| {name} | {cpu[name]:.0f} | {count[name]} | {cpu[name] / count[name]:.1f} |")
+    if args.top:
+        print_other(seen, started, args.top)
     sys.exit(code)
 
 
