@@ -45,8 +45,10 @@ def sample(seen: dict[tuple[int, float], tuple[str, float]], stop: threading.Eve
             if info["pid"] == me or info["cpu_times"] is None:
                 continue
             times = info["cpu_times"]
-            seen[(info["pid"], info["create_time"])] = (" ".join(info["cmdline"] or []),
-                                                        times.user + times.system)
+            key = (info["pid"], info["create_time"])
+            # a process that has exited but not been reaped has no command line: keep the one seen before
+            cmdline = " ".join(info["cmdline"] or []) or seen.get(key, ("", 0.0))[0]
+            seen[key] = (cmdline, times.user + times.system)
         stop.wait(every)
 
 
