@@ -42,16 +42,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ByModule(config, log)
 
 
+def _is_tvm(name: str) -> bool:
+    return name == "tvm" or name.startswith("tvm.")
+
+
 class _NoTvm(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-        if name == "tvm" or name.startswith("tvm."):
+        if _is_tvm(name):
             raise ImportError(f"test imports {name} but is not marked 'tvm' (pytest -m 'not tvm' deselects "
                               "TVM tests): add @pytest.mark.tvm")
         return None
-
-
-def _is_tvm(name: str) -> bool:
-    return name == "tvm" or name.startswith("tvm.")
 
 
 def pytest_configure(config: pytest.Config) -> None:

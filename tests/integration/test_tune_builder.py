@@ -140,8 +140,7 @@ budgets: [{name: b8, trials: 8}]
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    ours, whole = lines[:lines.index("--- TVM's whole package")], lines[lines.index("--- TVM's whole package") + 1:]
+    ours, whole = (part.splitlines() for part in proc.stdout.split("--- TVM's whole package\n"))
     assert ours[-1] == f"cuda intrinsics parsed: False arm intrinsics parsed: {arm_host}"
     assert whole[-1] == "cuda intrinsics parsed: True arm intrinsics parsed: True"
     assert len(ours) > 5 and ours[:-1] == whole[:-1]
