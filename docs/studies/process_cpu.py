@@ -8,17 +8,29 @@ servers. For the test command, from the repository root:
 
     .venv/bin/python docs/studies/process_cpu.py --top 15 -- .venv/bin/pytest tests/ -n 2 --dist loadgroup
 
+``--stages`` also times the harness's heavy stages in every Python process the command starts (a
+``sitecustomize`` on ``PYTHONPATH`` wraps them as their modules load): the MetaSchedule search in the
+tuning process (its builder and runner processes are their own kind above), the imports and compiles of
+TVM builds, the peak measurement and the timing loops. Each call's wall and process CPU time (all its
+threads) goes to a JSON-lines file, summed per stage and per tuned case; a stage called inside another
+counts in the outer one.
+
 Write-up: docs/studies/README.md#where-the-test-runs-cpu-goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import psutil
 
@@ -31,6 +43,90 @@ KINDS = (
     ("pytest run started by a test", "-m pytest"),
     ("chromium", "chromium"),
 )
+
+
+#: What ``--stages`` times: module -> functions.
+STAGES = {
+    "bench.stages.build": ("prepare", "compile_executable"),
+    "bench.stages.tune": ("_search",),
+    "bench.stages.peak": ("measure_peak",),
+    "bench.stages.measure": ("time_rounds", "side_by_side", "interleaved_blocks", "probe"),
+}
+
+#: Installed as sitecustomize.py in the command's processes: wraps STAGES as each module finishes loading.
+HOOK = """
+import functools, importlib.abc, importlib.machinery, json, os, sys, threading, time
+
+STAGES = %r
+_depth = threading.local()
+
+
+def _timed(name, fn):
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        if getattr(_depth, "n", 0):
+            return fn(*args, **kwargs)
+        _depth.n = 1
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _depth.n = 0
+            row = {"stage": name, "pid": os.getpid(), "wall": time.perf_counter() - wall,
+                   "cpu": time.process_time() - cpu}
+            if name == "_search":
+                row.update(case=args[0].id, tasks=len(args[2]), trials=args[0].budget.trials)
+            with open(os.environ["PROCESS_CPU_STAGES"], "a") as log:
+                log.write(json.dumps(row) + "\\n")
+    return inner
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name not in STAGES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            for fn in STAGES[name]:
+                setattr(module, fn, _timed(fn, getattr(module, fn)))
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _Finder())
+"""
+
+
+def print_stages(log: Path) -> None:
+    """CPU and wall per stage, and the searches per tuned case, from the hook's JSON lines."""
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    cases: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0])
+    for row in rows:
+        total = totals[row["stage"]]
+        total[0] += 1
+        total[1] += row["cpu"]
+        total[2] += row["wall"]
+        if row["stage"] == "_search":
+            case = cases[row["case"]]
+            case[0] += 1
+            case[1] += row["cpu"]
+            case[2] += row["tasks"]
+            case[3] += row["trials"]
+    print("\n| stage | calls | CPU s | wall s |\n|---|---|---|---|")
+    for name in sorted(totals, key=lambda k: -totals[k][1]):
+        calls, cpu, wall = totals[name]
+        print(f"| `{name}` | {calls:.0f} | {cpu:.0f} | {wall:.0f} |")
+    print("\n| tuned case (searches) | searches | CPU s | tasks | trials |\n|---|---|---|---|---|")
+    for name in sorted(cases, key=lambda k: -cases[k][1]):
+        searches, cpu, tasks, trials = cases[name]
+        print(f"| {name} | {searches:.0f} | {cpu:.1f} | {tasks:.0f} | {trials:.0f} |")
 
 
 def kind(cmdline: str) -> str:
@@ -71,17 +167,27 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.3, help="seconds between samples (default 0.3)")
     parser.add_argument("--top", type=int, default=0, metavar="N",
                         help="also list the N programs of kind 'other' that used the most CPU (default 0)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time the harness's heavy stages in every process (see the module's docstring)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
+    hook_dir = Path(tempfile.mkdtemp(prefix="process_cpu-"))
+    log = hook_dir / "stages.jsonl"
+    env = None
+    if args.stages:
+        (hook_dir / "sitecustomize.py").write_text(HOOK % (STAGES,))
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PROCESS_CPU_STAGES": str(log),
+               "PYTHONPATH": f"{hook_dir}{os.pathsep}{path}" if path else str(hook_dir)}
     started = time.time()
     seen: dict[tuple[int, float], tuple[str, float]] = {}
     stop = threading.Event()
     thread = threading.Thread(target=sample, args=(seen, stop, args.every), daemon=True)
     thread.start()
-    code = subprocess.call(command)
+    code = subprocess.call(command, env=env)
     stop.set()
     thread.join()
     wall = time.time() - started
@@ -100,6 +206,9 @@ def main() -> None:
         print(f"| {name} | {cpu[name]:.0f} | {count[name]} | {cpu[name] / count[name]:.1f} |")
     if args.top:
         print_other(seen, started, args.top)
+    if args.stages:
+        print_stages(log)
+    shutil.rmtree(hook_dir, ignore_errors=True)
     sys.exit(code)
 
 
