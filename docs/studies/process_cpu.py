@@ -9,7 +9,7 @@ servers. For the test command, from the repository root:
     .venv/bin/python docs/studies/process_cpu.py --top 15 -- .venv/bin/pytest tests/ -n 2 --dist loadgroup
 
 ``--stages`` also times the harness's heavy stages in every Python process the command starts (a
-``sitecustomize`` on ``PYTHONPATH`` wraps them as their modules load): the MetaSchedule search in the
+``sitecustomize`` on ``PYTHONPATH`` wraps them once their modules have loaded): the MetaSchedule search in the
 tuning process (its builder and runner processes are their own kind above), the imports and compiles of
 TVM builds, the peak measurement and the timing loops. Each call's wall and process CPU time (all its
 threads) goes to a JSON-lines file, summed per stage and per tuned case; a stage called inside another
@@ -53,12 +53,16 @@ STAGES = {
     "bench.stages.measure": ("time_rounds", "side_by_side", "interleaved_blocks", "probe"),
 }
 
-#: Installed as sitecustomize.py in the command's processes: wraps STAGES as each module finishes loading.
+#: Installed as sitecustomize.py in the command's processes. It wraps STAGES from the first import statement
+#: that finds their module loaded: an import hook on sys.meta_path would be bypassed in pytest processes,
+#: whose assertion rewriter loads the plugin's package (``bench``) itself.
 HOOK = """
-import functools, importlib.abc, importlib.machinery, json, os, sys, threading, time
+import builtins, functools, json, os, sys, threading, time
 
 STAGES = %r
 _depth = threading.local()
+_done = set()
+_import = builtins.__import__
 
 
 def _timed(name, fn):
@@ -81,25 +85,19 @@ def _timed(name, fn):
     return inner
 
 
-class _Finder(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name not in STAGES:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        load = spec.loader.exec_module
-
-        def exec_module(module):
-            load(module)
-            for fn in STAGES[name]:
-                setattr(module, fn, _timed(fn, getattr(module, fn)))
-
-        spec.loader.exec_module = exec_module
-        return spec
+def _patching_import(*args, **kwargs):
+    module = _import(*args, **kwargs)
+    if len(_done) < len(STAGES):
+        for name, fns in STAGES.items():
+            loaded = sys.modules.get(name)
+            if name not in _done and loaded is not None and all(hasattr(loaded, fn) for fn in fns):
+                for fn in fns:
+                    setattr(loaded, fn, _timed(fn, getattr(loaded, fn)))
+                _done.add(name)
+    return module
 
 
-sys.meta_path.insert(0, _Finder())
+builtins.__import__ = _patching_import
 """
 
 
