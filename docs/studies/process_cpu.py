@@ -172,10 +172,10 @@ def main() -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
-    hook_dir = Path(tempfile.mkdtemp(prefix="process_cpu-"))
-    log = hook_dir / "stages.jsonl"
+    hook_dir = Path(tempfile.mkdtemp(prefix="process_cpu-")) if args.stages else None
     env = None
-    if args.stages:
+    if hook_dir is not None:
+        log = hook_dir / "stages.jsonl"
         (hook_dir / "sitecustomize.py").write_text(HOOK % (STAGES,))
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PROCESS_CPU_STAGES": str(log),
@@ -204,9 +204,9 @@ def main() -> None:
         print(f"| {name} | {cpu[name]:.0f} | {count[name]} | {cpu[name] / count[name]:.1f} |")
     if args.top:
         print_other(seen, started, args.top)
-    if args.stages:
+    if hook_dir is not None:
         print_stages(log)
-    shutil.rmtree(hook_dir, ignore_errors=True)
+        shutil.rmtree(hook_dir, ignore_errors=True)
     sys.exit(code)
 
 
